@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Build flags: every Swift target is compiled for x86-64 with AVX2 + FMA (Haswell level),
+// never for the host CPU, so binaries run on any AVX2 machine (see machine-notes).
+let simdFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release)),
+    .unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "samix",
+    products: [
+        .library(name: "SAMix", targets: ["SAMix"]),
+        .library(name: "samix", type: .dynamic, targets: ["SAMixCAPI"]),
+        .executable(name: "samix-bench", targets: ["samix-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "SAMix", dependencies: ["COpenBLAS", "CZlib"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMixCAPI", dependencies: ["SAMix"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "samix-bench",
+                          dependencies: ["SAMix",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SAMixTests", dependencies: ["SAMix"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

@@ -1,0 +1,2 @@
+// zlib, used to read gzip-compressed IDX files (Fashion-MNIST).
+#include <zlib.h>

@@ -1,0 +1,2 @@
+import SAMix
+print("samix-bench")
