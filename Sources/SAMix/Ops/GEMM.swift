@@ -1,0 +1,20 @@
+import COpenBLAS
+
+/// Row-major single-precision GEMM through OpenBLAS: C = alpha·op(A)·op(B) + beta·C,
+/// op(A) is M×K, op(B) is K×N, C is M×N. samix calls it from its own worker threads with BLAS
+/// itself single-threaded (`Engine.configureBLAS`).
+@inline(__always)
+func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+           alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+           b: UnsafePointer<Float>, ldb: Int,
+           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        // BLAS leaves C untouched when K = 0 only if beta = 1; make the semantics explicit.
+        for i in 0..<m { for j in 0..<n { c[i &* ldc &+ j] *= beta } }
+        return
+    }
+    Engine.configureBLAS()
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
