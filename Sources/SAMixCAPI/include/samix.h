@@ -1,1 +1,87 @@
-#pragma once
+/*
+ * samix.h — C ABI of libsamix, the samix deep-learning engine (Swift, CPU).
+ *
+ * Conventions
+ *   - Every function that can fail returns a samix_status. SAMIX_OK (0) means success; on failure
+ *     samix_last_error() returns a message for the calling thread, valid until the next failing
+ *     call on that thread. Errors never abort the process.
+ *   - Tensors are dense, C-contiguous float32 arrays (images are NCHW) passed as a pointer plus an
+ *     int64 shape. Labels are int64. The library reads/writes caller memory only during the call
+ *     and never keeps pointers to it.
+ *   - Objects (models, optimizers, mixing policies, trainers, schedules) are opaque 64-bit handles
+ *     created by samix_*_create functions and released by the matching *_free function. A freed,
+ *     zero or made-up handle is reported as SAMIX_E_INVALID_HANDLE, a handle of another kind as
+ *     SAMIX_E_WRONG_HANDLE_KIND; it is never dereferenced.
+ *   - Thread safety: all functions may be called from any thread. Calls that use the same handle
+ *     are serialised by a per-object lock; calls on different objects run concurrently.
+ *   - Randomness is explicit: stochastic functions take a seed or use a policy's own generator.
+ */
+#ifndef SAMIX_H
+#define SAMIX_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Incremented on every incompatible change of this header. */
+#define SAMIX_ABI_VERSION 1
+
+/* MARK: - Status codes */
+
+typedef int32_t samix_status;
+enum {
+    SAMIX_OK = 0,
+    SAMIX_E_INVALID_ARGUMENT = 1,   /* a value is out of range (alpha <= 0, unknown name, ...) */
+    SAMIX_E_SHAPE = 2,              /* ranks/shapes/sizes do not fit */
+    SAMIX_E_NULL_POINTER = 3,       /* a required pointer is NULL */
+    SAMIX_E_INVALID_HANDLE = 4,     /* handle is freed, zero or unknown */
+    SAMIX_E_WRONG_HANDLE_KIND = 5,  /* handle is live but of another kind */
+    SAMIX_E_OUT_OF_MEMORY = 6,
+    SAMIX_E_IO = 7,                 /* file missing, unreadable or malformed */
+    SAMIX_E_NUMERICAL = 8,          /* NaN/Inf where finite values are required; divergence */
+    SAMIX_E_INVALID_STATE = 9,      /* operation not valid in the object's current state */
+    SAMIX_E_INTERNAL = 10           /* a bug in samix: please report */
+};
+
+/* MARK: - Handles */
+
+typedef uint64_t samix_handle;
+enum {
+    SAMIX_KIND_ANY = 0,
+    SAMIX_KIND_MODEL = 1,
+    SAMIX_KIND_OPTIMIZER = 2,
+    SAMIX_KIND_POLICY = 3,
+    SAMIX_KIND_TRAINER = 4,
+    SAMIX_KIND_SCHEDULE = 5
+};
+
+/* Number of live handles of a kind (SAMIX_KIND_ANY: all kinds); -1 for an unknown kind. */
+int64_t samix_live_handles(int32_t kind);
+/* Kind of a live handle, or 0 if the handle is not live. */
+int32_t samix_handle_kind(samix_handle handle);
+
+/* MARK: - Library information and errors */
+
+/* ABI version of the loaded library; compare with SAMIX_ABI_VERSION. */
+int32_t samix_abi_version(void);
+/* Package version, e.g. "0.1.0" (static string). */
+const char *samix_version(void);
+/* Message of the last failed call on this thread ("" if none). Owned by the library. */
+const char *samix_last_error(void);
+/* Status of the last failed call on this thread (0 if none). */
+samix_status samix_last_error_code(void);
+/* Forgets the last error of this thread. */
+void samix_clear_error(void);
+/* Worker threads used by samix kernels (1...256). Default: online CPUs or $SAMIX_NUM_THREADS. */
+samix_status samix_set_num_threads(int64_t n);
+int64_t samix_get_num_threads(void);
+/* Description of the BLAS library in use (static string). */
+const char *samix_blas_info(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SAMIX_H */

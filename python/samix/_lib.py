@@ -1,0 +1,126 @@
+"""Loading ``libsamix.so`` and declaring its C functions (see ``samix.h``).
+
+The library is looked up in this order:
+
+1. ``$SAMIX_LIBRARY`` — path of a ``libsamix.so`` to use instead of the bundled one (for example a
+   debug build: ``swift build --product samix`` then ``SAMIX_LIBRARY=.build/debug/libsamix.so``).
+2. ``<package>/lib/libsamix.so`` — put there by ``pip install .`` / ``pip install -e .``.
+
+Right after loading, the library's ABI version is compared with :data:`ABI_VERSION`; a missing
+library, a missing symbol or a different version raises an :class:`ImportError` that says how to fix it.
+
+All functions are declared with ``argtypes``/``restype``; arrays are passed as ``c_void_p`` built
+from ``arr.ctypes.data`` once per call. ctypes releases the GIL while a call runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import c_char_p, c_double, c_float, c_int32, c_int64, c_uint64, c_void_p
+from pathlib import Path
+from typing import Any
+
+from .errors import error_for_status
+
+#: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
+ABI_VERSION = 1
+
+_FIX = (
+    "Reinstall samix from its source tree so the Swift library is rebuilt and bundled: "
+    "`pip install --force-reinstall /path/to/samix` (or `pip install -e .` in the checkout), "
+    "or point SAMIX_LIBRARY at a matching libsamix.so."
+)
+
+_status = c_int32
+_handle = c_uint64
+_ptr = c_void_p
+_i64 = c_int64
+
+#: name -> (restype, argtypes). Mirrors samix.h; tests/python/test_abi.py checks the two agree.
+SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    # library information and errors
+    "samix_abi_version": (c_int32, []),
+    "samix_version": (c_char_p, []),
+    "samix_last_error": (c_char_p, []),
+    "samix_last_error_code": (_status, []),
+    "samix_clear_error": (None, []),
+    "samix_set_num_threads": (_status, [_i64]),
+    "samix_get_num_threads": (_i64, []),
+    "samix_blas_info": (c_char_p, []),
+    # handles
+    "samix_live_handles": (_i64, [c_int32]),
+    "samix_handle_kind": (c_int32, [_handle]),
+}
+
+
+def library_path_candidates() -> list[Path]:
+    """Paths tried, in order, to find libsamix.so."""
+    env = os.environ.get("SAMIX_LIBRARY")
+    if env:
+        return [Path(env)]
+    return [Path(__file__).resolve().parent / "lib" / "libsamix.so"]
+
+
+def _load() -> tuple[ctypes.CDLL, Path]:
+    candidates = library_path_candidates()
+    errors = []
+    for path in candidates:
+        if not path.is_file():
+            errors.append(f"{path}: not found")
+            continue
+        try:
+            return ctypes.CDLL(str(path)), path
+        except OSError as e:
+            errors.append(f"{path}: {e}")
+    source = "SAMIX_LIBRARY" if os.environ.get("SAMIX_LIBRARY") else "the samix package"
+    raise ImportError(
+        f"samix: cannot load the native library libsamix.so from {source} "
+        f"({'; '.join(errors)}). {_FIX}"
+    )
+
+
+def _declare(lib: ctypes.CDLL, path: Path) -> None:
+    try:
+        version_fn = lib.samix_abi_version
+    except AttributeError:
+        raise ImportError(f"samix: {path} is not a samix library (no samix_abi_version). {_FIX}") from None
+    version_fn.restype = c_int32
+    version_fn.argtypes = []
+    found = version_fn()
+    if found != ABI_VERSION:
+        raise ImportError(
+            f"samix: {path} has ABI version {found}, but this samix package needs version "
+            f"{ABI_VERSION}. {_FIX}"
+        )
+    missing = []
+    for name, (restype, argtypes) in SIGNATURES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if missing:
+        raise ImportError(f"samix: {path} lacks functions {', '.join(missing)}. {_FIX}")
+
+
+lib, library_path = _load()
+_declare(lib, library_path)
+
+
+def last_error() -> str:
+    """The calling thread's last error message from the library."""
+    msg = lib.samix_last_error()
+    return msg.decode("utf-8", "replace") if msg else ""
+
+
+def check(status: int) -> None:
+    """Raises the :class:`~samix.errors.SamixError` subclass for a non-zero status."""
+    if status != 0:
+        raise error_for_status(status, last_error())
+
+
+__all__ = ["ABI_VERSION", "SIGNATURES", "check", "last_error", "lib", "library_path",
+           "library_path_candidates", "c_float", "c_double"]
