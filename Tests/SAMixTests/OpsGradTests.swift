@@ -136,4 +136,83 @@ final class OpsGradTests: XCTestCase {
         }
         assertGradients([try u([2, 3, 4, 5], 66)]) { try $0[0].globalAvgPool2d() }
     }
+
+    // MARK: concat / narrow / split
+
+    func testConcatNarrowSplit() throws {
+        for axis in [0, 1, 3, -1] {
+            var a = [2, 3, 2, 2], b = a
+            a[(axis + 4) % 4] = 1
+            b[(axis + 4) % 4] = 3
+            assertGradients([try u(a, 70), try u(b, 71), try u(a, 72)]) {
+                try Tensor.concat($0, axis: axis)
+            }
+        }
+        // Only some inputs need gradients.
+        assertGradients([try u([2, 1, 3], 73), try u([2, 2, 3], 74)], wrt: [1]) { try Tensor.concat($0, axis: 1) }
+        assertGradients([try u([2, 5, 3], 75)]) { try $0[0].narrow(axis: 1, start: 1, length: 3) }
+        assertGradients([try u([4, 3], 76)]) { try $0[0].narrow(axis: 0, start: 3, length: 1) }
+        assertGradients([try u([2, 5, 3], 77)]) { inputs in
+            let parts = try inputs[0].split(axis: 1, sizes: [2, 0, 3])
+            return try parts[0].sum(axis: 1) * parts[2].mean(axis: 1)
+        }
+    }
+
+    // MARK: matmul
+
+    func testMatMul2D() throws {
+        for tA in [false, true] {
+            for tB in [false, true] {
+                let a = try u(tA ? [4, 3] : [3, 4], 80), b = try u(tB ? [5, 4] : [4, 5], 81)
+                assertGradients([a, b]) { try Tensor.matmul($0[0], $0[1], transposeA: tA, transposeB: tB) }
+            }
+        }
+    }
+
+    func testMatMulBatched() throws {
+        for tA in [false, true] {
+            for tB in [false, true] {
+                let a = try u(tA ? [2, 4, 3] : [2, 3, 4], 82), b = try u(tB ? [2, 5, 4] : [2, 4, 5], 83)
+                assertGradients([a, b]) { try $0[0].matmul($0[1], transposeA: tA, transposeB: tB) }
+            }
+        }
+        // Gradient only for one side.
+        assertGradients([try u([2, 3, 4], 84), try u([2, 4, 2], 85)], wrt: [1]) { try $0[0].matmul($0[1]) }
+    }
+
+    // MARK: upsampling
+
+    func testUpsample() throws {
+        assertGradients([try u([2, 2, 3, 4], 90)]) { try $0[0].upsampleNearest(factor: 2) }
+        assertGradients([try u([1, 2, 2, 3], 91)]) { try $0[0].upsampleNearest(factorH: 3, factorW: 1) }
+        assertGradients([try u([2, 2, 3, 4], 92)]) { try $0[0].upsampleBilinear(factor: 2) }
+        assertGradients([try u([1, 1, 3, 2], 93)]) { try $0[0].upsampleBilinear(factorH: 3, factorW: 4) }
+        assertGradients([try u([1, 2, 1, 1], 94)]) { try $0[0].upsampleBilinear(factor: 4) }
+    }
+
+    // MARK: dropout
+
+    func testDropout() throws {
+        // The generator is re-seeded inside the closure so every evaluation uses the same mask.
+        assertGradients([try u([4, 50], 95)]) { inputs in
+            var rng = SplitMix64(seed: 7)
+            return try inputs[0].dropout(p: 0.4, training: true, rng: &rng)
+        }
+    }
+
+    // MARK: composite graph
+
+    func testSmallNetworkEndToEnd() throws {
+        // pool → upsample → concat → softmax → matmul → cross-entropy, all through one backward pass.
+        let labels = [1, 0]
+        assertGradients([try u([2, 1, 4, 4], 96), try u([8, 3], 97)]) { inputs in
+            let x = inputs[0], w = inputs[1]
+            let pooled = try x.avgPool2d(kernel: 2)
+            let up = try pooled.upsampleBilinear(factor: 2).tanh()
+            let both = try Tensor.concat([x, up], axis: 1)               // [2, 2, 4, 4]
+            let feat = try both.reshaped([2, 2, 16]).softmax(axis: 2).mean(axis: 2) * 4  // [2, 2]
+            let wide = try Tensor.concat([feat, feat.sigmoid(), feat.elu(), feat.leakyRelu()], axis: 1)  // [2, 8]
+            return try wide.matmul(w).crossEntropy(labels: labels, labelSmoothing: 0.1)
+        }
+    }
 }
