@@ -59,6 +59,8 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
     let xd = x.detached(), gd = gamma?.detached()
     let hasGamma = gamma != nil, hasBeta = beta != nil
     return y.recordOp("batchNorm2d", inputs) { dy in
+        // Re-derive the pointers from the tensors so the closure keeps mean/invStd alive.
+        let mp = mean.data, sp = invStd.data
         let dx = x.requiresGrad ? try Tensor(uninitializedShape: xd.shape) : nil
         let dgamma = try Tensor(uninitializedShape: [c]), dbeta = try Tensor(uninitializedShape: [c])
         let xp = xd.data, dyp = dy.data, dxp = dx?.data, dgp = dgamma.data, dbp = dbeta.data

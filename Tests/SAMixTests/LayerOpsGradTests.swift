@@ -1,0 +1,51 @@
+import XCTest
+@testable import SAMix
+
+/// Finite-difference checks of the lead's layer ops (conv2d, batchNorm2d, linear, shortcutA).
+final class LayerOpsGradTests: XCTestCase {
+    private func u(_ shape: [Int], _ seed: UInt64, lo: Float = -1, hi: Float = 1) throws -> Tensor {
+        try TestData.uniform(shape, seed: seed, lo: lo, hi: hi)
+    }
+
+    func testConv2d() throws {
+        assertGradients([try u([2, 2, 5, 5], 1), try u([3, 2, 3, 3], 2), try u([3], 3)]) {
+            try conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
+        }
+        assertGradients([try u([1, 2, 6, 5], 4), try u([2, 2, 3, 3], 5)]) {
+            try conv2d($0[0], weight: $0[1], stride: 2, padding: 1)
+        }
+        // Pointwise (1×1) path.
+        assertGradients([try u([2, 3, 3, 3], 6), try u([4, 3, 1, 1], 7)]) {
+            try conv2d($0[0], weight: $0[1], stride: 1, padding: 0)
+        }
+    }
+
+    func testBatchNormTraining() throws {
+        assertGradients([try u([3, 2, 2, 3], 10), try u([2], 11, lo: 0.5, hi: 1.5), try u([2], 12)],
+                        checker: GradCheck(eps: 1e-3, rtol: 2e-2, atol: 3e-3)) {
+            try batchNorm2d($0[0], gamma: $0[1], beta: $0[2], runningMean: nil, runningVar: nil, training: true)
+        }
+        assertGradients([try u([4, 3], 13)], checker: GradCheck(eps: 1e-3, rtol: 2e-2, atol: 3e-3)) {
+            try batchNorm2d($0[0], gamma: nil, beta: nil, runningMean: nil, runningVar: nil, training: true)
+        }
+    }
+
+    func testBatchNormEval() throws {
+        let rm = try u([2], 14), rv = try u([2], 15, lo: 0.5, hi: 2)
+        assertGradients([try u([2, 2, 2, 2], 16), try u([2], 17), try u([2], 18)]) {
+            try batchNorm2d($0[0], gamma: $0[1], beta: $0[2], runningMean: rm, runningVar: rv, training: false)
+        }
+    }
+
+    func testLinear() throws {
+        assertGradients([try u([3, 4], 20), try u([5, 4], 21), try u([5], 22)]) {
+            try linear($0[0], weight: $0[1], bias: $0[2])
+        }
+        assertGradients([try u([2, 3], 23), try u([2, 3], 24)]) { try linear($0[0], weight: $0[1]) }
+    }
+
+    func testShortcutA() throws {
+        assertGradients([try u([2, 2, 5, 4], 30)]) { try shortcutA($0[0], outChannels: 4, stride: 2) }
+        assertGradients([try u([1, 3, 3, 3], 31)]) { try shortcutA($0[0], outChannels: 3, stride: 1) }
+    }
+}
