@@ -108,6 +108,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
     if let b = bias { try requireShape(b.shape == [g.cout], "conv2d bias must be [\(g.cout)], got \(b.shape)") }
     let y = try Tensor(uninitializedShape: [g.n, g.cout, g.ho, g.wo])
+    ConvTrace.observer?(g)
     let hw = g.ho * g.wo, inSize = g.cin * g.h * g.w, outSize = g.cout * hw
     let colCount = g.isPointwise ? 0 : g.colRows * hw
     let workers = parallelChunkCount(g.n)

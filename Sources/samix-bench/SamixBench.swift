@@ -1,0 +1,10 @@
+import ArgumentParser
+import SAMix
+
+@main
+struct SamixBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "samix-bench",
+        abstract: "Benchmarks and trainings of the samix engine, without Python.",
+        subcommands: [StepCommand.self])
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import SAMix
+import Glibc
+
+/// `samix-bench step`: training-step throughput (forward + cross-entropy + backward + SGD step) on a
+/// fixed random batch, the same protocol as `shared/bench/torch_reference.py step`.
+struct StepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "step",
+        abstract: "Time one training step (forward, loss, backward, SGD) of a model on a random batch.")
+
+    @Option(help: "Model name (resnet20, resnet18, …).") var model = "resnet20"
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Input channels.") var inChannels = 3
+    @Option(help: "Input height and width.") var size = 32
+    @Option(help: "Number of classes.") var classes = 10
+    @Option(help: "Warm-up steps (not timed).") var warmup = 2
+    @Option(help: "Timed steps.") var iters = 7
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        if let threads { Engine.threads = threads }
+        let net = try ModelZoo.make(model, numClasses: classes, inChannels: inChannels, seed: seed)
+        net.train()
+        let opt = try SGD(net.namedParameters(), lr: 0.1, momentum: 0.9, weightDecay: 5e-4)
+        var rng = SplitMix64(seed: seed &+ 1)
+        let x = try Tensor(uninitializedShape: [batch, inChannels, size, size])
+        for i in 0..<x.count { x.data[i] = Float(rng.normal()) }
+        let y = (0..<batch).map { _ in rng.int(below: classes) }
+        var times: [Double] = []
+        for it in 0..<(warmup + iters) {
+            let t0 = Clock.now()
+            opt.zeroGrad()
+            let loss = try net(x).crossEntropy(labels: y)
+            try loss.backward()
+            try opt.step()
+            let dt = Clock.now() - t0
+            if it >= warmup { times.append(dt) }
+            if !json { FileIO.stderr("step \(it): \(String(format3(dt * 1000))) ms loss \(loss.scalars.first ?? .nan)\n") }
+        }
+        times.sort()
+        let median = times[times.count / 2], best = times.first ?? median
+        let macs = try FLOPCounter.forwardMACs(model: net, inChannels: inChannels, size: size)
+        let ips = Double(batch) / median
+        let gflops = 3 * 2 * Double(macs) * Double(batch) / 1e9 / median
+        let rssMB = Double(ResourceUsage.peakRSSKilobytes()) / 1024
+        if json {
+            print("{\"engine\": \"samix\", \"model\": \"\(model)\", \"batch\": \(batch), \"threads\": \(Engine.threads), "
+                + "\"in_channels\": \(inChannels), \"size\": \(size), \"step_ms_median\": \(format3(median * 1000)), "
+                + "\"step_ms_best\": \(format3(best * 1000)), \"images_per_second\": \(format3(ips)), "
+                + "\"gflops\": \(format3(gflops)), \"peak_rss_mb\": \(format3(rssMB)), \"mac_per_image\": \(macs)}")
+        } else {
+            print("\(model) batch \(batch) threads \(Engine.threads): median \(format3(median * 1000)) ms "
+                + "(best \(format3(best * 1000))), \(format3(ips)) img/s, \(format3(gflops)) GFLOP/s, peak RSS \(format3(rssMB)) MB")
+        }
+    }
+}

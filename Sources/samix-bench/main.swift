@@ -1,2 +1,0 @@
-import SAMix
-print("samix-bench")
