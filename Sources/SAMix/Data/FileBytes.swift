@@ -68,7 +68,8 @@ enum FileBytes {
         if input.count >= 18 {
             let n = input.count
             let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
-            guess = max(guess, min(isize + 1, maxBytes))
+            // Deflate expands at most ~1032:1, so a corrupt ISIZE cannot force a huge allocation.
+            guess = max(guess, min(isize + 1, input.count * 1040, maxBytes))
         }
         var out = [UInt8](repeating: 0, count: guess)
         var produced = 0
