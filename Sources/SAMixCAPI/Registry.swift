@@ -8,6 +8,7 @@ enum HandleKind: Int32, CaseIterable {
     case policy = 3
     case trainer = 4
     case schedule = 5
+    case dataset = 6
 
     var name: String {
         switch self {
@@ -16,6 +17,7 @@ enum HandleKind: Int32, CaseIterable {
         case .policy: return "mixing policy"
         case .trainer: return "trainer"
         case .schedule: return "schedule"
+        case .dataset: return "dataset"
         }
     }
 }

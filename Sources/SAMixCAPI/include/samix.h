@@ -54,7 +54,8 @@ enum {
     SAMIX_KIND_OPTIMIZER = 2,
     SAMIX_KIND_POLICY = 3,
     SAMIX_KIND_TRAINER = 4,
-    SAMIX_KIND_SCHEDULE = 5
+    SAMIX_KIND_SCHEDULE = 5,
+    SAMIX_KIND_DATASET = 6
 };
 
 /* Number of live handles of a kind (SAMIX_KIND_ANY: all kinds); -1 for an unknown kind. */
@@ -79,6 +80,26 @@ samix_status samix_set_num_threads(int64_t n);
 int64_t samix_get_num_threads(void);
 /* Description of the BLAS library in use (static string). */
 const char *samix_blas_info(void);
+
+/* MARK: - Datasets
+ * An in-memory uint8 image dataset (N×C×H×W pixels, labels in 0..<classes). */
+
+/* Loads split 0 (train) or 1 (test) from a directory. kind: "auto" (or NULL), "cifar10",
+ * "cifar100", "cifar100-coarse", "idx" (MNIST/Fashion-MNIST IDX files, .gz or plain). */
+samix_status samix_dataset_load(const char *directory, int32_t split, const char *kind,
+                                samix_handle *out);
+/* A dataset from caller arrays (copied): pixels count×channels×height×width, labels count. */
+samix_status samix_dataset_create(const uint8_t *pixels, const int64_t *labels, int64_t count,
+                                  int64_t channels, int64_t height, int64_t width,
+                                  int64_t num_classes, samix_handle *out);
+/* out[5] = {count, channels, height, width, num_classes}. */
+samix_status samix_dataset_shape(samix_handle dataset, int64_t *out);
+/* Copies the pixels (pixel_count bytes) and labels (label_count entries; sizes must match). */
+samix_status samix_dataset_copy(samix_handle dataset, uint8_t *pixels, int64_t pixel_count,
+                                int64_t *labels, int64_t label_count);
+/* Writes "name\nclass0\nclass1..." + NUL into buf (capacity cap; cap 0 only reports *needed). */
+samix_status samix_dataset_info(samix_handle dataset, char *buf, int64_t cap, int64_t *needed);
+samix_status samix_dataset_free(samix_handle dataset);
 
 #ifdef __cplusplus
 }
