@@ -307,4 +307,27 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(stats.mean[0], 0.2860, accuracy: 0.005)
         XCTAssertEqual(stats.std[0], 0.3530, accuracy: 0.005)
     }
+
+    /// The real CIFAR-10 binary set, if unpacked (SAMIX_CIFAR10_DIR, /tmp/samix-cifar or /tmp).
+    func testRealCIFAR10IfUnpacked() throws {
+        var dirs = ["/tmp/samix-cifar", "/tmp"]
+        if let e = getenv("SAMIX_CIFAR10_DIR") { dirs.insert(String(cString: e), at: 0) }
+        guard let dir = dirs.first(where: { DatasetFiles.isFile($0 + "/cifar-10-batches-bin/data_batch_5.bin") || DatasetFiles.isFile($0 + "/data_batch_5.bin") }) else {
+            throw XCTSkip("CIFAR-10 binary not unpacked (tar -xJf cifar-10-batches-bin.tar.xz -C /tmp)")
+        }
+        let test = try ImageDataset.load(directory: dir, split: .test)
+        XCTAssertEqual(test.count, 10_000)
+        XCTAssertEqual(test.classCounts, Array(repeating: 1000, count: 10))
+        XCTAssertEqual(test.classNames, CIFARReader.cifar10ClassNames)
+        let train = try CIFARReader.loadCIFAR10(directory: dir, split: .train)
+        XCTAssertEqual(train.count, 50_000)
+        XCTAssertEqual(train.pixels.count, 153_600_000)
+        XCTAssertEqual(train.classCounts, Array(repeating: 5000, count: 10))
+        let stats = Normalization.computed(from: train)
+        for c in 0..<3 {
+            XCTAssertEqual(stats.mean[c], Normalization.cifar10.mean[c], accuracy: 1e-4)
+            XCTAssertEqual(stats.std[c], Normalization.cifar10.std[c], accuracy: 1e-4)
+        }
+        XCTAssertEqual(Normalization.standard(for: train), .cifar10)
+    }
 }
