@@ -302,3 +302,38 @@ func maskLambda(_ m: UnsafeBufferPointer<Float>) -> Float {
     for v in m { s += Double(v) }
     return Float(1.0 - s / Double(max(m.count, 1)))
 }
+
+/// Builds a `MixResult`, computing the realised λ of every sample from its op; `labelLambda` defaults to
+/// the realised λ.
+func makeMixResult(shape: ImageBatchShape, partner: [Int], ops: [SampleMix], masks: [Float] = [],
+                   labelLambda: [Float]? = nil) throws -> MixResult {
+    let H = shape.height, W = shape.width, hw = H * W
+    var lam = [Float](repeating: 1, count: ops.count)
+    masks.withUnsafeBufferPointer { mb in
+        for (i, op) in ops.enumerated() {
+            switch op {
+            case .keep: lam[i] = 1
+            case .blend(let l): lam[i] = l
+            case .box(let b), .resizedBox(let b): lam[i] = boxLambda(b, height: H, width: W)
+            case .mask(let k):
+                if (k + 1) * hw <= mb.count, let base = mb.baseAddress {
+                    lam[i] = maskLambda(UnsafeBufferPointer(start: base + k * hw, count: hw))
+                }
+            }
+        }
+    }
+    return try MixResult(batch: shape.batch, height: H, width: W, partner: partner, ops: ops, masks: masks,
+                         lambda: lam, labelLambda: labelLambda ?? lam)
+}
+
+/// Uniform Double in [lo, hi).
+@inline(__always)
+func uniform(_ lo: Double, _ hi: Double, _ rng: inout SplitMix64) -> Double {
+    lo + (hi - lo) * rng.uniformDouble()
+}
+
+/// Uniform integer in [lo, hi) (NumPy `randint(lo, hi)`); returns `lo` when the range is empty.
+@inline(__always)
+func randint(_ lo: Int, _ hi: Int, _ rng: inout SplitMix64) -> Int {
+    hi > lo ? lo + rng.int(below: hi - lo) : lo
+}
