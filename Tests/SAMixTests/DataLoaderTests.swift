@@ -201,6 +201,20 @@ final class LoaderDataTests: XCTestCase {
             XCTAssertEqual(bt.labels, a[k].1)
             XCTAssertEqual(bt.indices, a[k].2)
         }
+        // Filling caller-owned memory gives the same batch.
+        var raw = [Float](repeating: .nan, count: 8 * 3072)
+        var labs = [Int32](repeating: -1, count: 8)
+        let last = try raw.withUnsafeMutableBufferPointer { r in
+            try labs.withUnsafeMutableBufferPointer { lb in
+                try l.fillBatch(4, epoch: 0, images: r.baseAddress!, capacity: r.count, labels: lb.baseAddress!, labelCapacity: lb.count)
+            }
+        }
+        XCTAssertEqual(last, 5)
+        XCTAssertEqual(Array(raw[0..<(5 * 3072)]), a[4].0)
+        XCTAssertEqual(Array(labs[0..<5]).map { Int($0) }, a[4].1)
+        XCTAssertThrowsError(try raw.withUnsafeMutableBufferPointer { r in
+            try l.fillBatch(0, epoch: 0, images: r.baseAddress!, capacity: 7 * 3072, labels: nil)
+        })
         XCTAssertThrowsError(try l.batch(5, epoch: 0))
         XCTAssertThrowsError(try l.batch(0, epoch: -1))
 

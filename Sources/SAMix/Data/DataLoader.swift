@@ -84,15 +84,19 @@ public final class DataLoader {
         return o
     }
 
-    /// Batch `index` of epoch `epoch` (random access; the same batch as sequential iteration).
-    public func batch(_ index: Int, epoch: Int) throws -> Batch {
+    /// Position in the epoch of the first sample of batch `index`, and the batch's dataset indices.
+    private func members(_ index: Int, epoch: Int) throws -> (start: Int, indices: [Int]) {
         guard index >= 0 && index < batchesPerEpoch else {
             throw SAMixError.invalidArgument("batch \(index) outside 0..<\(batchesPerEpoch)")
         }
         let o = try order(epoch: epoch)
         let start = index * batchSize
-        let end = min(start + batchSize, o.count)
-        let idx = Array(o[start..<end])
+        return (start, Array(o[start..<min(start + batchSize, o.count)]))
+    }
+
+    /// Batch `index` of epoch `epoch` (random access; the same batch as sequential iteration).
+    public func batch(_ index: Int, epoch: Int) throws -> Batch {
+        let (start, idx) = try members(index, epoch: epoch)
         let c = dataset.channels, h = dataset.height, w = dataset.width
         let images: Tensor
         if reuseBuffers {
@@ -111,6 +115,25 @@ public final class DataLoader {
         labels.reserveCapacity(idx.count)
         for i in idx { labels.append(Int(dataset.labels[i])) }
         return Batch(images: images, labels: labels, indices: idx, epoch: epoch, index: index)
+    }
+
+    /// Writes batch `index` of epoch `epoch` into caller-owned memory (e.g. a NumPy array through
+    /// the C ABI) and returns the batch size `b` (`batchSize`, or fewer for a final partial batch).
+    /// `images` holds `capacity` floats, at least `b * C*H*W`; `labels`, if given, holds
+    /// `labelCapacity >= b` entries. Same contents as `batch(_:epoch:)`.
+    @discardableResult
+    public func fillBatch(_ index: Int, epoch: Int, images: UnsafeMutablePointer<Float>, capacity: Int,
+                          labels: UnsafeMutablePointer<Int32>?, labelCapacity: Int = 0) throws -> Int {
+        let (start, idx) = try members(index, epoch: epoch)
+        if labels != nil && labelCapacity < idx.count {
+            throw SAMixError.shapeMismatch("label buffer holds \(labelCapacity) entries, batch has \(idx.count)")
+        }
+        try builder.fill(images, capacity: capacity, indices: idx,
+                         rng: generator(epoch: epoch, stream: 1), augment: training, firstSample: start)
+        if let labels {
+            for (k, i) in idx.enumerated() { labels[k] = dataset.labels[i] }
+        }
+        return idx.count
     }
 
     /// Sequential iteration over one epoch: `var it = try loader.epoch(e); while let b = try it.next() { … }`.
