@@ -39,3 +39,6 @@ public func format3(_ x: Double) -> String {
     }
     return s
 }
+
+/// Flushes standard output (progress printed to a pipe is block-buffered otherwise).
+public func flushStdout() { fflush(stdout) }

@@ -17,7 +17,9 @@ public enum ModelZoo {
         case "resnet34": return try ResNet(blocks: [3, 4, 6, 3], inChannels: inChannels, rng: &rng)
         case "preactresnet18": return try PreActResNet(blocks: [2, 2, 2, 2], inChannels: inChannels, rng: &rng)
         default:
-            // WRN_HOOK
+            if key.hasPrefix("wrn28_"), let k = Int(key.dropFirst(6)) {
+                return try WideResNet(depth: 28, widen: k, inChannels: inChannels, rng: &rng)
+            }
             throw SAMixError.invalidArgument("unknown model '\(name)'; known: \(names.joined(separator: ", "))")
         }
     }

@@ -1,0 +1,70 @@
+import ArgumentParser
+import SAMix
+
+/// `samix-bench train`: trains a classifier on CIFAR-10/100 or Fashion-MNIST and reports loss and
+/// test top-1 per epoch with the time per epoch.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train",
+        abstract: "Train a model on a dataset directory and report per-epoch loss, test top-1 and time.")
+
+    enum DatasetName: String, ExpressibleByArgument, CaseIterable {
+        case cifar10, cifar100, fashionMnist = "fashion-mnist", auto
+    }
+
+    @Option(help: "Dataset (cifar10, cifar100, fashion-mnist, auto).") var dataset: DatasetName = .auto
+    @Option(help: "Dataset directory (the extracted folder or its parent).") var data: String
+    @Option(help: "Model name (resnet20, resnet18, preactresnet18, wrn28_2, …).") var model = "resnet20"
+    @Option(help: "Mixing method: \(ObjectiveRegistry.names.joined(separator: ", ")).") var mix = "vanilla"
+    @Option(help: "Beta(α, α) parameter of the mixing method (default: the method's CIFAR default).") var alpha: Double?
+    @Option(help: "Epochs.") var epochs = 15
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Base learning rate (SGD, momentum 0.9, cosine to 0).") var lr: Float = 0.1
+    @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
+    @Option(help: "Use a class-balanced training subset of this many images.") var trainSubset: Int?
+    @Option(help: "Use the first N test images.") var testSubset: Int?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Worker threads.") var threads: Int?
+    @Flag(help: "Print one JSON object per epoch.") var json = false
+
+    func run() throws {
+        if let threads { Engine.threads = threads }
+        let kind: DatasetKind
+        switch dataset {
+        case .cifar10: kind = .cifar10
+        case .cifar100: kind = .cifar100
+        case .fashionMnist: kind = .idx
+        case .auto: kind = .auto
+        }
+        var train = try ImageDataset.load(directory: data, split: .train, kind: kind)
+        var test = try ImageDataset.load(directory: data, split: .test, kind: kind)
+        if let n = trainSubset { train = try train.balancedSubset(count: n, seed: seed) }
+        if let n = testSubset { test = try test.prefix(n) }
+        let norm = Normalization.standard(for: train)
+        let aug: Augmentation = train.channels == 3 ? .cifar : try Augmentation(padding: 2, horizontalFlip: true)
+        let trainLoader = try DataLoader(dataset: train, batchSize: batch, shuffle: true, seed: seed,
+                                         normalization: norm, augmentation: aug)
+        let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: norm, training: false)
+        let net = try ModelZoo.make(model, numClasses: train.classCount, inChannels: train.channels, seed: seed)
+        let objective = try ObjectiveRegistry.make(mix, alpha: alpha)
+        let opt = try Trainer.sgd(model: net, objective: objective, lr: lr, weightDecay: weightDecay)
+        let trainer = Trainer(model: net, objective: objective, optimizer: opt,
+                              schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: lr), seed: seed)
+        FileIO.stderr("\(model) on \(train.name): \(train.count) train / \(test.count) test images, mix=\(objective.name), "
+            + "\(epochs) epochs, batch \(batch), threads \(Engine.threads)\n")
+        try trainer.fit(trainLoader, epochs: epochs, test: testLoader) { record in
+            let online = record.evaluation["online"]
+            if json {
+                print("{\"epoch\": \(record.epoch), \"mix\": \"\(objective.name)\", \"model\": \"\(model)\", \"seed\": \(seed), "
+                    + "\"train_loss\": \(format3(record.trainLoss)), \"test_loss\": \(format3(online?.loss ?? .nan)), "
+                    + "\"test_top1\": \(format3((online?.accuracy ?? .nan) * 100)), \"lr\": \(record.learningRate), "
+                    + "\"seconds\": \(format3(record.seconds))}")
+            } else {
+                print("epoch \(record.epoch) loss \(format3(record.trainLoss)) test loss \(format3(online?.loss ?? .nan)) "
+                    + "top-1 \(format3((online?.accuracy ?? .nan) * 100))% lr \(format3(record.learningRate)) "
+                    + "time \(format3(record.seconds)) s")
+            }
+            flushStdout()
+            return true
+        }
+    }
+}
