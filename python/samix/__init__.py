@@ -12,7 +12,9 @@ ValueError/TypeError/MemoryError/OSError/RuntimeError as fits).
 
 from __future__ import annotations
 
+from . import datasets as datasets
 from . import errors as errors
+from . import models as models
 from ._core import blas_info as blas_info
 from ._core import get_num_threads as get_num_threads
 from ._core import info as info
@@ -26,10 +28,12 @@ __all__ = [
     "SamixError",
     "__version__",
     "blas_info",
+    "datasets",
     "errors",
     "get_num_threads",
     "info",
     "library_version",
     "live_handles",
+    "models",
     "set_num_threads",
 ]

@@ -58,6 +58,16 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_dataset_copy": (_status, [_handle, _ptr, _i64, _ptr, _i64]),
     "samix_dataset_info": (_status, [_handle, _ptr, _i64, _ptr]),
     "samix_dataset_free": (_status, [_handle]),
+    # models
+    "samix_model_create": (_status, [c_char_p, _i64, _i64, c_uint64, _ptr]),
+    "samix_model_free": (_status, [_handle]),
+    "samix_model_info": (_status, [_handle, _ptr, _ptr, _i64, _ptr]),
+    "samix_model_set_training": (_status, [_handle, c_int32]),
+    "samix_model_is_training": (_status, [_handle, _ptr]),
+    "samix_model_forward": (_status, [_handle, _ptr, _ptr, _ptr, _i64]),
+    "samix_model_state_entry": (_status, [_handle, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr]),
+    "samix_model_state_get": (_status, [_handle, _i64, _ptr, _i64]),
+    "samix_model_load_state": (_status, [_handle, _i64, _ptr, _ptr, _ptr, _ptr, c_int32]),
 }
 
 

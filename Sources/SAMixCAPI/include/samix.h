@@ -101,6 +101,38 @@ samix_status samix_dataset_copy(samix_handle dataset, uint8_t *pixels, int64_t p
 samix_status samix_dataset_info(samix_handle dataset, char *buf, int64_t cap, int64_t *needed);
 samix_status samix_dataset_free(samix_handle dataset);
 
+/* MARK: - Models
+ * Image classifiers (backbone + global-average-pool + linear head) from the engine's model zoo.
+ * Names: resnet20, resnet32, resnet44, resnet56, resnet110 (CIFAR ResNets), resnet18, resnet34,
+ * preactresnet18, wrn28_k (Wide-ResNet-28-k, e.g. wrn28_10). */
+
+samix_status samix_model_create(const char *name, int64_t num_classes, int64_t in_channels,
+                                uint64_t seed, samix_handle *out);
+samix_status samix_model_free(samix_handle model);
+/* out[4] (may be NULL) = {num_classes, in_channels, parameter scalars, state-dict entries};
+ * the architecture name + NUL goes into arch (capacity cap; cap 0 only reports *needed). */
+samix_status samix_model_info(samix_handle model, int64_t *out, char *arch, int64_t cap,
+                              int64_t *needed);
+/* Training mode (1: batch statistics, BN running statistics updated) or evaluation mode (0). */
+samix_status samix_model_set_training(samix_handle model, int32_t training);
+samix_status samix_model_is_training(samix_handle model, int32_t *out);
+/* Logits (N×num_classes, logits_count floats) of a finite N×C×H×W batch, in the current mode,
+ * without recording gradients. */
+samix_status samix_model_forward(samix_handle model, const float *x, const int64_t *shape,
+                                 float *logits, int64_t logits_count);
+/* State dict entry `index` (parameters first, then buffers such as BN running statistics):
+ * name into buf, shape into shape[8] with *rank dims, *is_parameter (any output may be NULL). */
+samix_status samix_model_state_entry(samix_handle model, int64_t index, char *buf, int64_t cap,
+                                     int64_t *needed, int64_t *shape, int64_t *rank,
+                                     int32_t *is_parameter);
+/* Copies entry `index` (exactly count floats) into out. */
+samix_status samix_model_state_get(samix_handle model, int64_t index, float *out, int64_t count);
+/* Loads n entries: names[i], values[i] (finite floats), ranks[i], shapes packed (sum of ranks).
+ * strict = 1: entries must match the model's names exactly. */
+samix_status samix_model_load_state(samix_handle model, int64_t n, const char *const *names,
+                                    const float *const *values, const int64_t *ranks,
+                                    const int64_t *shapes, int32_t strict);
+
 #ifdef __cplusplus
 }
 #endif
