@@ -100,19 +100,29 @@ public enum IDXReader {
     /// Class names default to Fashion-MNIST's when the folder name mentions "fashion".
     public static func load(directory: String, split: DatasetSplit, classNames: [String]? = nil,
                             name: String? = nil) throws -> ImageDataset {
+        guard let found = locate(directory: directory, split: split) else {
+            let prefix = split == .train ? "train" : "t10k"
+            throw SAMixError.io("\(directory): no \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz] found "
+                                + "(also looked in fashion-mnist/, FashionMNIST/raw/, mnist/, MNIST/raw/)")
+        }
+        let isFashion = found.folder.lowercased().contains("fashion")
+        let names = classNames ?? (isFashion ? fashionMNISTClassNames : [])
+        let title = name ?? "\(isFashion ? "Fashion-MNIST" : "IDX") \(split.rawValue)"
+        return try loadDataset(images: found.images, labels: found.labels, classCount: 10, classNames: names, name: title)
+    }
+
+    /// The image and label files of `split` in `directory` or one of the usual sub-folders.
+    static func locate(directory: String, split: DatasetSplit) -> (folder: String, images: String, labels: String)? {
         let prefix = split == .train ? "train" : "t10k"
         let candidates = [directory] + ["fashion-mnist", "FashionMNIST/raw", "fashion_mnist", "mnist", "MNIST/raw"]
             .map { DatasetFiles.join(directory, $0) }
         for dir in candidates {
-            guard let img = DatasetFiles.firstExisting(in: dir, names: idxNames(prefix, "images", 3)),
-                  let lab = DatasetFiles.firstExisting(in: dir, names: idxNames(prefix, "labels", 1)) else { continue }
-            let isFashion = dir.lowercased().contains("fashion")
-            let names = classNames ?? (isFashion ? fashionMNISTClassNames : [])
-            let title = name ?? "\(isFashion ? "Fashion-MNIST" : "IDX") \(split.rawValue)"
-            return try loadDataset(images: img, labels: lab, classCount: 10, classNames: names, name: title)
+            if let img = DatasetFiles.firstExisting(in: dir, names: idxNames(prefix, "images", 3)),
+               let lab = DatasetFiles.firstExisting(in: dir, names: idxNames(prefix, "labels", 1)) {
+                return (dir, img, lab)
+            }
         }
-        throw SAMixError.io("\(directory): no \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz] found "
-                            + "(also looked in fashion-mnist/, FashionMNIST/raw/, mnist/, MNIST/raw/)")
+        return nil
     }
 
     static func idxNames(_ prefix: String, _ kind: String, _ rank: Int) -> [String] {
