@@ -1,7 +1,8 @@
 import XCTest
 @testable import SAMix
 
-/// Finite-difference checks of the lead's layer ops (conv2d, batchNorm2d, linear, shortcutA).
+/// Finite-difference checks of the ops written outside Ops/ core files by other engineers
+/// (conv2d, batchNorm2d, linear, shortcutA, gatherRows).
 final class LayerOpsGradTests: XCTestCase {
     private func u(_ shape: [Int], _ seed: UInt64, lo: Float = -1, hi: Float = 1) throws -> Tensor {
         try TestData.uniform(shape, seed: seed, lo: lo, hi: hi)
@@ -47,5 +48,10 @@ final class LayerOpsGradTests: XCTestCase {
     func testShortcutA() throws {
         assertGradients([try u([2, 2, 5, 4], 30)]) { try shortcutA($0[0], outChannels: 4, stride: 2) }
         assertGradients([try u([1, 3, 3, 3], 31)]) { try shortcutA($0[0], outChannels: 3, stride: 1) }
+    }
+
+    func testGatherRows() throws {
+        // Repeated and skipped rows: the backward pass must accumulate and leave zeros.
+        assertGradients([try u([4, 2, 3], 40)]) { try $0[0].gatherRows([3, 0, 3, 1, 3]) }
     }
 }

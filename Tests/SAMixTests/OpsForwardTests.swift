@@ -317,4 +317,34 @@ final class OpsForwardTests: XCTestCase {
         XCTAssertThrowsError(try x.dropout(p: 1.5, training: true, rng: &r2))
         XCTAssertThrowsError(try x.dropout(p: -0.1, training: true, rng: &r2))
     }
+
+    func testMatMulEmptyInnerDimensionGivesZeros() throws {
+        let a = try Tensor(zeros: [3, 0]), b = try Tensor(zeros: [0, 2])
+        a.requiresGrad = true
+        b.requiresGrad = true
+        let c = try a.matmul(b)
+        XCTAssertEqual(c.scalars, [0, 0, 0, 0, 0, 0])
+        try c.sum().backward()
+        XCTAssertEqual(a.grad?.shape, [3, 0])
+    }
+
+    func testOpsDoNotRecordWithGradDisabled() throws {
+        let x = try TestData.uniform([2, 2, 4, 4], seed: 1)
+        x.requiresGrad = true
+        var rng = SplitMix64(seed: 1)
+        let outputs: [Tensor] = try GradMode.withDisabled {
+            [try x.relu(), try x.elu(), try x.sigmoid(), try x.tanh(), try x.leakyRelu(), try x.sum(),
+             try x.mean(axis: 1), try x.softmax(axis: 1), try x.logSoftmax(), try x.maxPool2d(kernel: 2),
+             try x.avgPool2d(kernel: 2), try x.globalAvgPool2d(), try x.upsampleNearest(factor: 2),
+             try x.upsampleBilinear(factor: 2), try Tensor.concat([x, x], axis: 1),
+             try x.narrow(axis: 2, start: 1, length: 2), try x.dropout(p: 0.5, training: true, rng: &rng),
+             try x.reshaped([8, 8]).matmul(x.reshaped([8, 8])),
+             try x.reshaped([4, 16]).crossEntropy(labels: [0, 1, 2, 3]),
+             try x.binaryCrossEntropyWithLogits(targets: x.detached())]
+        }
+        for (i, y) in outputs.enumerated() {
+            XCTAssertFalse(y.requiresGrad, "output \(i)")
+            XCTAssertFalse(y.hasGradFn, "output \(i)")
+        }
+    }
 }

@@ -79,6 +79,11 @@ enum MatMulKernels {
     static func batched(transA: Bool, transB: Bool, batch: Int, m: Int, n: Int, k: Int,
                         a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
         let sa = m &* k, sb = k &* n, sc = m &* n
+        if k == 0 {
+            // An empty inner dimension gives zeros (C is uninitialised, so no BLAS beta-scaling).
+            c.update(repeating: 0, count: batch &* sc)
+            return
+        }
         let flops = batch &* m &* n &* k
         if batch > 1 && flops >= parallelFlops {
             parallelChunks(batch) { _, r in

@@ -4,27 +4,9 @@
 /// machine-notes); parallel partial sums are combined in chunk order, so results are deterministic
 /// for a given thread count.
 enum ReduceKernels {
-    /// Σ p[0..<n] with 4 × SIMD8 accumulators.
+    /// Σ p[0..<n] (4 × SIMD8 accumulators, `sumFloats`).
     @inline(__always)
-    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-        var i = 0
-        let raw = UnsafeRawPointer(p)
-        while i &+ 32 <= n {
-            a0 += raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<Float>.self)
-            a1 += raw.loadUnaligned(fromByteOffset: (i &+ 8) &* 4, as: SIMD8<Float>.self)
-            a2 += raw.loadUnaligned(fromByteOffset: (i &+ 16) &* 4, as: SIMD8<Float>.self)
-            a3 += raw.loadUnaligned(fromByteOffset: (i &+ 24) &* 4, as: SIMD8<Float>.self)
-            i &+= 32
-        }
-        while i &+ 8 <= n {
-            a0 += raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<Float>.self)
-            i &+= 8
-        }
-        var s = ((a0 + a1) + (a2 + a3)).sum()
-        while i < n { s += p[i]; i &+= 1 }
-        return s
-    }
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float { sumFloats(p, n) }
 
     /// max p[0..<n] (n ≥ 1) with SIMD8 lanes; NaN inputs may be skipped.
     @inline(__always)
