@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from . import datasets as datasets
 from . import errors as errors
+from . import mixing as mixing
 from . import models as models
 from ._core import blas_info as blas_info
 from ._core import get_num_threads as get_num_threads
@@ -23,8 +24,17 @@ from ._core import live_handles as live_handles
 from ._core import set_num_threads as set_num_threads
 from ._version import __version__ as __version__
 from .errors import SamixError as SamixError
+from .mixing import MixPolicy as MixPolicy
+from .mixing import MixResult as MixResult
+from .mixing import Mixup as Mixup
+from .mixing import mix as mix
 
 __all__ = [
+    "MixPolicy",
+    "MixResult",
+    "Mixup",
+    "mix",
+    "mixing",
     "SamixError",
     "__version__",
     "blas_info",

@@ -68,6 +68,14 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_state_entry": (_status, [_handle, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_model_state_get": (_status, [_handle, _i64, _ptr, _i64]),
     "samix_model_load_state": (_status, [_handle, _i64, _ptr, _ptr, _ptr, _ptr, c_int32]),
+    # mixing policies
+    "samix_policy_create": (_status, [c_char_p, c_double, c_int32, c_int32, c_uint64, _ptr]),
+    "samix_policy_create_timm": (_status, [c_double, c_double, c_double, c_double, c_double, c_double,
+                                           c_int32, c_int32, c_double, _i64, c_uint64, _ptr]),
+    "samix_policy_free": (_status, [_handle]),
+    "samix_policy_rng_state": (_status, [_handle, _ptr, c_int32]),
+    "samix_policy_mix": (_status, [_handle, _ptr, _ptr, _ptr, c_int32, _ptr, _i64, c_double, c_double,
+                                   _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]),
 }
 
 

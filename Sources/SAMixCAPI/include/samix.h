@@ -133,6 +133,37 @@ samix_status samix_model_load_state(samix_handle model, int64_t n, const char *c
                                     const float *const *values, const int64_t *ranks,
                                     const int64_t *shapes, int32_t strict);
 
+/* MARK: - Mixing policies
+ * A policy handle owns its policy and a seeded generator; successive samix_policy_mix calls
+ * continue one reproducible random stream. Conventions: lambda is the weight of the ORIGINAL
+ * sample i, 1 - lambda that of its partner x[partner[i]]; masks hold the PARTNER weight per pixel. */
+
+/* method: "mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix".
+ * alpha: Beta(alpha, alpha) parameter, NaN = the method's default (OpenMixup CIFAR value).
+ * per_sample: 1 = one lambda (and box/mask) per sample instead of one per batch.
+ * partner: 0 = method default, 1 = random permutation, 2 = derangement, 3 = flip, 4 = roll. */
+samix_status samix_policy_create(const char *method, double alpha, int32_t per_sample,
+                                 int32_t partner, uint64_t seed, samix_handle *out);
+/* timm's Mixup/CutMix switcher (timm.data.Mixup arguments). minmax_lo/hi: NaN, NaN = none;
+ * mode: 0 batch, 1 pair, 2 elem. */
+samix_status samix_policy_create_timm(double mixup_alpha, double cutmix_alpha, double minmax_lo,
+                                      double minmax_hi, double prob, double switch_prob,
+                                      int32_t mode, int32_t correct_lam, double label_smoothing,
+                                      int64_t num_classes, uint64_t seed, samix_handle *out);
+samix_status samix_policy_free(samix_handle policy);
+/* set = 0: *state = generator state; set = 1: generator state = *state. */
+samix_status samix_policy_rng_state(samix_handle policy, uint64_t *state, int32_t set);
+/* Mixes a finite float batch x (shape[4]: N,C,H,W, or N,H,W,C when channels_last = 1) into out
+ * (out == x mixes in place; partial overlap is an error). lambda: NaN = sample it, else fixed in
+ * [0, 1]. Optional outputs (NULL = skip): targets N×num_classes soft targets of labels[N] with
+ * label_smoothing in [0, 1) (labels required then); lam[N] realised weight of the original;
+ * label_lam[N] its weight in the targets; partner[N]; masks N×H×W partner-weight maps;
+ * boxes N×4 (y0, y1, x0, x1; -1 when the sample has no box). */
+samix_status samix_policy_mix(samix_handle policy, const float *x, float *out, const int64_t *shape,
+                              int32_t channels_last, const int64_t *labels, int64_t num_classes,
+                              double label_smoothing, double lambda, float *targets, float *lam,
+                              float *label_lam, int64_t *partner, float *masks, int64_t *boxes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,216 @@
+import Glibc
+import SAMix
+
+// Mixing policies behind handles of kind `.policy`. A policy handle owns its policy and its own
+// seeded generator, so repeated `samix_policy_mix` calls continue one reproducible stream.
+
+/// A policy plus its random stream (and, for timm's Mixup, its label settings).
+final class PolicyBox {
+    let name: String
+    let policy: MixPolicy
+    var rng: SplitMix64
+
+    init(name: String, policy: MixPolicy, seed: UInt64) {
+        self.name = name
+        self.policy = policy
+        rng = SplitMix64(seed: seed)
+    }
+}
+
+/// Policy names accepted by `samix_policy_create`.
+let policyNames = ["mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix"]
+
+func partnerMode(_ code: Int32) throws -> PartnerMode? {
+    switch code {
+    case 0: return nil
+    case 1: return .permutation
+    case 2: return .derangement
+    case 3: return .flip
+    case 4: return .roll
+    default:
+        throw CAPIError(.invalidArgument,
+                        "partner mode must be 0 (default), 1 (permutation), 2 (derangement), 3 (flip) or 4 (roll), got \(code)")
+    }
+}
+
+/// Builds a hand-crafted policy by name. `alpha` NaN = the policy's default (OpenMixup CIFAR value).
+func makePolicy(_ name: String, alpha: Double, perSample: Bool, partner: PartnerMode?) throws -> MixPolicy {
+    let a: Double? = alpha.isNaN ? nil : alpha
+    if let a { guard a > 0, a.isFinite else { throw CAPIError(.invalidArgument, "alpha must be a finite value > 0, got \(a)") } }
+    switch name.lowercased() {
+    case "mixup":
+        var p = try a.map { try Mixup(alpha: $0) } ?? Mixup()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    case "cutmix":
+        var p = try a.map { try CutMix(alpha: $0) } ?? CutMix()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    case "smoothmix":
+        guard a == nil else { throw CAPIError(.invalidArgument, "smoothmix has no alpha parameter") }
+        var p = try SmoothMix()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    case "resizemix":
+        var p = try a.map { try ResizeMix(alpha: $0) } ?? ResizeMix()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    case "gridmix":
+        var p = try a.map { try GridMix(alpha: $0) } ?? GridMix()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    case "fmix":
+        var p = try a.map { try FMix(alpha: $0) } ?? FMix()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    case "saliencymix":
+        var p = try a.map { try SaliencyMix(alpha: $0) } ?? SaliencyMix()
+        p.perSample = perSample
+        if let partner { p.partner = partner }
+        return p
+    default:
+        throw CAPIError(.invalidArgument, "unknown mixing method '\(name)'; known: \(policyNames.joined(separator: ", "))")
+    }
+}
+
+@_cdecl("samix_policy_create")
+public func samix_policy_create(_ method: UnsafePointer<CChar>?, _ alpha: Double, _ perSample: Int32,
+                                _ partner: Int32, _ seed: UInt64, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded("samix_policy_create") {
+        let out = try nonNull(out, "out")
+        let name = try readString(method, "method", maxBytes: 64)
+        let p = try makePolicy(name, alpha: alpha, perSample: perSample != 0, partner: try partnerMode(partner))
+        out.pointee = Registry.shared.insert(PolicyBox(name: name.lowercased(), policy: p, seed: seed), kind: .policy)
+    }
+}
+
+/// timm's Mixup/CutMix switcher. minmax_lo/hi NaN = no cutmix_minmax; mode 0 batch, 1 pair, 2 elem.
+@_cdecl("samix_policy_create_timm")
+public func samix_policy_create_timm(_ mixupAlpha: Double, _ cutmixAlpha: Double, _ minmaxLo: Double,
+                                     _ minmaxHi: Double, _ prob: Double, _ switchProb: Double, _ mode: Int32,
+                                     _ correctLam: Int32, _ labelSmoothing: Double, _ numClasses: Int64,
+                                     _ seed: UInt64, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded("samix_policy_create_timm") {
+        let out = try nonNull(out, "out")
+        let m: MixupConfig.Mode
+        switch mode {
+        case 0: m = .batch
+        case 1: m = .pair
+        case 2: m = .elem
+        default: throw CAPIError(.invalidArgument, "mode must be 0 (batch), 1 (pair) or 2 (elem), got \(mode)")
+        }
+        var minmax: (Double, Double)? = nil
+        if !(minmaxLo.isNaN && minmaxHi.isNaN) {
+            guard minmaxLo.isFinite, minmaxHi.isFinite else {
+                throw CAPIError(.invalidArgument, "cutmix_minmax must be two finite numbers, got (\(minmaxLo), \(minmaxHi))")
+            }
+            minmax = (minmaxLo, minmaxHi)
+        }
+        for (v, n) in [(mixupAlpha, "mixup_alpha"), (cutmixAlpha, "cutmix_alpha"), (prob, "prob"),
+                       (switchProb, "switch_prob"), (labelSmoothing, "label_smoothing")] where !v.isFinite {
+            throw CAPIError(.invalidArgument, "\(n) must be finite, got \(v)")
+        }
+        guard numClasses >= 1, numClasses <= 1 << 24 else {
+            throw CAPIError(.invalidArgument, "num_classes must be in 1...\(1 << 24), got \(numClasses)")
+        }
+        let config = try MixupConfig(numClasses: Int(numClasses), mixupAlpha: mixupAlpha, cutmixAlpha: cutmixAlpha,
+                                     cutmixMinMax: minmax, prob: prob, switchProb: switchProb, mode: m,
+                                     correctLam: correctLam != 0, labelSmoothing: labelSmoothing)
+        let p = try TimmMixup(config)
+        out.pointee = Registry.shared.insert(PolicyBox(name: "timm-mixup", policy: p, seed: seed), kind: .policy)
+    }
+}
+
+@_cdecl("samix_policy_free")
+public func samix_policy_free(_ handle: UInt64) -> Int32 {
+    freeHandle("samix_policy_free", handle, .policy)
+}
+
+/// Reads (*state) or replaces (set = 1) the policy's generator state, for exact resumption.
+@_cdecl("samix_policy_rng_state")
+public func samix_policy_rng_state(_ handle: UInt64, _ state: UnsafeMutablePointer<UInt64>?, _ set: Int32) -> Int32 {
+    guarded("samix_policy_rng_state") {
+        let state = try nonNull(state, "state")
+        try Registry.shared.with(handle, .policy, as: PolicyBox.self) { b in
+            if set != 0 { b.rng = SplitMix64(seed: state.pointee) } else { state.pointee = b.rng.state }
+        }
+    }
+}
+
+/// Mixes one batch. See samix.h for the arguments.
+@_cdecl("samix_policy_mix")
+public func samix_policy_mix(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>?,
+                             _ shape: UnsafePointer<Int64>?, _ channelsLast: Int32,
+                             _ labels: UnsafePointer<Int64>?, _ numClasses: Int64, _ labelSmoothing: Double,
+                             _ lambda: Double, _ targets: UnsafeMutablePointer<Float>?,
+                             _ lam: UnsafeMutablePointer<Float>?, _ labelLam: UnsafeMutablePointer<Float>?,
+                             _ partner: UnsafeMutablePointer<Int64>?, _ masks: UnsafeMutablePointer<Float>?,
+                             _ boxes: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_policy_mix") {
+        try Registry.shared.with(handle, .policy, as: PolicyBox.self) { b in
+            // Validate everything before the output is touched.
+            let dims = try readShape(shape, 4, name: "x", expectedRank: 4...4)
+            guard dims.allSatisfy({ $0 >= 1 }) else { throw CAPIError(.shape, "x must have all dimensions ≥ 1, got shape \(dims)") }
+            let (B, C, H, W) = channelsLast != 0 ? (dims[0], dims[3], dims[1], dims[2]) : (dims[0], dims[1], dims[2], dims[3])
+            let bshape = try ImageBatchShape(batch: B, channels: C, height: H, width: W,
+                                             layout: channelsLast != 0 ? .nhwc : .nchw)
+            let xp = try nonNull(x, "x"), op = try nonNull(out, "out")
+            try requireFinite(xp, bshape.elementCount, "x")
+            let fixed: Double? = lambda.isNaN ? nil : lambda
+            if let l = fixed, !(l >= 0 && l <= 1) {
+                throw CAPIError(.invalidArgument, "lambda must be in [0, 1] (or NaN to sample it), got \(l)")
+            }
+            if targets != nil {
+                let lp = try nonNull(labels, "labels")
+                guard numClasses >= 1, numClasses <= 1 << 24 else {
+                    throw CAPIError(.invalidArgument, "num_classes must be in 1...\(1 << 24), got \(numClasses)")
+                }
+                let (bk, overflow) = Int64(B).multipliedReportingOverflow(by: numClasses)
+                guard !overflow, bk <= 1 << 36 else {
+                    throw CAPIError(.invalidArgument, "targets of \(B)×\(numClasses) are too large")
+                }
+                guard labelSmoothing >= 0, labelSmoothing < 1 else {
+                    throw CAPIError(.invalidArgument, "label_smoothing must be in [0, 1), got \(labelSmoothing)")
+                }
+                for i in 0..<B where lp[i] < 0 || lp[i] >= numClasses {
+                    throw CAPIError(.invalidArgument, "label \(lp[i]) at index \(i) is outside 0..<\(numClasses)")
+                }
+            }
+            let r = try b.policy.plan(images: xp, shape: bshape, lambda: fixed, rng: &b.rng)
+            try r.apply(input: xp, output: op, shape: bshape)
+            if let targets, let lp = labels {
+                try r.softTargets(labels: lp, numClasses: Int(numClasses), smoothing: Float(labelSmoothing), into: targets)
+            }
+            for i in 0..<B {
+                lam?[i] = r.lambda[i]
+                labelLam?[i] = r.labelLambda[i]
+                partner?[i] = Int64(r.partner[i])
+                if let boxes {
+                    switch r.ops[i] {
+                    case .box(let bx), .resizedBox(let bx):
+                        boxes[4 * i] = Int64(bx.y0); boxes[4 * i + 1] = Int64(bx.y1)
+                        boxes[4 * i + 2] = Int64(bx.x0); boxes[4 * i + 3] = Int64(bx.x1)
+                    default:
+                        for k in 0..<4 { boxes[4 * i + k] = -1 }
+                    }
+                }
+            }
+            if let masks {
+                let hw = H * W
+                for i in 0..<B {
+                    let m = try r.partnerWeightMap(sample: i)
+                    guard m.count == hw else { throw CAPIError(.internalError, "mask of \(m.count) values for \(H)×\(W)") }
+                    m.withUnsafeBufferPointer { src in
+                        if let s = src.baseAddress { (masks + i * hw).update(from: s, count: hw) }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+"""Hand-crafted mixup policies (Mixup, CutMix, SmoothMix, ResizeMix, GridMix, FMix, SaliencyMix) and
+timm's Mixup/CutMix switcher, computed by the Swift engine.
+
+Conventions (timm / OpenMixup): ``lam[i]`` is the weight of the ORIGINAL sample ``i`` and
+``1 - lam[i]`` that of its partner ``x[partner[i]]``; ``masks[i]`` is the PARTNER weight per pixel, so
+``mixed[i] = (1 - masks[i]) * x[i] + masks[i] * x[partner[i]]`` for blending policies.
+
+One-shot use::
+
+    r = samix.mix(x, y, method="cutmix", alpha=1.0, num_classes=10, seed=0)
+    r.images, r.targets, r.lam, r.partner, r.masks, r.boxes
+
+Repeated use with one random stream::
+
+    policy = samix.MixPolicy("fmix", alpha=0.2, seed=0)
+    r = policy(x, y, num_classes=10)
+
+timm style (mixes ``x`` in place when it is a C-contiguous float32 array, like timm)::
+
+    mixup_fn = samix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=10)
+    x, targets = mixup_fn(x, y)
+
+Arrays: C-contiguous float32 inputs are used in place; others are converted once. ``out=`` must be
+a C-contiguous float32 array of the input's shape; ``out=x`` mixes in place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+import numpy as np
+
+from ._arrays import as_f32, as_labels, check_out, shape_array
+from ._handle import Handle
+from ._lib import check, lib
+from .errors import InvalidArgumentError, SamixTypeError, ShapeError
+
+__all__ = ["METHODS", "MixResult", "MixPolicy", "Mixup", "mix"]
+
+#: Methods accepted by :func:`mix` and :class:`MixPolicy`.
+METHODS = ("mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix")
+
+_PARTNERS = {None: 0, "permutation": 1, "derangement": 2, "flip": 3, "roll": 4}
+_MODES = {"batch": 0, "pair": 1, "elem": 2}
+
+
+@dataclass(repr=False)
+class MixResult:
+    """Outcome of one mixing step.
+
+    Attributes:
+        images: mixed batch, same shape as the input (float32).
+        targets: (N, num_classes) soft targets, or None when no labels were given.
+        lam: (N,) realised weight of each original sample.
+        label_lam: (N,) weight of each sample's own label in ``targets``.
+        partner: (N,) int64 partner index of each sample.
+        masks: (N, H, W) partner-weight maps, or None when not requested.
+        boxes: (N, 4) int64 boxes ``(y0, y1, x0, x1)`` of box policies (-1 rows for samples without one).
+    """
+
+    images: np.ndarray
+    targets: Optional[np.ndarray]
+    lam: np.ndarray
+    label_lam: np.ndarray
+    partner: np.ndarray
+    masks: Optional[np.ndarray]
+    boxes: np.ndarray
+
+    def __repr__(self) -> str:
+        t = "None" if self.targets is None else f"{self.targets.shape}"
+        return (f"MixResult(images={self.images.shape}, targets={t}, "
+                f"lam=[{', '.join(f'{v:.3f}' for v in self.lam[:4])}{', …' if len(self.lam) > 4 else ''}])")
+
+
+def _float_arg(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise SamixTypeError(f"{name} must be a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _int_arg(v: Any, name: str, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise SamixTypeError(f"{name} must be an int, got {type(v).__name__}")
+    v = int(v)
+    if not lo <= v <= hi:
+        raise InvalidArgumentError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def _seed(seed: Any) -> int:
+    return _int_arg(seed, "seed", 0, 2**64 - 1)
+
+
+class _PolicyBase(Handle):
+    _free_fn = lib.samix_policy_free
+
+    @property
+    def rng_state(self) -> int:
+        """The generator state (save it and assign it back to resume the random stream exactly)."""
+        s = ctypes.c_uint64(0)
+        check(lib.samix_policy_rng_state(self.handle, ctypes.addressof(s), 0))
+        return int(s.value)
+
+    @rng_state.setter
+    def rng_state(self, value: int) -> None:
+        s = ctypes.c_uint64(_seed(value))
+        check(lib.samix_policy_rng_state(self.handle, ctypes.addressof(s), 1))
+
+    def _mix(self, x: Any, y: Any, num_classes: Optional[int], label_smoothing: float, lam: Optional[float],
+             out: Optional[np.ndarray], return_masks: bool, channels_last: bool) -> MixResult:
+        xa = as_f32(x, "x", ndim=4)
+        if out is None:
+            out = np.empty_like(xa)
+        else:
+            check_out(out, xa.shape)
+            if out is not xa and np.shares_memory(out, xa) and out.ctypes.data != xa.ctypes.data:
+                raise ShapeError("out partially overlaps x (use out=x to mix in place)")
+        n = xa.shape[0]
+        h, w = (xa.shape[1], xa.shape[2]) if channels_last else (xa.shape[2], xa.shape[3])
+        targets = labels = None
+        k = 0
+        if y is not None:
+            labels = as_labels(y, "y")
+            if labels.shape[0] != n:
+                raise ShapeError(f"y has {labels.shape[0]} labels for a batch of {n}")
+            if num_classes is None:
+                raise InvalidArgumentError("num_classes is required when labels are given")
+            k = _int_arg(num_classes, "num_classes", 1, 1 << 24)
+            targets = np.empty((n, k), dtype=np.float32)
+        lam_arr = np.empty(n, dtype=np.float32)
+        label_lam = np.empty(n, dtype=np.float32)
+        partner = np.empty(n, dtype=np.int64)
+        boxes = np.empty((n, 4), dtype=np.int64)
+        masks = np.empty((n, h, w), dtype=np.float32) if return_masks else None
+        fixed = math.nan if lam is None else _float_arg(lam, "lam")
+        if lam is not None and not 0.0 <= fixed <= 1.0:
+            raise InvalidArgumentError(f"lam must be in [0, 1], got {fixed}")
+        ls = _float_arg(label_smoothing, "label_smoothing")
+        shape = shape_array(xa.shape)
+        check(lib.samix_policy_mix(
+            self.handle, xa.ctypes.data, out.ctypes.data, shape.ctypes.data, 1 if channels_last else 0,
+            None if labels is None else labels.ctypes.data, k, ls, fixed,
+            None if targets is None else targets.ctypes.data, lam_arr.ctypes.data, label_lam.ctypes.data,
+            partner.ctypes.data, None if masks is None else masks.ctypes.data, boxes.ctypes.data))
+        return MixResult(out, targets, lam_arr, label_lam, partner, masks, boxes)
+
+
+class MixPolicy(_PolicyBase):
+    """A hand-crafted mixing policy with its own seeded random stream.
+
+    Args:
+        method: one of :data:`METHODS`.
+        alpha: Beta(alpha, alpha) parameter; None uses the method's default (OpenMixup CIFAR value:
+            1.0 for mixup/resizemix, 0.2 for cutmix/gridmix/fmix/saliencymix; smoothmix has none).
+        per_sample: one lambda (and box/mask) per sample instead of one per batch.
+        partner: how partners are chosen: None (method default), "permutation", "derangement",
+            "flip" or "roll".
+        seed: seed of the policy's random stream.
+    """
+
+    def __init__(self, method: str = "mixup", alpha: Optional[float] = None, per_sample: bool = False,
+                 partner: Optional[str] = None, seed: int = 0) -> None:
+        if not isinstance(method, str):
+            raise SamixTypeError(f"method must be a str, got {type(method).__name__}")
+        if partner not in _PARTNERS:
+            raise InvalidArgumentError(f"partner must be one of {[p for p in _PARTNERS if p]} or None, got {partner!r}")
+        a = math.nan if alpha is None else _float_arg(alpha, "alpha")
+        h = ctypes.c_uint64(0)
+        check(lib.samix_policy_create(method.encode(), a, 1 if per_sample else 0, _PARTNERS[partner],
+                                      _seed(seed), ctypes.addressof(h)))
+        super().__init__(h.value)
+        self.method = method.lower()
+        self.alpha = alpha
+        self.per_sample = bool(per_sample)
+        self.partner = partner
+
+    def __call__(self, x: Any, y: Any = None, num_classes: Optional[int] = None, label_smoothing: float = 0.0,
+                 lam: Optional[float] = None, out: Optional[np.ndarray] = None, return_masks: bool = True,
+                 channels_last: bool = False) -> MixResult:
+        """Mixes one batch.
+
+        Args:
+            x: images (N, C, H, W), or (N, H, W, C) with ``channels_last=True``; finite values.
+            y: optional (N,) integer labels; then ``num_classes`` is required and soft targets returned.
+            num_classes: number of classes of the soft targets.
+            label_smoothing: epsilon of the soft targets, in [0, 1).
+            lam: fix lambda (weight of the original) instead of sampling it.
+            out: array written in place (``out=x`` mixes in place); default a new array.
+            return_masks: also return the (N, H, W) partner-weight maps.
+            channels_last: ``x`` is NHWC.
+        """
+        return self._mix(x, y, num_classes, label_smoothing, lam, out, return_masks, channels_last)
+
+    def __repr__(self) -> str:
+        a = "default" if self.alpha is None else self.alpha
+        return (f"MixPolicy({self.method!r}, alpha={a}, per_sample={self.per_sample}, "
+                f"partner={self.partner or 'default'}{', closed' if self.closed else ''})")
+
+
+def mix(x: Any, y: Any = None, method: str = "mixup", alpha: Optional[float] = None,
+        num_classes: Optional[int] = None, label_smoothing: float = 0.0, lam: Optional[float] = None,
+        per_sample: bool = False, partner: Optional[str] = None, seed: int = 0,
+        out: Optional[np.ndarray] = None, return_masks: bool = True, channels_last: bool = False) -> MixResult:
+    """Mixes one batch with a hand-crafted policy (see :class:`MixPolicy` for the arguments).
+
+    Returns:
+        :class:`MixResult` with ``images`` (``out`` when given), ``targets`` (N, num_classes) when ``y``
+        is given, ``lam``, ``label_lam``, ``partner``, ``masks`` (N, H, W) and ``boxes`` (N, 4).
+    """
+    with MixPolicy(method, alpha=alpha, per_sample=per_sample, partner=partner, seed=seed) as p:
+        return p(x, y, num_classes=num_classes, label_smoothing=label_smoothing, lam=lam, out=out,
+                 return_masks=return_masks, channels_last=channels_last)
+
+
+class Mixup(_PolicyBase):
+    """timm's ``Mixup`` (``timm.data.Mixup``) with the same arguments and semantics.
+
+    Partner of sample ``i`` is ``N - 1 - i`` (timm's ``x.flip(0)``). ``__call__(x, target)`` returns
+    ``(x, soft_targets)``: like timm it mixes ``x`` in place when ``x`` is a writeable C-contiguous
+    float32 array; otherwise the mixed batch is a new array (``x`` is left untouched).
+
+    Args:
+        mixup_alpha: Mixup Beta(alpha, alpha); 0 disables Mixup.
+        cutmix_alpha: CutMix Beta(alpha, alpha); 0 disables CutMix.
+        cutmix_minmax: (lo, hi) fractions of the image side for CutMix boxes (forces CutMix, alpha 1).
+        prob: probability of mixing a batch (``batch`` mode) or a pair/element.
+        switch_prob: probability of CutMix instead of Mixup when both are enabled.
+        mode: ``"batch"``, ``"pair"`` or ``"elem"``.
+        correct_lam: use the clipped box area as the CutMix label weight.
+        label_smoothing: epsilon of the soft targets.
+        num_classes: number of classes (required).
+        seed: seed of the random stream.
+    """
+
+    def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0,
+                 cutmix_minmax: Optional[tuple[float, float]] = None, prob: float = 1.0, switch_prob: float = 0.5,
+                 mode: Literal["batch", "pair", "elem"] = "batch", correct_lam: bool = True,
+                 label_smoothing: float = 0.1, num_classes: int = 1000, seed: int = 0) -> None:
+        if mode not in _MODES:
+            raise InvalidArgumentError(f"mode must be 'batch', 'pair' or 'elem', got {mode!r}")
+        if cutmix_minmax is None:
+            lo = hi = math.nan
+        else:
+            try:
+                lo, hi = (_float_arg(v, "cutmix_minmax") for v in cutmix_minmax)
+            except (TypeError, ValueError):
+                raise SamixTypeError(f"cutmix_minmax must be a (lo, hi) pair, got {cutmix_minmax!r}") from None
+        self.num_classes = _int_arg(num_classes, "num_classes", 1, 1 << 24)
+        h = ctypes.c_uint64(0)
+        check(lib.samix_policy_create_timm(
+            _float_arg(mixup_alpha, "mixup_alpha"), _float_arg(cutmix_alpha, "cutmix_alpha"), lo, hi,
+            _float_arg(prob, "prob"), _float_arg(switch_prob, "switch_prob"), _MODES[mode], 1 if correct_lam else 0,
+            _float_arg(label_smoothing, "label_smoothing"), self.num_classes, _seed(seed), ctypes.addressof(h)))
+        super().__init__(h.value)
+        self.mixup_alpha = float(mixup_alpha)
+        self.cutmix_alpha = 1.0 if cutmix_minmax is not None else float(cutmix_alpha)
+        self.cutmix_minmax = cutmix_minmax
+        self.prob = float(prob)
+        self.switch_prob = float(switch_prob)
+        self.mode = mode
+        self.correct_lam = bool(correct_lam)
+        self.label_smoothing = float(label_smoothing)
+
+    def __call__(self, x: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mixes ``x`` (N, C, H, W) and returns ``(mixed x, soft targets (N, num_classes))``."""
+        in_place = (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
+                    and x.flags.aligned and x.flags.writeable)
+        r = self.mix(x, target, out=x if in_place else None)
+        assert r.targets is not None
+        return r.images, r.targets
+
+    def mix(self, x: Any, target: Any, out: Optional[np.ndarray] = None, return_masks: bool = False) -> MixResult:
+        """Like ``__call__`` but returns the full :class:`MixResult` (lam, partner, boxes, ...)."""
+        return self._mix(x, target, self.num_classes, self.label_smoothing, None, out, return_masks, False)
+
+    def __repr__(self) -> str:
+        return (f"Mixup(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
+                f"cutmix_minmax={self.cutmix_minmax}, prob={self.prob}, switch_prob={self.switch_prob}, "
+                f"mode={self.mode!r}, correct_lam={self.correct_lam}, label_smoothing={self.label_smoothing}, "
+                f"num_classes={self.num_classes})")
