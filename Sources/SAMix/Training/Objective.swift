@@ -4,6 +4,9 @@
 public protocol TrainingObjective: AnyObject {
     /// Short name for logs ("vanilla", "mixup", "samix", …).
     var name: String { get }
+    /// Builds whatever depends on the model (Mixer, momentum copies, extra heads). Called once
+    /// before the optimizer is created (by `Trainer.parameters`); must be idempotent.
+    func prepare(model: ImageClassifier) throws
     /// Trainable modules besides the classifier, with name prefixes for optimizer/checkpoint state.
     var extraModules: [(String, Module)] { get }
     /// The loss of one batch (the classifier is in training mode). `context.rng` is this step's generator.
@@ -16,6 +19,7 @@ public protocol TrainingObjective: AnyObject {
 }
 
 extension TrainingObjective {
+    public func prepare(model: ImageClassifier) throws {}
     public var extraModules: [(String, Module)] { [] }
     public func afterStep(model: ImageClassifier, context: StepContext) throws {}
     public var evaluationModels: [(String, ImageClassifier)] { [] }

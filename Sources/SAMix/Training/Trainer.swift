@@ -42,7 +42,8 @@ public final class Trainer {
     }
 
     /// Every trainable parameter of a model plus an objective's extra modules, named.
-    public static func parameters(model: ImageClassifier, objective: TrainingObjective) -> [(String, Tensor)] {
+    public static func parameters(model: ImageClassifier, objective: TrainingObjective) throws -> [(String, Tensor)] {
+        try objective.prepare(model: model)
         var p = model.namedParameters()
         for (prefix, m) in objective.extraModules { p += m.namedParameters(prefix: prefix + ".") }
         return p
@@ -51,7 +52,7 @@ public final class Trainer {
     /// Convenience: SGD with momentum over model + objective parameters.
     public static func sgd(model: ImageClassifier, objective: TrainingObjective, lr: Float, momentum: Float = 0.9,
                            weightDecay: Float = 5e-4, nesterov: Bool = false) throws -> SGD {
-        try SGD(parameters(model: model, objective: objective), lr: lr, momentum: momentum,
+        try SGD(try parameters(model: model, objective: objective), lr: lr, momentum: momentum,
                 weightDecay: weightDecay, nesterov: nesterov)
     }
 
