@@ -37,9 +37,9 @@ extension Tensor {
             let gx = try Tensor(uninitializedShape: saved.shape)
             let gp = g.data, yp = saved.data, gxp = gx.data
             SoftmaxKernels.run(outer: outer, work: saved.count) { r in
-                for o in r {
-                    let base = o &* n &* inner
-                    if lastAxis {
+                if lastAxis {
+                    for o in r {
+                        let base = o &* n
                         let gr = gp + base, yr = yp + base, dr = gxp + base
                         if log {
                             let s = ReduceKernels.sum(gr, n)
@@ -48,12 +48,16 @@ extension Tensor {
                             let s = ReduceKernels.dot(gr, yr, n)
                             for k in 0..<n { dr[k] = yr[k] * (gr[k] - s) }
                         }
-                        continue
                     }
-                    // Σₖ over the strided axis, vectorised across `inner`.
-                    var acc = [Float](repeating: 0, count: inner)
-                    acc.withUnsafeMutableBufferPointer { accBuf in
-                        let s = accBuf.baseAddress!
+                    return
+                }
+                // Σₖ over the strided axis, vectorised across `inner` (one buffer per chunk).
+                var acc = [Float](repeating: 0, count: inner)
+                acc.withUnsafeMutableBufferPointer { accBuf in
+                    let s = accBuf.baseAddress!
+                    for o in r {
+                        let base = o &* n &* inner
+                        for i in 0..<inner { s[i] = 0 }
                         for k in 0..<n {
                             let gr = gp + (base &+ k &* inner), yr = yp + (base &+ k &* inner)
                             if log { for i in 0..<inner { s[i] += gr[i] } } else { for i in 0..<inner { s[i] += gr[i] * yr[i] } }
