@@ -347,4 +347,30 @@ final class OpsForwardTests: XCTestCase {
             XCTAssertFalse(y.hasGradFn, "output \(i)")
         }
     }
+
+    func testEmptyAndHostileArguments() throws {
+        // Empty tensors flow through forward and backward without touching memory.
+        let e = try Tensor(zeros: [2, 3, 0, 4])
+        e.requiresGrad = true
+        for y in [try e.softmax(axis: 1), try e.logSoftmax(axis: -1), try e.upsampleBilinear(factor: 2),
+                  try e.upsampleNearest(factor: 2), try e.relu()] {
+            XCTAssertEqual(y.count, 0)
+            try y.backward(gradient: try Tensor(zeros: y.shape))
+        }
+        XCTAssertEqual(e.grad?.count, 0)
+        // Summing over an empty axis gives zeros.
+        let s = try e.sum(axis: 2, keepDims: true)
+        XCTAssertEqual(s.shape, [2, 3, 1, 4])
+        XCTAssertEqual(s.scalars, [Float](repeating: 0, count: 24))
+        try s.backward(gradient: try Tensor(repeating: 1, shape: s.shape))
+        // Pooling needs a non-empty plane; huge arguments are rejected, not overflowed.
+        XCTAssertThrowsError(try e.maxPool2d(kernel: 2, padding: 1))
+        let x = try Tensor(zeros: [1, 1, 4, 4])
+        XCTAssertThrowsError(try x.maxPool2d(kernel: 2, stride: 1, padding: Int.max))
+        XCTAssertThrowsError(try x.avgPool2d(kernel: Int.max))
+        XCTAssertThrowsError(try x.maxPool2d(kernel: 2, stride: -1))
+        XCTAssertThrowsError(try x.narrow(axis: 0, start: Int.max, length: Int.max))
+        XCTAssertThrowsError(try x.upsampleBilinear(factor: Int.max))
+        XCTAssertEqual(try x.maxPool2d(kernel: 2, stride: Int.max).shape, [1, 1, 1, 1])
+    }
 }

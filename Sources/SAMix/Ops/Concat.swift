@@ -62,7 +62,7 @@ extension Tensor {
         let a = try normalizedAxis(axis, "narrow")
         let n = shape[a]
         try require(start >= 0 && length >= 0 && start <= n && length <= n - start,
-                    "narrow: range \(start)..<\(start + length) is outside 0..<\(n) on axis \(a) of \(shape)")
+                    "narrow: \(length) elements from \(start) do not fit in 0..<\(n) on axis \(a) of \(shape)")
         var outShape = shape
         outShape[a] = length
         let out = try Tensor(uninitializedShape: outShape)

@@ -20,9 +20,10 @@ extension Tensor {
         let (ph, pw) = padding
         try require(kh > 0 && kw > 0, "\(op): kernel \(kernel) must be positive")
         try require(sh > 0 && sw > 0, "\(op): stride must be positive")
-        try require(ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw,
+        try require(ph >= 0 && pw >= 0 && ph <= kh / 2 && pw <= kw / 2,
                     "\(op): padding \(padding) must be between 0 and half the kernel \(kernel)")
         let h = shape[2], w = shape[3]
+        try requireShape(h > 0 && w > 0, "\(op): empty spatial size in \(shape)")
         try requireShape(h + 2 * ph >= kh && w + 2 * pw >= kw,
                          "\(op): kernel \(kernel) is larger than the padded input \(h)×\(w)")
         return PoolGeometry(h: h, w: w, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw,
@@ -91,7 +92,7 @@ extension Tensor {
             let gx = try Tensor(zeros: inShape)
             let gp = g.data, gxp = gx.data
             argmax.withUnsafeBufferPointer { ab in
-                let am = ab.baseAddress!
+                guard let am = ab.baseAddress, !ab.isEmpty else { return }
                 Tensor.forPlanes(geo.planes, work: g.count) { r in
                     for plane in r {
                         let dst = gxp + plane &* geo.inPlane

@@ -21,6 +21,10 @@ extension Tensor {
         let a = try normalizedAxis(axis, name)
         let (outer, n, inner) = axisSplit(a)
         let out = try Tensor(uninitializedShape: shape)
+        if count == 0 {
+            let inShape = shape
+            return out.recordOp(name, [self]) { _ in [try Tensor(zeros: inShape)] }
+        }
         let x = data, y = out.data
         let lastAxis = inner == 1
         SoftmaxKernels.run(outer: outer, work: count) { r in

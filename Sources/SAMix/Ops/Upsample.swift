@@ -65,7 +65,8 @@ extension Tensor {
         let ty = BilinearTaps(input: h, factor: fh), tx = BilinearTaps(input: w, factor: fw)
         let out = try Tensor(uninitializedShape: [n, c, oh, ow])
         let x = data, y = out.data
-        Tensor.upsamplePlanes(planes, work: out.count &* 4) { r in
+        // Empty outputs skip the kernels (their row buffers would be empty).
+        Tensor.upsamplePlanes(out.count == 0 ? 0 : planes, work: out.count &* 4) { r in
             var tmp = [Float](repeating: 0, count: 2 &* ow)
             tmp.withUnsafeMutableBufferPointer { tb in
                 let rowA = tb.baseAddress!, rowB = rowA + ow
@@ -92,7 +93,7 @@ extension Tensor {
             try requireShape(g.count == planes &* oh &* ow, "upsampleBilinear backward: gradient \(g.shape)")
             let gx = try Tensor(zeros: inShape)
             let gp = g.data, gxp = gx.data
-            Tensor.upsamplePlanes(planes, work: g.count &* 4) { r in
+            Tensor.upsamplePlanes(g.count == 0 ? 0 : planes, work: g.count &* 4) { r in
                 var tmp = [Float](repeating: 0, count: ow)
                 tmp.withUnsafeMutableBufferPointer { tb in
                     let row = tb.baseAddress!
@@ -124,6 +125,7 @@ extension Tensor {
     }
 
     fileprivate static func upsamplePlanes(_ planes: Int, work: Int, _ body: (Range<Int>) -> Void) {
+        if planes <= 0 { return }
         if work >= 1 << 16 && planes > 1 {
             parallelChunks(planes) { _, r in body(r) }
         } else {
