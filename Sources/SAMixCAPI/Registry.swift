@@ -52,12 +52,13 @@ final class HandleEntry {
     let id: UInt64
     let kind: HandleKind
     let object: AnyObject
-    let lock = CAPIMutex()
+    let lock: CAPIMutex
 
-    init(id: UInt64, kind: HandleKind, object: AnyObject) {
+    init(id: UInt64, kind: HandleKind, object: AnyObject, lock: CAPIMutex? = nil) {
         self.id = id
         self.kind = kind
         self.object = object
+        self.lock = lock ?? CAPIMutex()
     }
 }
 
@@ -81,12 +82,13 @@ final class Registry {
         tag = (g.next() & 0x7FFF) | 0x100  // 9..15 bits, never zero
     }
 
-    /// Registers `object` and returns its new handle.
-    func insert(_ object: AnyObject, kind: HandleKind) -> UInt64 {
+    /// Registers `object` and returns its new handle. Objects that share state (a trainer and the
+    /// model it trains) pass `sharing:` so calls on either are serialised by one lock.
+    func insert(_ object: AnyObject, kind: HandleKind, sharing: HandleEntry? = nil) -> UInt64 {
         lock.locked {
             counter &+= 1
             let id = (tag << 48) | (counter & 0x0000_FFFF_FFFF_FFFF)
-            entries[id] = HandleEntry(id: id, kind: kind, object: object)
+            entries[id] = HandleEntry(id: id, kind: kind, object: object, lock: sharing?.lock)
             return id
         }
     }

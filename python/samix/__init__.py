@@ -16,6 +16,7 @@ from . import datasets as datasets
 from . import errors as errors
 from . import mixing as mixing
 from . import models as models
+from . import optim as optim
 from ._core import blas_info as blas_info
 from ._core import get_num_threads as get_num_threads
 from ._core import info as info
@@ -28,11 +29,13 @@ from .mixing import MixPolicy as MixPolicy
 from .mixing import MixResult as MixResult
 from .mixing import Mixup as Mixup
 from .mixing import mix as mix
+from .training import Trainer as Trainer
 
 __all__ = [
     "MixPolicy",
     "MixResult",
     "Mixup",
+    "Trainer",
     "mix",
     "mixing",
     "SamixError",
@@ -45,5 +48,6 @@ __all__ = [
     "library_version",
     "live_handles",
     "models",
+    "optim",
     "set_num_threads",
 ]

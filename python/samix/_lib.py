@@ -76,7 +76,17 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_policy_rng_state": (_status, [_handle, _ptr, c_int32]),
     "samix_policy_mix": (_status, [_handle, _ptr, _ptr, _ptr, c_int32, _ptr, _i64, c_double, c_double,
                                    _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]),
+    # trainers
+    "samix_trainer_create": (_status, [_handle, c_char_p, c_double, c_double, c_char_p, c_double, c_double,
+                                       c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
+    "samix_trainer_free": (_status, [_handle]),
+    "samix_trainer_train_epoch": (_status, [_handle, _handle, _i64, c_int32, _i64, _ptr, _ptr, _ptr, _ptr]),
+    "samix_trainer_evaluate": (_status, [_handle, _handle, _i64, _ptr, _ptr]),
+    "samix_trainer_progress": (_status, [_handle, _ptr]),
 }
+
+#: C type of samix_step_callback.
+STEP_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_int64, c_double)
 
 
 def library_path_candidates() -> list[Path]:

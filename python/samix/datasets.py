@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 
@@ -130,3 +130,38 @@ def cifar100(root: str | os.PathLike[str], split: Split = "train",
     if labels not in ("fine", "coarse"):
         raise InvalidArgumentError(f"labels must be 'fine' or 'coarse', got {labels!r}")
     return load(root, split, "cifar100" if labels == "fine" else "cifar100-coarse")
+
+
+class _DatasetHandle:
+    """A temporary engine dataset built from uint8 images (N, C, H, W) and labels (N,) (copied)."""
+
+    def __init__(self, images: Any, labels: Any, num_classes: int, name: str = "x") -> None:
+        from ._arrays import as_labels
+
+        if not isinstance(images, np.ndarray):
+            images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise SamixTypeError(
+                f"{name} must be uint8 images (N, C, H, W) with values 0-255 as returned by samix.datasets, "
+                f"got dtype {images.dtype}")
+        if images.ndim != 4:
+            from .errors import ShapeError
+
+            raise ShapeError(f"{name} must have shape (N, C, H, W), got {images.shape}")
+        images = np.ascontiguousarray(images)
+        y = as_labels(labels, f"{name} labels")
+        if y.shape[0] != images.shape[0]:
+            from .errors import ShapeError
+
+            raise ShapeError(f"{images.shape[0]} images but {y.shape[0]} labels")
+        h = ctypes.c_uint64(0)
+        n, c, hh, w = images.shape
+        check(lib.samix_dataset_create(images.ctypes.data, y.ctypes.data, n, c, hh, w, num_classes,
+                                       ctypes.addressof(h)))
+        self.handle = h.value
+
+    def __enter__(self) -> "_DatasetHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        check(lib.samix_dataset_free(self.handle))

@@ -164,6 +164,33 @@ samix_status samix_policy_mix(samix_handle policy, const float *x, float *out, c
                               double label_smoothing, double lambda, float *targets, float *lam,
                               float *label_lam, int64_t *partner, float *masks, int64_t *boxes);
 
+/* MARK: - Trainers
+ * The engine's supervised training loop over a model handle (the trainer shares the model's lock).
+ * mix: "vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix",
+ * "manifoldmix" (NULL = vanilla); alpha NaN = the method's default. optimizer: "sgd" (NULL) or
+ * "adamw"; schedule: "cosine" (NULL, to 0 over all steps) or "constant", with linear warm-up. */
+samix_status samix_trainer_create(samix_handle model, const char *mix, double alpha,
+                                  double label_smoothing, const char *optimizer, double lr,
+                                  double momentum, double weight_decay, int32_t nesterov,
+                                  const char *schedule, int64_t warmup_steps, uint64_t seed,
+                                  samix_handle *out);
+samix_status samix_trainer_free(samix_handle trainer);
+/* Called after every step with (user, step in the epoch, loss); return non-zero to stop (the
+ * call then returns SAMIX_E_INVALID_STATE). It runs on the calling thread while the model's lock
+ * is held: it must not call functions on the same model or trainer. */
+typedef int32_t (*samix_step_callback)(void *user, int64_t step, double loss);
+/* Trains one epoch over a uint8 dataset handle (normalised with the statistics of the first
+ * training data; augment = 1: random crop + flip). total_epochs sizes the schedule. */
+samix_status samix_trainer_train_epoch(samix_handle trainer, samix_handle dataset, int64_t batch_size,
+                                       int32_t augment, int64_t total_epochs,
+                                       samix_step_callback callback, void *user, double *loss,
+                                       double *lr);
+/* Mean cross-entropy and top-1 accuracy (in [0, 1]) of the model in evaluation mode. */
+samix_status samix_trainer_evaluate(samix_handle trainer, samix_handle dataset, int64_t batch_size,
+                                    double *loss, double *accuracy);
+/* out[2] = {epochs done, steps done}. */
+samix_status samix_trainer_progress(samix_handle trainer, int64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,158 @@
+import Glibc
+import SAMix
+
+// Trainers: the engine's `Trainer` (objective + optimizer + schedule) over a model handle. A trainer
+// shares its model's lock, so training and direct model calls from other threads never interleave.
+
+/// A trainer plus the input normalisation fixed by its first training data.
+final class TrainerBox {
+    let trainer: Trainer
+    var normalization: Normalization?
+    init(_ trainer: Trainer) { self.trainer = trainer }
+}
+
+/// Called after every training step with (user, step index in the epoch, loss); return non-zero to
+/// stop the epoch early (the call then fails with SAMIX_E_INVALID_STATE "interrupted").
+public typealias StepCallback = @convention(c) (UnsafeMutableRawPointer?, Int64, Double) -> Int32
+
+struct Interrupted: Error {}
+
+@_cdecl("samix_trainer_create")
+public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, _ alpha: Double,
+                                 _ labelSmoothing: Double, _ optimizer: UnsafePointer<CChar>?, _ lr: Double,
+                                 _ momentum: Double, _ weightDecay: Double, _ nesterov: Int32,
+                                 _ schedule: UnsafePointer<CChar>?, _ warmupSteps: Int64, _ seed: UInt64,
+                                 _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded("samix_trainer_create") {
+        let out = try nonNull(out, "out")
+        let mixName = try mix == nil ? "vanilla" : readString(mix, "mix", maxBytes: 64)
+        let optName = try optimizer == nil ? "sgd" : readString(optimizer, "optimizer", maxBytes: 64).lowercased()
+        let schedName = try schedule == nil ? "cosine" : readString(schedule, "schedule", maxBytes: 64).lowercased()
+        for (v, n) in [(lr, "lr"), (momentum, "momentum"), (weightDecay, "weight_decay"),
+                       (labelSmoothing, "label_smoothing")] where !v.isFinite {
+            throw CAPIError(.invalidArgument, "\(n) must be finite, got \(v)")
+        }
+        guard labelSmoothing >= 0, labelSmoothing < 1 else {
+            throw CAPIError(.invalidArgument, "label_smoothing must be in [0, 1), got \(labelSmoothing)")
+        }
+        guard warmupSteps >= 0, warmupSteps <= 1 << 40 else {
+            throw CAPIError(.invalidArgument, "warmup_steps must be ≥ 0, got \(warmupSteps)")
+        }
+        let entry = try Registry.shared.entry(model, .model)
+        guard let net = entry.object as? ImageClassifier else { throw CAPIError(.wrongHandleKind, "not a model") }
+        let id: UInt64 = try entry.lock.locked {
+            let objective = try ObjectiveRegistry.make(mixName, alpha: alpha.isNaN ? nil : alpha,
+                                                       labelSmoothing: Float(labelSmoothing))
+            let params = try Trainer.parameters(model: net, objective: objective)
+            let opt: Optimizer
+            switch optName {
+            case "sgd":
+                opt = try SGD(params, lr: Float(lr), momentum: Float(momentum), weightDecay: Float(weightDecay),
+                              nesterov: nesterov != 0)
+            case "adamw":
+                opt = try AdamW(params, lr: Float(lr), weightDecay: Float(weightDecay))
+            default:
+                throw CAPIError(.invalidArgument, "unknown optimizer '\(optName)'; expected sgd or adamw")
+            }
+            let kind: LearningRateSchedule.Kind
+            switch schedName {
+            case "cosine": kind = .cosine(minLR: 0)
+            case "constant": kind = .constant
+            default: throw CAPIError(.invalidArgument, "unknown schedule '\(schedName)'; expected cosine or constant")
+            }
+            let sched = try LearningRateSchedule(kind, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
+            let t = Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed)
+            return Registry.shared.insert(TrainerBox(t), kind: .trainer, sharing: entry)
+        }
+        out.pointee = id
+    }
+}
+
+@_cdecl("samix_trainer_free")
+public func samix_trainer_free(_ handle: UInt64) -> Int32 {
+    freeHandle("samix_trainer_free", handle, .trainer)
+}
+
+/// The dataset behind a dataset handle (a value copy; pixels are copy-on-write, not duplicated).
+func datasetValue(_ handle: UInt64) throws -> ImageDataset {
+    try Registry.shared.with(handle, .dataset, as: Box<ImageDataset>.self) { $0.value }
+}
+
+@_cdecl("samix_trainer_train_epoch")
+public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchSize: Int64, _ augment: Int32,
+                                      _ totalEpochs: Int64, _ callback: StepCallback?, _ user: UnsafeMutableRawPointer?,
+                                      _ outLoss: UnsafeMutablePointer<Double>?, _ outLR: UnsafeMutablePointer<Double>?) -> Int32 {
+    guarded("samix_trainer_train_epoch") {
+        guard batchSize >= 1, batchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
+        }
+        guard totalEpochs >= 1, totalEpochs <= 1 << 30 else {
+            throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(totalEpochs)")
+        }
+        let ds = try datasetValue(data)
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let t = b.trainer
+            guard ds.channels == t.model.inChannels else {
+                throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(t.model.inChannels)")
+            }
+            guard ds.classCount <= t.model.numClasses else {
+                throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(t.model.numClasses)")
+            }
+            guard Int(totalEpochs) > t.epochsDone else {
+                throw CAPIError(.invalidState, "training is already at epoch \(t.epochsDone) of \(totalEpochs)")
+            }
+            let norm = b.normalization ?? Normalization.standard(for: ds)
+            b.normalization = norm
+            let aug: Augmentation = augment == 0 ? .none
+                : (ds.channels == 3 ? .cifar : try Augmentation(padding: 2, horizontalFlip: true))
+            let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: true, dropLast: ds.count > Int(batchSize),
+                                        seed: t.seed, normalization: norm, augmentation: aug)
+            var stop = false
+            let r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs)) { step, loss in
+                if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+            }
+            outLoss?.pointee = r.loss
+            outLR?.pointee = r.lr
+            if stop { throw CAPIError(.invalidState, "interrupted by the step callback") }
+        }
+    }
+}
+
+/// Mean cross-entropy and top-1 accuracy of the trainer's model (evaluation mode) on a dataset.
+@_cdecl("samix_trainer_evaluate")
+public func samix_trainer_evaluate(_ handle: UInt64, _ data: UInt64, _ batchSize: Int64,
+                                   _ outLoss: UnsafeMutablePointer<Double>?, _ outAccuracy: UnsafeMutablePointer<Double>?) -> Int32 {
+    guarded("samix_trainer_evaluate") {
+        guard batchSize >= 1, batchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
+        }
+        let ds = try datasetValue(data)
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let t = b.trainer
+            guard ds.channels == t.model.inChannels else {
+                throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(t.model.inChannels)")
+            }
+            guard ds.classCount <= t.model.numClasses else {
+                throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(t.model.numClasses)")
+            }
+            let norm = b.normalization ?? Normalization.standard(for: ds)
+            let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false,
+                                        normalization: norm, training: false)
+            let e = try Trainer.evaluate(t.model, on: loader)
+            outLoss?.pointee = e.loss
+            outAccuracy?.pointee = e.accuracy
+        }
+    }
+}
+
+/// out[2] = {epochs done, steps done}.
+@_cdecl("samix_trainer_progress")
+public func samix_trainer_progress(_ handle: UInt64, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_trainer_progress") {
+        let out = try nonNull(out, "out")
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            out[0] = Int64(b.trainer.epochsDone)
+            out[1] = Int64(b.trainer.stepsDone)
+        }
+    }
+}

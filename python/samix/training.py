@@ -1,0 +1,202 @@
+"""``samix.Trainer``: the engine's training loop (objective with a mixing policy, optimizer, schedule)
+driven from Python, with per-epoch history, callbacks and a progress bar (tqdm when installed)."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import sys
+import time
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from ._handle import Handle
+from ._lib import STEP_CALLBACK, check, lib
+from .datasets import _DatasetHandle
+from .errors import InvalidArgumentError, SamixTypeError
+from .models import Model
+from .optim import SGD, AdamW, Schedule
+
+__all__ = ["Trainer", "MIX_METHODS"]
+
+#: Training objectives accepted by ``Trainer(mix=...)``.
+MIX_METHODS = ("vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix",
+               "manifoldmix")
+
+Callback = Callable[[dict], Optional[bool]]
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm  # optional dependency
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+class Trainer(Handle):
+    """Trains a :class:`~samix.models.Model` in the engine.
+
+    Args:
+        model: the model to train (updated in place).
+        optimizer: :class:`samix.optim.SGD` (default ``SGD(lr=0.1, momentum=0.9, weight_decay=5e-4)``) or
+            :class:`samix.optim.AdamW`.
+        schedule: :class:`samix.optim.Schedule` or ``"cosine"`` / ``"constant"``.
+        mix: training objective, one of :data:`MIX_METHODS` (``"vanilla"``: plain cross-entropy).
+        alpha: Beta(alpha, alpha) of the mixing policy; None = its OpenMixup CIFAR default.
+        label_smoothing: epsilon of the targets.
+        seed: seed of shuffling, augmentation and mixing (training is deterministic given it).
+
+    Images for :meth:`fit` and :meth:`evaluate` are uint8 (N, C, H, W) arrays as returned by
+    :mod:`samix.datasets`; they are normalised with the statistics of the first training data
+    (the usual CIFAR/Fashion-MNIST values, else computed).
+    """
+
+    _free_fn = lib.samix_trainer_free
+
+    def __init__(self, model: Model, optimizer: Union[SGD, AdamW, None] = None,
+                 schedule: Union[Schedule, str, None] = None, mix: str = "vanilla", alpha: Optional[float] = None,
+                 label_smoothing: float = 0.0, seed: int = 0) -> None:
+        if not isinstance(model, Model):
+            raise SamixTypeError(f"model must be a samix Model, got {type(model).__name__}")
+        optimizer = SGD() if optimizer is None else optimizer
+        if not isinstance(optimizer, (SGD, AdamW)):
+            raise SamixTypeError(f"optimizer must be samix.optim.SGD or AdamW, got {type(optimizer).__name__}")
+        if schedule is None or isinstance(schedule, str):
+            schedule = Schedule(schedule or "cosine")
+        if not isinstance(schedule, Schedule):
+            raise SamixTypeError(f"schedule must be a samix.optim.Schedule or str, got {type(schedule).__name__}")
+        if not isinstance(mix, str):
+            raise SamixTypeError(f"mix must be a str, got {type(mix).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+            raise InvalidArgumentError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        a = math.nan if alpha is None else float(alpha)
+        h = ctypes.c_uint64(0)
+        check(lib.samix_trainer_create(model.handle, mix.encode(), a, float(label_smoothing), optimizer.name.encode(),
+                                       float(optimizer.lr), float(optimizer.momentum), float(optimizer.weight_decay),
+                                       1 if optimizer.nesterov else 0, schedule.kind.encode(), schedule.warmup_steps,
+                                       int(seed), ctypes.addressof(h)))
+        super().__init__(h.value)
+        self.model = model
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.mix = mix
+        self.alpha = alpha
+        self.label_smoothing = float(label_smoothing)
+        self.seed = int(seed)
+        #: One dict per finished epoch: epoch, loss, lr, seconds, and val_loss / val_accuracy.
+        self.history: list[dict] = []
+
+    @property
+    def epochs_done(self) -> int:
+        out = np.zeros(2, dtype=np.int64)
+        check(lib.samix_trainer_progress(self.handle, out.ctypes.data))
+        return int(out[0])
+
+    @property
+    def steps_done(self) -> int:
+        out = np.zeros(2, dtype=np.int64)
+        check(lib.samix_trainer_progress(self.handle, out.ctypes.data))
+        return int(out[1])
+
+    def fit(self, train_x: Any, train_y: Any, epochs: int = 1, batch_size: int = 128,
+            val: Optional[tuple[Any, Any]] = None, augment: bool = True, callbacks: Sequence[Callback] = (),
+            progress: bool = True, verbose: bool = True) -> list[dict]:
+        """Trains until ``epochs`` epochs are done (continuing from earlier ``fit`` calls).
+
+        Args:
+            train_x: uint8 images (N, C, H, W).
+            train_y: int labels (N,) in [0, num_classes).
+            epochs: total number of epochs (also sizes the learning-rate schedule).
+            batch_size: mini-batch size.
+            val: optional (x, y) evaluated after every epoch.
+            augment: random crop (zero padding) + horizontal flip.
+            callbacks: functions called with each epoch's record; returning False stops training.
+            progress: show a tqdm bar per epoch when tqdm is installed.
+            verbose: print one line per epoch (to stderr) when no tqdm bar is shown.
+
+        Returns:
+            :attr:`history` (one dict per epoch).
+        """
+        epochs = self._int(epochs, "epochs", 1)
+        batch_size = self._int(batch_size, "batch_size", 1)
+        k = self.model.num_classes
+        val_ds = _DatasetHandle(val[0], val[1], k, "val x") if val is not None else None
+        try:
+            with _DatasetHandle(train_x, train_y, k, "train_x") as train:
+                n = int(np.shape(train_x)[0])
+                steps = n // batch_size if n > batch_size else 1
+                while self.epochs_done < epochs:
+                    epoch = self.epochs_done
+                    bar = _progress_bar(steps, f"epoch {epoch + 1}/{epochs}", progress)
+                    errors: list[BaseException] = []
+
+                    def on_step(_user: Any, step: int, loss: float) -> int:
+                        try:
+                            if bar is not None:
+                                bar.update(1)
+                                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                            return 0
+                        except BaseException as e:  # KeyboardInterrupt etc.: stop the epoch cleanly
+                            errors.append(e)
+                            return 1
+
+                    cb = STEP_CALLBACK(on_step)
+                    loss, lr = ctypes.c_double(0), ctypes.c_double(0)
+                    t0 = time.perf_counter()
+                    try:
+                        check(lib.samix_trainer_train_epoch(self.handle, train.handle, batch_size, 1 if augment else 0,
+                                                            epochs, cb, None, ctypes.addressof(loss),
+                                                            ctypes.addressof(lr)))
+                    except Exception:
+                        if errors:
+                            raise errors[0] from None
+                        raise
+                    finally:
+                        if bar is not None:
+                            bar.close()
+                    record = {"epoch": epoch + 1, "loss": loss.value, "lr": lr.value,
+                              "seconds": time.perf_counter() - t0}
+                    if val_ds is not None:
+                        ev = self._evaluate_handle(val_ds.handle, 500)
+                        record["val_loss"], record["val_accuracy"] = ev["loss"], ev["accuracy"]
+                    self.history.append(record)
+                    if verbose and bar is None:
+                        extra = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
+                                 if val_ds is not None else "")
+                        print(f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}"
+                              f"{extra}  ({record['seconds']:.1f}s)", file=sys.stderr, flush=True)
+                    if any(cbk(record) is False for cbk in callbacks):
+                        break
+        finally:
+            if val_ds is not None:
+                val_ds.__exit__()
+        return self.history
+
+    def evaluate(self, x: Any, y: Any, batch_size: int = 500) -> dict:
+        """``{"loss": mean cross-entropy, "accuracy": top-1 in [0, 1], "count": N}`` in evaluation mode."""
+        batch_size = self._int(batch_size, "batch_size", 1)
+        with _DatasetHandle(x, y, self.model.num_classes) as ds:
+            r = self._evaluate_handle(ds.handle, batch_size)
+        r["count"] = int(np.shape(x)[0])
+        return r
+
+    def _evaluate_handle(self, h: int, batch_size: int) -> dict:
+        loss, acc = ctypes.c_double(0), ctypes.c_double(0)
+        check(lib.samix_trainer_evaluate(self.handle, h, batch_size, ctypes.addressof(loss), ctypes.addressof(acc)))
+        return {"loss": loss.value, "accuracy": acc.value}
+
+    @staticmethod
+    def _int(v: Any, name: str, lo: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise SamixTypeError(f"{name} must be an int, got {type(v).__name__}")
+        if not lo <= int(v) < 2**40:
+            raise InvalidArgumentError(f"{name} must be ≥ {lo}, got {v}")
+        return int(v)
+
+    def __repr__(self) -> str:
+        return (f"Trainer(model={self.model.architecture!r}, mix={self.mix!r}, optimizer={self.optimizer}, "
+                f"schedule={self.schedule.kind!r}, epochs_done={len(self.history)})")
