@@ -9,7 +9,11 @@ public enum Engine {
         if let s = getenv("SAMIX_NUM_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
         return max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
     }()
-    nonisolated(unsafe) private static var blasConfigured = false
+    /// Initialised once, thread-safely (Swift's lazy globals use `swift_once`).
+    private static let blasConfigured: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
 
     /// Number of worker threads samix kernels use (default: online CPUs, or `SAMIX_NUM_THREADS`).
     public static var threads: Int {
@@ -20,10 +24,7 @@ public enum Engine {
     /// Makes OpenBLAS single-threaded once; samix does the threading.
     @inline(__always)
     static func configureBLAS() {
-        if !blasConfigured {
-            openblas_set_num_threads(1)
-            blasConfigured = true
-        }
+        _ = blasConfigured
     }
 
     /// OpenBLAS build description (`openblas_get_config`).

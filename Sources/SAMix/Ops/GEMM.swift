@@ -10,8 +10,8 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
     if k == 0 {
-        // BLAS leaves C untouched when K = 0 only if beta = 1; make the semantics explicit.
-        for i in 0..<m { for j in 0..<n { c[i &* ldc &+ j] *= beta } }
+        // Empty inner dimension: C = beta·C, with beta = 0 meaning "overwrite" (C may be uninitialised).
+        for i in 0..<m { for j in 0..<n { c[i &* ldc &+ j] = beta == 0 ? 0 : beta * c[i &* ldc &+ j] } }
         return
     }
     Engine.configureBLAS()
