@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test: Swift unit tests (swift test) and the Python tests (pytest) against the
+# installed package.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+swift test --scratch-path "${SAMIX_SCRATCH_PATH:-$ROOT/.build}"
+cd "$ROOT/tests/python"   # run from here so `import samix` finds the installed package, not ./python
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python" "$@"
