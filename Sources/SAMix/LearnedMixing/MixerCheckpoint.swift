@@ -1,0 +1,188 @@
+import Glibc
+
+/// A trained Mixer together with the frozen encoder whose stage features it reads: what SAMix^P
+/// (spec §6) transfers to a new run. The reference never implemented this path (its
+/// `_mixblock()` raises `NotImplementedError`, issue #53).
+///
+/// File format (little-endian): magic `SAMIXMX1`; UInt32 metadata length and UTF-8 `key=value`
+/// lines (architecture of the Mixer and the encoder); UInt32 tensor count; per tensor UInt32 name
+/// length, UTF-8 name (`mixer.` or `encoder.` prefix), UInt32 rank, Int64 dimensions, float32 data.
+public struct MixerCheckpoint {
+    public var mixerConfig: MixerConfig
+    /// Channels of the feature map the Mixer reads.
+    public var channels: Int
+    /// Encoder stage (0-based) feeding the Mixer.
+    public var maskLayer: Int
+    /// `ModelZoo` name and input channels of the encoder.
+    public var encoderArchitecture: String
+    public var encoderInChannels: Int
+    public var mixerState: [(String, Tensor)]
+    public var encoderState: [(String, Tensor)]
+
+    public init(mixerConfig: MixerConfig, channels: Int, maskLayer: Int, encoderArchitecture: String,
+                encoderInChannels: Int, mixerState: [(String, Tensor)], encoderState: [(String, Tensor)]) {
+        self.mixerConfig = mixerConfig
+        self.channels = channels
+        self.maskLayer = maskLayer
+        self.encoderArchitecture = encoderArchitecture
+        self.encoderInChannels = encoderInChannels
+        self.mixerState = mixerState
+        self.encoderState = encoderState
+    }
+
+    static let magic: [UInt8] = Array("SAMIXMX1".utf8)
+
+    /// A Mixer with the saved weights, frozen (`requiresGrad = false`).
+    public func makeMixer() throws -> Mixer {
+        let m = try Mixer(channels: channels, config: mixerConfig)
+        try m.loadStateDict(Dictionary(uniqueKeysWithValues: mixerState))
+        m.freeze()
+        return m
+    }
+
+    /// The encoder backbone with the saved weights and BN statistics, frozen.
+    public func makeEncoder() throws -> Backbone {
+        var rng = SplitMix64(seed: 0)
+        let b = try ModelZoo.makeBackbone(encoderArchitecture, inChannels: encoderInChannels, rng: &rng)
+        try b.loadStateDict(Dictionary(uniqueKeysWithValues: encoderState))
+        try require(maskLayer < b.stageCount && b.stageChannels[maskLayer] == channels,
+                    "checkpoint: encoder stage \(maskLayer) does not have the Mixer's \(channels) channels")
+        b.setRequiresGrad(false)
+        return b
+    }
+
+    // MARK: metadata
+
+    var metadata: [(String, String)] {
+        let c = mixerConfig
+        var out: [(String, String)] = [("channels", "\(channels)"), ("mask_layer", "\(maskLayer)"),
+                                       ("encoder", encoderArchitecture), ("encoder_in_channels", "\(encoderInChannels)")]
+        switch c.lambdaEncoding {
+        case .none: out.append(("lam_encoding", "none"))
+        case .concat(let v): out.append(("lam_encoding", v ? "concat_v" : "concat"))
+        case .multiply(let f, let r, let ks):
+            out += [("lam_encoding", "multiply"), ("lam_mul", "\(f)"), ("lam_residual", r ? "1" : "0"),
+                    ("lam_mul_k", ks.map { "\($0)" }.joined(separator: ","))]
+        }
+        out.append(("attention", c.attention.rawValue))
+        switch c.value {
+        case .linear: out.append(("value", "linear"))
+        case .convNeck(let p): out += [("value", "conv_neck"), ("value_dropout", "\(p)")]
+        }
+        out += [("x_v_concat", c.valueInputConcat ? "1" : "0"),
+                ("upsampling", c.upsampling.map(\.rawValue).joined(separator: ",")),
+                ("reduction", "\(c.reduction)"), ("init_std", "\(c.initStd)")]
+        return out
+    }
+
+    static func config(from meta: [String: String]) throws -> MixerConfig {
+        func get(_ k: String) throws -> String {
+            guard let v = meta[k] else { throw SAMixError.invalidArgument("mixer checkpoint: missing '\(k)'") }
+            return v
+        }
+        func float(_ k: String) throws -> Float {
+            guard let v = Float(try get(k)) else { throw SAMixError.invalidArgument("mixer checkpoint: bad '\(k)'") }
+            return v
+        }
+        let lam: LambdaEncoding
+        switch try get("lam_encoding") {
+        case "none": lam = .none
+        case "concat": lam = .concat(valueOnly: false)
+        case "concat_v": lam = .concat(valueOnly: true)
+        case "multiply":
+            let ks = try get("lam_mul_k").split(separator: ",").map { s -> Double in
+                guard let d = Double(s) else { throw SAMixError.invalidArgument("mixer checkpoint: bad lam_mul_k") }
+                return d
+            }
+            lam = .multiply(factor: try float("lam_mul"), residual: try get("lam_residual") == "1", rescaleK: ks)
+        case let other: throw SAMixError.invalidArgument("mixer checkpoint: unknown λ encoding '\(other)'")
+        }
+        guard let att = MixingAttention.Kind(rawValue: try get("attention")) else {
+            throw SAMixError.invalidArgument("mixer checkpoint: unknown attention kind")
+        }
+        let value: MixerValueNetwork.Kind
+        switch try get("value") {
+        case "linear": value = .linear
+        case "conv_neck": value = .convNeck(dropout: try float("value_dropout"))
+        case let other: throw SAMixError.invalidArgument("mixer checkpoint: unknown value network '\(other)'")
+        }
+        let ups = try get("upsampling").split(separator: ",").map { s -> MaskUpsampling in
+            guard let u = MaskUpsampling(rawValue: String(s)) else {
+                throw SAMixError.invalidArgument("mixer checkpoint: unknown upsampling '\(s)'")
+            }
+            return u
+        }
+        guard let red = Int(try get("reduction")) else { throw SAMixError.invalidArgument("mixer checkpoint: bad reduction") }
+        return try MixerConfig(lambdaEncoding: lam, attention: att, value: value,
+                               valueInputConcat: try get("x_v_concat") == "1", upsampling: ups,
+                               reduction: red, initStd: try float("init_std"))
+    }
+
+    // MARK: file I/O
+
+    public func save(to path: String) throws {
+        var bytes: [UInt8] = MixerCheckpoint.magic
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { bytes += $0 } }
+        let meta = Array(metadata.map { "\($0.0)=\($0.1)\n" }.joined().utf8)
+        u32(meta.count); bytes += meta
+        let tensors = mixerState.map { ("mixer." + $0.0, $0.1) } + encoderState.map { ("encoder." + $0.0, $0.1) }
+        u32(tensors.count)
+        for (name, t) in tensors {
+            let nb = Array(name.utf8)
+            u32(nb.count); bytes += nb
+            u32(t.rank)
+            for d in t.shape { withUnsafeBytes(of: Int64(d).littleEndian) { bytes += $0 } }
+            bytes += UnsafeRawBufferPointer(start: t.data, count: t.count * 4)
+        }
+        guard let f = fopen(path, "wb") else {
+            throw SAMixError.io("\(path): cannot open for writing (\(String(cString: strerror(errno))))")
+        }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+        let closed = fclose(f)
+        guard written == bytes.count, closed == 0 else { throw SAMixError.io("\(path): write failed") }
+    }
+
+    public static func load(from path: String) throws -> MixerCheckpoint {
+        let b = try FileBytes.read(path)
+        var pos = 0
+        func take(_ n: Int) throws -> ArraySlice<UInt8> {
+            guard n >= 0, pos + n <= b.count else { throw SAMixError.io("\(path): truncated mixer checkpoint") }
+            defer { pos += n }
+            return b[pos..<(pos + n)]
+        }
+        func u32() throws -> Int { Int(try take(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) }
+        func i64() throws -> Int { Int(Int64(bitPattern: try take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })) }
+        guard Array(try take(8)) == magic else { throw SAMixError.io("\(path): not a samix mixer checkpoint") }
+        let metaText = String(decoding: try take(try u32()), as: UTF8.self)
+        var meta: [String: String] = [:]
+        for line in metaText.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            meta[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        let count = try u32()
+        var mixerState: [(String, Tensor)] = [], encoderState: [(String, Tensor)] = []
+        for _ in 0..<count {
+            let name = String(decoding: try take(try u32()), as: UTF8.self)
+            let rank = try u32()
+            guard rank <= 8 else { throw SAMixError.io("\(path): tensor '\(name)' has rank \(rank)") }
+            let shape = try (0..<rank).map { _ in try i64() }
+            let t = try Tensor(zeros: shape)
+            let raw = try take(t.count * 4)
+            raw.withUnsafeBytes { src in
+                if let base = src.baseAddress, src.count > 0 {
+                    UnsafeMutableRawPointer(t.data).copyMemory(from: base, byteCount: src.count)
+                }
+            }
+            if name.hasPrefix("mixer.") { mixerState.append((String(name.dropFirst(6)), t)) }
+            else if name.hasPrefix("encoder.") { encoderState.append((String(name.dropFirst(8)), t)) }
+            else { throw SAMixError.io("\(path): unexpected tensor '\(name)'") }
+        }
+        guard let channels = Int(meta["channels"] ?? ""), let layer = Int(meta["mask_layer"] ?? ""),
+              let arch = meta["encoder"], let inCh = Int(meta["encoder_in_channels"] ?? "") else {
+            throw SAMixError.io("\(path): incomplete mixer checkpoint metadata")
+        }
+        return MixerCheckpoint(mixerConfig: try config(from: meta), channels: channels, maskLayer: layer,
+                               encoderArchitecture: arch, encoderInChannels: inCh,
+                               mixerState: mixerState, encoderState: encoderState)
+    }
+}
