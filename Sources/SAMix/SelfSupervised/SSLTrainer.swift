@@ -1,0 +1,159 @@
+import Glibc
+
+/// Optimisation and monitoring settings of SSL pre-training.
+public struct SSLTrainingConfig: Equatable, Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    /// SGD (momentum 0.9) over the query encoder, the Mixer and the cluster head in one group, as the
+    /// reference; cosine to `minLearningRate` by iteration.
+    public var learningRate: Float
+    public var minLearningRate: Float
+    public var momentum: Float
+    public var weightDecay: Float
+    /// kNN monitor every this many epochs (and after the last); 0 = never.
+    public var knnEvery: Int
+    public var knnK: Int
+    public var knnTemperature: Float
+    public var seed: UInt64
+
+    public init(epochs: Int, batchSize: Int = 128, learningRate: Float = 0.06, minLearningRate: Float = 0,
+                momentum: Float = 0.9, weightDecay: Float = 5e-4, knnEvery: Int = 5, knnK: Int = 200,
+                knnTemperature: Float = 0.1, seed: UInt64 = 0) throws {
+        try require(epochs >= 1 && batchSize >= 2, "SSL training needs ≥ 1 epoch and batch size ≥ 2")
+        try require(learningRate > 0 && minLearningRate >= 0 && minLearningRate <= learningRate, "bad learning rates")
+        try require(knnEvery >= 0 && knnK >= 1 && knnTemperature > 0, "bad kNN monitor settings")
+        self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
+        self.minLearningRate = minLearningRate; self.momentum = momentum; self.weightDecay = weightDecay
+        self.knnEvery = knnEvery; self.knnK = knnK; self.knnTemperature = knnTemperature; self.seed = seed
+    }
+}
+
+/// What one epoch of SSL pre-training did.
+public struct SSLEpochRecord {
+    public let epoch: Int
+    /// Mean total loss over the epoch's steps.
+    public let loss: Double
+    /// Means of every step metric (`SSLStepOutput.metrics`).
+    public let metrics: [(String, Double)]
+    /// kNN top-1 (0–1) on the test set with the training set as memory bank, when monitored.
+    public let knnTop1: Double?
+    /// SAMix-C: k-means inertia of the pseudo-labels used in this epoch.
+    public let clusterInertia: Double?
+    public let learningRate: Float
+    public let seconds: Double
+    public let steps: Int
+}
+
+/// The SSL pre-training loop: two MoCo v2 views per image, one `MoCo.step` per batch, SGD, the
+/// queue update, per-epoch k-means pseudo-labels for SAMix-C and the kNN monitor.
+///
+/// Determinism: epoch e shuffles with `seed.fork(e)`, step t augments with `seed.fork(1000 + t)`
+/// and draws λ, π, … with another fork of it; k-means of epoch e is seeded by (seed, e).
+public final class SSLTrainer {
+    public let model: MoCo
+    public let config: SSLTrainingConfig
+    public let augmentation: SSLAugmentation
+    public let normalization: Normalization
+    public let optimizer: SGD
+    public let schedule: LearningRateSchedule
+    public private(set) var step = 0
+
+    public init(model: MoCo, config: SSLTrainingConfig, augmentation: SSLAugmentation, normalization: Normalization) throws {
+        self.model = model
+        self.config = config
+        self.augmentation = augmentation
+        self.normalization = normalization
+        optimizer = try SGD(model.trainableParameters, lr: config.learningRate, momentum: config.momentum,
+                            weightDecay: config.weightDecay)
+        schedule = try LearningRateSchedule(.cosine(minLR: config.minLearningRate), baseLR: config.learningRate)
+    }
+
+    /// k-means pseudo-labels of `dataset` from the momentum encoder's L2-normalised GAP features
+    /// (SAMix-C; the reference's DeepCluster hook). Returns the inertia.
+    @discardableResult
+    public func refreshPseudoLabels(_ dataset: ImageDataset, epoch: Int) throws -> Double {
+        guard case .samix(let s) = model.mix, s.variant == .cluster else { return .nan }
+        let f = try SSLFeatures.extract(model.key.backbone, dataset: dataset, normalization: normalization, l2Normalize: true)
+        let r = try KMeans.fit(f, clusters: Swift.min(s.clusters, dataset.count), iterations: s.kmeansIterations,
+                               seed: SplitMix64(seed: config.seed).fork(index: 77_000 + UInt64(epoch)).state)
+        try model.setPseudoLabels(r.assignments)
+        return r.inertia
+    }
+
+    /// kNN top-1 of the query backbone: memory bank = `bank`, queries = `test`.
+    public func knnAccuracy(bank: ImageDataset, test: ImageDataset) throws -> Double {
+        let fb = try SSLFeatures.extract(model.backbone, dataset: bank, normalization: normalization)
+        let ft = try SSLFeatures.extract(model.backbone, dataset: test, normalization: normalization)
+        return try KNNClassifier.accuracy(trainFeatures: fb, trainLabels: bank.labels.map { Int($0) }, testFeatures: ft,
+                                          testLabels: test.labels.map { Int($0) }, classes: Swift.max(bank.classCount, test.classCount),
+                                          k: config.knnK, temperature: config.knnTemperature)
+    }
+
+    /// Trains for `config.epochs` epochs on `train` (labels unused except by the kNN monitor).
+    /// `onEpoch` returns false to stop early.
+    public func fit(train: ImageDataset, test: ImageDataset? = nil,
+                    onEpoch: (SSLEpochRecord) throws -> Bool = { _ in true }) throws {
+        let b = config.batchSize
+        try require(train.count >= b, "training set (\(train.count)) is smaller than one batch (\(b))")
+        let stepsPerEpoch = train.count / b    // drop the last partial batch (constant batch for BN and the queue)
+        let totalSteps = stepsPerEpoch * config.epochs
+        let root = SplitMix64(seed: config.seed)
+        for epoch in 0..<config.epochs {
+            let start = Clock.now()
+            var inertia: Double? = nil
+            if case .samix(let s) = model.mix, s.variant == .cluster {
+                inertia = try refreshPseudoLabels(train, epoch: epoch)
+            }
+            var order = Array(0..<train.count)
+            var orng = root.fork(index: UInt64(epoch))
+            order.shuffle(using: &orng)
+            var lossSum = 0.0
+            var metricSums: [String: Double] = [:]
+            var metricOrder: [String] = []
+            for s in 0..<stepsPerEpoch {
+                let idx = Array(order[(s * b)..<((s + 1) * b)])
+                let srng = root.fork(index: 1000 + UInt64(step))
+                let (xq, xk) = try augmentation.twoViews(of: train, indices: idx, normalization: normalization,
+                                                         rng: srng.fork(index: 0))
+                var mrng = srng.fork(index: 1)
+                optimizer.learningRate = schedule.value(step: step, total: totalSteps)
+                let out = try model.step(viewQ: xq, viewK: xk, indices: idx, rng: &mrng)
+                let l = Double(out.loss.data[0])
+                guard l.isFinite else { throw SAMixError.numerical("SSL loss is \(l) at epoch \(epoch) step \(s)") }
+                try out.loss.backward()
+                try optimizer.step()
+                optimizer.zeroGrad()
+                try model.afterStep(out)
+                lossSum += l
+                for (k, v) in out.metrics {
+                    if metricSums[k] == nil { metricOrder.append(k) }
+                    metricSums[k, default: 0] += v
+                }
+                step += 1
+            }
+            var knn: Double? = nil
+            let last = epoch == config.epochs - 1
+            if let test, config.knnEvery > 0, (epoch + 1) % config.knnEvery == 0 || last {
+                knn = try knnAccuracy(bank: train, test: test)
+            }
+            let record = SSLEpochRecord(epoch: epoch + 1, loss: lossSum / Double(stepsPerEpoch),
+                                        metrics: metricOrder.map { ($0, metricSums[$0]! / Double(stepsPerEpoch)) },
+                                        knnTop1: knn, clusterInertia: inertia,
+                                        learningRate: optimizer.learningRate, seconds: Clock.now() - start,
+                                        steps: stepsPerEpoch)
+            if try !onEpoch(record) { break }
+        }
+    }
+}
+
+/// Linear probe of a frozen backbone on a labelled dataset (spec §5.7): GAP features once, then
+/// `LinearProbe.fit`.
+public enum SSLEvaluation {
+    public static func linearProbe(backbone: Backbone, train: ImageDataset, test: ImageDataset,
+                                   normalization: Normalization, probe: LinearProbe) throws -> LinearProbe.Result {
+        let ftr = try SSLFeatures.extract(backbone, dataset: train, normalization: normalization)
+        let fte = try SSLFeatures.extract(backbone, dataset: test, normalization: normalization)
+        return try probe.fit(trainFeatures: ftr, trainLabels: train.labels.map { Int($0) }, testFeatures: fte,
+                             testLabels: test.labels.map { Int($0) }, classes: Swift.max(train.classCount, test.classCount))
+    }
+}
