@@ -1,0 +1,176 @@
+import ArgumentParser
+import SAMix
+
+/// Options shared by `ssl` and `probe`: data set, subsets, linear-probe protocol.
+struct SSLDataOptions: ParsableArguments {
+    @Option(help: "Dataset directory (CIFAR-10/100 binary or IDX, the extracted folder or its parent).") var data: String
+    @Option(help: "Use a class-balanced training subset of this many images.") var trainSubset: Int?
+    @Option(help: "Use the first N test images.") var testSubset: Int?
+    @Option(help: "Worker threads.") var threads: Int?
+
+    func load(seed: UInt64) throws -> (ImageDataset, ImageDataset, Normalization) {
+        if let threads { Engine.threads = threads }
+        var train = try ImageDataset.load(directory: data, split: .train)
+        var test = try ImageDataset.load(directory: data, split: .test)
+        if let n = trainSubset { train = try train.balancedSubset(count: n, seed: seed) }
+        if let n = testSubset { test = try test.prefix(n) }
+        return (train, test, Normalization.standard(for: train))
+    }
+}
+
+struct ProbeOptions: ParsableArguments {
+    @Option(help: "Linear-probe epochs (spec §5.7: 100).") var probeEpochs = 100
+    @Option(help: "Linear-probe learning rate (SGD momentum 0.9, cosine to 0).") var probeLr: Float = 1.0
+    @Option(help: "Linear-probe batch size.") var probeBatch = 256
+    @Option(help: "Linear-probe weight decay.") var probeWeightDecay: Float = 0
+    @Option(help: "Feature scaling before the linear layer: none, l2, standardize.") var probeScaling = "l2"
+
+    func probe(seed: UInt64) throws -> LinearProbe {
+        guard let s = LinearProbe.FeatureScaling(rawValue: probeScaling) else {
+            throw ValidationError("unknown probe scaling '\(probeScaling)' (none, l2, standardize)")
+        }
+        return try LinearProbe(epochs: probeEpochs, batchSize: probeBatch, learningRate: probeLr,
+                               weightDecay: probeWeightDecay, scaling: s, seed: seed)
+    }
+}
+
+/// Evaluates a frozen backbone: kNN top-1 and the linear probe, one JSON object or a text line.
+func evaluateBackbone(_ backbone: Backbone, train: ImageDataset, test: ImageDataset, normalization: Normalization,
+                      probe: LinearProbe?, knnK: Int, knnTemperature: Float) throws -> [(String, String)] {
+    let start = Clock.now()
+    let fb = try SSLFeatures.extract(backbone, dataset: train, normalization: normalization)
+    let ft = try SSLFeatures.extract(backbone, dataset: test, normalization: normalization)
+    let ytr = train.labels.map { Int($0) }, yte = test.labels.map { Int($0) }
+    let classes = max(train.classCount, test.classCount)
+    let knn = try KNNClassifier.accuracy(trainFeatures: fb, trainLabels: ytr, testFeatures: ft, testLabels: yte,
+                                         classes: classes, k: knnK, temperature: knnTemperature)
+    var out: [(String, String)] = [("knn_top1", format3(knn * 100))]
+    if let probe {
+        let r = try probe.fit(trainFeatures: fb, trainLabels: ytr, testFeatures: ft, testLabels: yte, classes: classes)
+        out += [("probe_top1", format3(r.testAccuracy * 100)), ("probe_train_top1", format3(r.trainAccuracy * 100)),
+                ("probe_final_loss", format3(r.epochLosses.last ?? .nan))]
+    }
+    out.append(("eval_seconds", format3(Clock.now() - start)))
+    return out
+}
+
+func printRecord(_ fields: [(String, String)], json: Bool) {
+    if json {
+        print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+    } else {
+        print(fields.map { "\($0.0) \($0.1.replacingOccurrencesOfQuote())" }.joined(separator: "  "))
+    }
+    flushStdout()
+}
+
+extension String {
+    fileprivate func replacingOccurrencesOfQuote() -> String { String(filter { $0 != "\"" }) }
+    var jsonQuoted: String { "\"" + String(flatMap { $0 == "\"" ? ["\\", "\""] : [$0] }) + "\"" }
+}
+
+/// `samix-bench ssl`: self-supervised pre-training (MoCo v2, MoCo v2 + Mixup, SAMix-I, SAMix-C) with
+/// the kNN monitor, optional saving of the backbone and an optional final linear probe.
+struct SSLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ssl",
+        abstract: "Self-supervised pre-training (MoCo v2 / + Mixup / SAMix-I / SAMix-C) with kNN monitoring.")
+
+    @OptionGroup var dataOptions: SSLDataOptions
+    @OptionGroup var probeOptions: ProbeOptions
+    @Option(help: "moco, moco-mixup, samix-i, samix-c.") var method = "moco"
+    @Option(help: "Backbone (resnet18, resnet20, …).") var model = "resnet18"
+    @Option(help: "Epochs.") var epochs = 10
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "SGD learning rate (momentum 0.9, cosine to 0).") var lr: Float = 0.06
+    @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
+    @Option(help: "Queue size K (spec default 65536; keep it below the training-set size).") var queue = 4096
+    @Option(help: "InfoNCE temperature (spec: 0.2).") var temperature: Float = 0.2
+    @Option(help: "Key-encoder EMA momentum (spec: 0.999; 0.99 suits short CIFAR runs).") var keyMomentum: Double = 0.99
+    @Option(help: "Shuffle-BN groups on one device (1 = plain BN).") var shuffleBnGroups = 2
+    @Option(help: "Hidden width of the projection neck.") var neckHidden = 2048
+    @Flag(help: "BN in the projection neck (SimCLR-style) instead of MoCo v2's plain MLP.") var neckBn = false
+    @Option(help: "Beta(α, α) of Mixup / SAMix.") var alpha: Double = 2
+    @Option(help: "η of the SAMix Mixer objective (local + η·global).") var eta: Float = 0.5
+    @Option(help: "Backbone stage feeding the Mixer (0-based).") var maskLayer = 2
+    @Option(help: "SAMix-C: number of k-means clusters.") var clusters = 100
+    @Option(help: "kNN monitor every N epochs (0: only at the end).") var knnEvery = 5
+    @Option(help: "kNN neighbours.") var knnK = 200
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Save the query backbone to this file after training.") var save: String?
+    @Flag(help: "Run the linear probe on the trained backbone at the end.") var probe = false
+    @Flag(help: "Print one JSON object per epoch.") var json = false
+
+    func run() throws {
+        let (train, test, norm) = try dataOptions.load(seed: seed)
+        let mix: SSLMix
+        switch method {
+        case "moco": mix = .none
+        case "moco-mixup": mix = .mixup(alpha: alpha)
+        case "samix-i", "samix-c":
+            mix = .samix(try SAMixSSLConfig(variant: method == "samix-i" ? .instance : .cluster, alpha: alpha,
+                                            maskLayer: maskLayer, instanceObjective: .etaBalanced(eta: eta),
+                                            clusters: clusters, clusterObjective: .etaBalanced(eta: eta)))
+        default: throw ValidationError("unknown method '\(method)' (moco, moco-mixup, samix-i, samix-c)")
+        }
+        let cfg = try MoCoConfig(architecture: model, inChannels: train.channels, neckHidden: neckHidden,
+                                 neckBatchNorm: neckBn, queueSize: queue, temperature: temperature,
+                                 keyMomentum: keyMomentum, shuffleBNGroups: shuffleBnGroups, seed: seed)
+        let moco = try MoCo(config: cfg, mix: mix)
+        let tcfg = try SSLTrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr, weightDecay: weightDecay,
+                                         knnEvery: knnEvery == 0 ? epochs : knnEvery, knnK: knnK, seed: seed)
+        let aug = try SSLAugmentation.mocoV2(height: train.height, width: train.width)
+        let trainer = try SSLTrainer(model: moco, config: tcfg, augmentation: aug, normalization: norm)
+        FileIO.stderr("\(mix.name) / \(model) on \(train.name): \(train.count) train / \(test.count) test images, "
+            + "\(epochs) epochs × \(train.count / batch) steps, batch \(batch), queue \(queue), T \(temperature), "
+            + "m \(keyMomentum), shuffle-BN groups \(shuffleBnGroups), threads \(Engine.threads)\n")
+        if queue >= train.count {
+            FileIO.stderr("warning: queue \(queue) ≥ training images \(train.count): stale keys of the same images act as negatives\n")
+        }
+        let t0 = Clock.now()
+        try trainer.fit(train: train, test: test) { r in
+            var f: [(String, String)] = [("epoch", "\(r.epoch)"), ("method", method.jsonQuoted), ("model", model.jsonQuoted),
+                                         ("seed", "\(seed)")]
+            f += r.metrics.map { ($0.0, format3($0.1)) }
+            if let k = r.knnTop1 { f.append(("knn_top1", format3(k * 100))) }
+            if let i = r.clusterInertia { f.append(("kmeans_inertia", format3(i))) }
+            f += [("lr", format3(Double(r.learningRate))), ("seconds", format3(r.seconds)),
+                  ("img_per_s", format3(Double(r.steps * batch) / r.seconds))]
+            printRecord(f, json: json)
+            return true
+        }
+        if let save {
+            try BackboneCheckpoint.save(moco.backbone, architecture: model, inChannels: train.channels,
+                                        metadata: [("method", method), ("epochs", "\(epochs)"), ("seed", "\(seed)"),
+                                                   ("train_images", "\(train.count)")], to: save)
+            FileIO.stderr("saved backbone to \(save)\n")
+        }
+        if probe {
+            let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,
+                                         probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+            printRecord([("final", "true"), ("method", method.jsonQuoted), ("model", model.jsonQuoted), ("seed", "\(seed)"),
+                         ("pretrain_seconds", format3(Clock.now() - t0))] + e, json: json)
+        }
+    }
+}
+
+/// `samix-bench probe`: kNN top-1 and the linear probe of a saved backbone (spec §5.7).
+struct ProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "probe",
+        abstract: "kNN and linear-probe evaluation of a backbone saved by `samix-bench ssl --save`.")
+
+    @OptionGroup var dataOptions: SSLDataOptions
+    @OptionGroup var probeOptions: ProbeOptions
+    @Option(help: "Backbone file written by `ssl --save`.") var backbone: String
+    @Option(help: "kNN neighbours.") var knnK = 200
+    @Option(help: "Random seed (subset and probe initialisation order).") var seed: UInt64 = 0
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let (train, test, norm) = try dataOptions.load(seed: seed)
+        let loaded = try BackboneCheckpoint.load(from: backbone)
+        let e = try evaluateBackbone(loaded.backbone, train: train, test: test, normalization: norm,
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+        let method = loaded.metadata["method"] ?? "unknown"
+        printRecord([("backbone", backbone.jsonQuoted), ("method", method.jsonQuoted),
+                     ("model", loaded.architecture.jsonQuoted), ("train_images", "\(train.count)")] + e, json: json)
+    }
+}
