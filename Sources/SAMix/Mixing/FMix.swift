@@ -84,10 +84,12 @@ public struct FMix: MixPolicy, Sendable {
         for n in 0..<H {
             for m in 0..<W {
                 var acc = 0.0
+                var t = 0   // (k·m) mod W, updated incrementally (no division in the inner loop)
                 for k in 0..<WF {
-                    let t = (k * m) % W
                     let wgt: Double = (k == 0 || (W % 2 == 0 && k == W / 2)) ? 1 : 2
                     acc += wgt * (yr[n * WF + k] * cw[t] - yi[n * WF + k] * sw[t])
+                    t += m
+                    if t >= W { t -= W }
                 }
                 out[n * W + m] = Float(acc / Double(H * W))
             }

@@ -25,6 +25,22 @@ extension MixResult {
     /// Throws if the shape does not match the result or the buffers partially overlap.
     public func apply<T: MixElement>(input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
                                      shape: ImageBatchShape) throws {
+        // Public generics called from another module (tests, the C ABI) run unspecialised, with a
+        // witness-table call per pixel; dispatch to the two concrete element types so the kernels below
+        // are specialised and vectorised.
+        if T.self == Float.self {
+            try applySpecialised(input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                                 output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self), shape: shape)
+        } else if T.self == UInt8.self {
+            try applySpecialised(input: UnsafeRawPointer(input).assumingMemoryBound(to: UInt8.self),
+                                 output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: UInt8.self), shape: shape)
+        } else {
+            try applySpecialised(input: input, output: output, shape: shape)
+        }
+    }
+
+    func applySpecialised<T: MixElement>(input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
+                                         shape: ImageBatchShape) throws {
         try requireShape(shape.batch == batch && shape.height == height && shape.width == width,
                          "MixResult is for B=\(batch) H=\(height) W=\(width), batch is B=\(shape.batch) H=\(shape.height) W=\(shape.width)")
         let g = ImageGeometry(c: shape.channels, h: shape.height, w: shape.width, layout: shape.layout)
@@ -40,7 +56,16 @@ extension MixResult {
         // A sample paired with itself stays unchanged under any elementwise op.
         var ops = self.ops
         for t in 0..<batch where partner[t] == t && ops[t].isElementwise { ops[t] = .keep }
-        let parallel = batch >= 2 && total >= parallelThreshold
+        // Threads only pay off when enough pixels are touched (a CutMix box is a small part of the batch).
+        var work = 0
+        for t in 0..<batch {
+            switch ops[t] {
+            case .keep: work &+= inPlace ? 0 : n
+            case .box(let b): work &+= b.area &* g.c &+ (inPlace ? 0 : n)
+            default: work &+= n
+            }
+        }
+        let parallel = batch >= 2 && work >= parallelThreshold
 
         try masks.withUnsafeBufferPointer { mbuf in
             let maskBase = mbuf.baseAddress
@@ -214,6 +239,50 @@ func blendKernel<T: MixElement>(_ dst: UnsafeMutablePointer<T>, _ a: UnsafePoint
     }
 }
 
+/// dst = wa·dst + wb·b elementwise over `n` values.
+@inline(__always)
+func blendInPlaceKernel<T: MixElement>(_ dst: UnsafeMutablePointer<T>, _ b: UnsafePointer<T>,
+                                       _ wa: Float, _ wb: Float, _ n: Int) {
+    var k = 0
+    while k < n {
+        dst[k] = T.mix(dst[k], b[k], wa, wb)
+        k &+= 1
+    }
+}
+
+/// dst = (1 − M)·dst + M·b with M an H×W partner-weight map broadcast over channels.
+@inline(__always)
+func maskInPlaceKernel<T: MixElement>(_ dst: UnsafeMutablePointer<T>, _ b: UnsafePointer<T>,
+                                      _ m: UnsafePointer<Float>, _ g: ImageGeometry) {
+    let plane = g.plane
+    switch g.layout {
+    case .nchw:
+        for c in 0..<g.c {
+            let o = c &* plane
+            let d = dst + o, bb = b + o
+            var k = 0
+            while k < plane {
+                let w = m[k]
+                d[k] = T.mix(d[k], bb[k], 1 - w, w)
+                k &+= 1
+            }
+        }
+    case .nhwc:
+        let C = g.c
+        var k = 0
+        while k < plane {
+            let w = m[k], v = 1 - w
+            let o = k &* C
+            var c = 0
+            while c < C {
+                dst[o &+ c] = T.mix(dst[o &+ c], b[o &+ c], v, w)
+                c &+= 1
+            }
+            k &+= 1
+        }
+    }
+}
+
 /// In-place symmetric blend of a pair: p ← λp·p + (1−λp)·q, q ← λq·q + (1−λq)·p, one pass, no copy.
 @inline(__always)
 func blendPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>,
@@ -238,13 +307,14 @@ func applyImageOp<T: MixElement>(_ op: SampleMix, dst: UnsafeMutablePointer<T>, 
     case .keep:
         if !same { dst.update(from: a, count: n) }
     case .blend(let l):
-        blendKernel(dst, a, b, l, 1 - l, n)
+        // dst == a would fail LLVM's runtime alias check and run the scalar loop: use the in-place form.
+        if same { blendInPlaceKernel(dst, b, l, 1 - l, n) } else { blendKernel(dst, a, b, l, 1 - l, n) }
     case .box(let box):
         if !same { dst.update(from: a, count: n) }
         copyRegion(from: b, to: dst, box: box, g: g)
     case .mask(let k):
         guard let masks = masks else { if !same { dst.update(from: a, count: n) }; return }
-        maskKernel(dst, a, b, masks + k &* g.plane, g)
+        if same { maskInPlaceKernel(dst, b, masks + k &* g.plane, g) } else { maskKernel(dst, a, b, masks + k &* g.plane, g) }
     case .resizedBox(let box):
         if !same { dst.update(from: a, count: n) }
         resizedPasteKernel(dst, b, box, g)
