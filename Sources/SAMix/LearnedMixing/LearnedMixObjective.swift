@@ -112,6 +112,12 @@ public final class LearnedMixObjective: TrainingObjective {
     // MARK: one step
 
     public func loss(model: ImageClassifier, batch: Batch, context: inout StepContext) throws -> Tensor {
+        try losses(model: model, batch: batch, context: &context).total()
+    }
+
+    /// The four loss terms of one step (before summation), with the step's draws. `loss` is their
+    /// sum; tests back-propagate each term alone to check where its gradient goes.
+    public func losses(model: ImageClassifier, batch: Batch, context: inout StepContext) throws -> LearnedMixLosses {
         let (mixer, momentum, momentumMix, onlineMix) = try modules(for: model)
         let x = batch.images, y = batch.labels, n = batch.size
         try requireShape(x.rank == 4 && x.shape[0] == n, "\(name): images \(x.shape) for \(n) labels")
@@ -152,9 +158,6 @@ public final class LearnedMixObjective: TrainingObjective {
         // Classifier objectives through the online network (M_bb carries no gradient).
         let lossOne = try model(x).crossEntropy(labels: y)
         let lossCls = try onlineMix(xBB).mixupCrossEntropy(labelsA: y, labelsB: permBB.map { y[$0] }, lam: lamBB)
-        var total = try lossCls + lossOne
-        if let lossGen { total = try total + lossGen }
-        total = try total + lossMask
 
         let m1 = outMB.partnerMask
         let ownMean = 1 - Double(ReduceKernels.parallelSum(m1.data, m1.count)) / Double(m1.count)
@@ -166,7 +169,10 @@ public final class LearnedMixObjective: TrainingObjective {
             ("mask_degenerate_bb", degenerate ? 1 : 0),
             ("momentum", config.momentum.value(step: context.step, total: context.totalSteps)),
         ]
-        return total
+        return LearnedMixLosses(classifierMixed: lossCls, classifierClean: lossOne, mixer: lossGen, mask: lossMask,
+                                lambdaMixer: lamMB, lambdaBackbone: lamBB, permutationMixer: permMB,
+                                permutationBackbone: permBB, mixerOutput: outMB, backboneMask: maskBB,
+                                backboneMaskDegenerate: degenerate)
     }
 
     /// EMA of backbone_k ← backbone_q, head_one_k ← head_one_q, head_mix_k ← head_mix_q with m_t of
@@ -258,5 +264,32 @@ enum LearnedMixing {
             gap += abs(own - Double(lam))
         }
         return gap / Double(Swift.max(n, 1))
+    }
+}
+
+/// The terms of one AutoMix/SAMix step and what was drawn for it.
+public struct LearnedMixLosses {
+    /// L_cls: mixup CE of head_mix_q on x_bb (reaches the online network only).
+    public let classifierMixed: Tensor
+    /// L_one: CE of head_one_q on the clean batch (online network only).
+    public let classifierClean: Tensor
+    /// L_gen: the Mixer objective through the momentum network (Mixer only); nil when skipped
+    /// by `switchOff`.
+    public let mixer: Tensor?
+    /// w·L_mask on M_mb (Mixer only).
+    public let mask: Tensor
+    public let lambdaMixer: Float, lambdaBackbone: Float
+    public let permutationMixer: [Int], permutationBackbone: [Int]
+    /// The Mixer-training mask M_mb (with its graph) and attention.
+    public let mixerOutput: MixerOutput
+    /// The online-branch mask M_bb after mask_adjust / lam_margin (no gradient).
+    public let backboneMask: Tensor
+    public let backboneMaskDegenerate: Bool
+
+    /// L = L_cls + L_one + L_gen + L_mask (head weights 1, as in every config).
+    public func total() throws -> Tensor {
+        var t = try classifierMixed + classifierClean
+        if let mixer { t = try t + mixer }
+        return try t + mask
     }
 }

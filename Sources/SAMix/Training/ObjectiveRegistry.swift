@@ -1,9 +1,11 @@
 /// Training objectives by name, for the CLI, the C ABI and configs: "vanilla", "mixup", "cutmix",
-/// "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix", "manifoldmix". `alpha` overrides the
-/// policy's Beta(α, α) parameter (its default follows OpenMixup's CIFAR configs).
+/// "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix", "manifoldmix", and the learned
+/// "automix" / "samix" (`LearnedMixObjective` with `LearnedMixConfig.automix()` / `.samix()`, the
+/// CIFAR configs; α = 2). `alpha` overrides the policy's Beta(α, α) parameter (its default follows
+/// OpenMixup's CIFAR configs).
 public enum ObjectiveRegistry {
     public static let names = ["vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix",
-                               "saliencymix", "manifoldmix"]
+                               "saliencymix", "manifoldmix", "automix", "samix"]
 
     public static func make(_ name: String, alpha: Double? = nil, labelSmoothing: Float = 0) throws -> TrainingObjective {
         if let a = alpha { try require(a > 0 && a.isFinite, "alpha must be a finite value > 0, got \(a)") }
@@ -21,6 +23,8 @@ public enum ObjectiveRegistry {
         case "smoothmix": return try policy(try SmoothMix())
         case "saliencymix": return try policy(try SaliencyMix(alpha: alpha ?? 0.2))
         case "manifoldmix": return try ManifoldMixObjective(alpha: alpha ?? 2.0)
+        case "automix": return LearnedMixObjective(config: try .automix(alpha: alpha ?? 2.0))
+        case "samix": return LearnedMixObjective(config: try .samix(alpha: alpha ?? 2.0))
         default:
             throw SAMixError.invalidArgument("unknown mixing method '\(name)'; known: \(names.joined(separator: ", "))")
         }
