@@ -17,24 +17,41 @@ struct StepCommand: ParsableCommand {
     @Option(help: "Warm-up steps (not timed).") var warmup = 2
     @Option(help: "Timed steps.") var iters = 7
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Training objective (mixup, samix, automix, …; see `train --mix`). Default: plain cross-entropy.")
+    var mix: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         if let threads { Engine.threads = threads }
         let net = try ModelZoo.make(model, numClasses: classes, inChannels: inChannels, seed: seed)
         net.train()
-        let opt = try SGD(net.namedParameters(), lr: 0.1, momentum: 0.9, weightDecay: 5e-4)
+        let objective = try mix.map { try ObjectiveRegistry.make($0) }
+        let opt = try objective.map { try Trainer.sgd(model: net, objective: $0, lr: 0.1) }
+            ?? SGD(net.namedParameters(), lr: 0.1, momentum: 0.9, weightDecay: 5e-4)
+        for (_, m) in objective?.extraModules ?? [] { m.train() }
         var rng = SplitMix64(seed: seed &+ 1)
         let x = try Tensor(uninitializedShape: [batch, inChannels, size, size])
         for i in 0..<x.count { x.data[i] = Float(rng.normal()) }
         let y = (0..<batch).map { _ in rng.int(below: classes) }
+        // With an objective, each step gets a fresh copy of the batch (mixing policies work in place).
+        let source = try ArrayBatchSource(images: x, labels: y, batchSize: batch, shuffle: false)
         var times: [Double] = []
         for it in 0..<(warmup + iters) {
+            let b = try objective.map { _ in try source.batch(0, epoch: 0) }
             let t0 = Clock.now()
             opt.zeroGrad()
-            let loss = try net(x).crossEntropy(labels: y)
-            try loss.backward()
-            try opt.step()
+            let loss: Tensor
+            if let objective, let b {
+                var ctx = StepContext(step: it, totalSteps: warmup + iters, epoch: 0, rng: SplitMix64(seed: seed).fork(index: UInt64(it)))
+                loss = try objective.loss(model: net, batch: b, context: &ctx)
+                try loss.backward()
+                try opt.step()
+                try objective.afterStep(model: net, context: ctx)
+            } else {
+                loss = try net(x).crossEntropy(labels: y)
+                try loss.backward()
+                try opt.step()
+            }
             let dt = Clock.now() - t0
             if it >= warmup { times.append(dt) }
             if !json { FileIO.stderr("step \(it): \(String(format3(dt * 1000))) ms loss \(loss.scalars.first ?? .nan)\n") }
@@ -46,12 +63,12 @@ struct StepCommand: ParsableCommand {
         let gflops = 3 * 2 * Double(macs) * Double(batch) / 1e9 / median
         let rssMB = Double(ResourceUsage.peakRSSKilobytes()) / 1024
         if json {
-            print("{\"engine\": \"samix\", \"model\": \"\(model)\", \"batch\": \(batch), \"threads\": \(Engine.threads), "
+            print("{\"engine\": \"samix\", \"model\": \"\(model)\", \"mix\": \"\(mix ?? "none")\", \"batch\": \(batch), \"threads\": \(Engine.threads), "
                 + "\"in_channels\": \(inChannels), \"size\": \(size), \"step_ms_median\": \(format3(median * 1000)), "
                 + "\"step_ms_best\": \(format3(best * 1000)), \"images_per_second\": \(format3(ips)), "
                 + "\"gflops\": \(format3(gflops)), \"peak_rss_mb\": \(format3(rssMB)), \"mac_per_image\": \(macs)}")
         } else {
-            print("\(model) batch \(batch) threads \(Engine.threads): median \(format3(median * 1000)) ms "
+            print("\(model)\(mix.map { " mix=" + $0 } ?? "") batch \(batch) threads \(Engine.threads): median \(format3(median * 1000)) ms "
                 + "(best \(format3(best * 1000))), \(format3(ips)) img/s, \(format3(gflops)) GFLOP/s, peak RSS \(format3(rssMB)) MB")
         }
     }
