@@ -65,6 +65,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_set_training": (_status, [_handle, c_int32]),
     "samix_model_is_training": (_status, [_handle, _ptr]),
     "samix_model_forward": (_status, [_handle, _ptr, _ptr, _ptr, _i64]),
+    "samix_model_loss_grad": (_status, [_handle, _ptr, _ptr, _ptr, c_double, _ptr, _ptr, _i64]),
     "samix_model_state_entry": (_status, [_handle, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_model_state_get": (_status, [_handle, _i64, _ptr, _i64]),
     "samix_model_load_state": (_status, [_handle, _i64, _ptr, _ptr, _ptr, _ptr, c_int32]),
@@ -83,6 +84,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_trainer_train_epoch": (_status, [_handle, _handle, _i64, c_int32, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_trainer_evaluate": (_status, [_handle, _handle, _i64, _ptr, _ptr]),
     "samix_trainer_progress": (_status, [_handle, _ptr]),
+    "samix_trainer_train_step": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr]),
 }
 
 #: C type of samix_step_callback.

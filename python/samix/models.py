@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ._arrays import as_f32, check_out, shape_array
+from ._arrays import as_f32, as_labels, check_out, shape_array
 from ._handle import Handle
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
@@ -181,6 +181,39 @@ class Model(Handle):
     def parameters(self) -> list[np.ndarray]:
         """Copies of the trainable parameters."""
         return [a for _, a in self._items(True)]
+
+    def loss_and_grad(self, x: Any, y: Any, label_smoothing: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean cross-entropy of a batch and its gradient with respect to every parameter.
+
+        Runs in the current mode (training mode uses batch statistics and updates the BN running
+        averages, exactly like one PyTorch training step's forward + ``backward()``).
+
+        Args:
+            x: images, shape (N, in_channels, H, W), finite.
+            y: integer labels, shape (N,), in [0, num_classes).
+            label_smoothing: epsilon of the smoothed one-hot targets, in [0, 1).
+
+        Returns:
+            ``(loss, {name: gradient})`` with the names and shapes of :meth:`named_parameters`.
+        """
+        xa = as_f32(x, "x", ndim=4)
+        ya = as_labels(y, "y")
+        if ya.shape[0] != xa.shape[0]:
+            raise ShapeError(f"y has {ya.shape[0]} labels for a batch of {xa.shape[0]} images")
+        grads = np.empty(self.num_parameters, dtype=np.float32)
+        loss = ctypes.c_double(0)
+        shape = shape_array(xa.shape)
+        check(lib.samix_model_loss_grad(self.handle, xa.ctypes.data, shape.ctypes.data, ya.ctypes.data,
+                                        float(label_smoothing), ctypes.addressof(loss), grads.ctypes.data, grads.size))
+        out, offset = {}, 0
+        for i in range(self._num_state):
+            name, shp, is_param = self._entry(i)
+            if not is_param:
+                continue
+            size = int(np.prod(shp)) if shp else 1
+            out[name] = grads[offset:offset + size].reshape(shp)
+            offset += size
+        return float(loss.value), out
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copies values from ``state`` (name -> array) into the model.

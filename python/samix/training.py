@@ -14,7 +14,8 @@ import numpy as np
 from ._handle import Handle
 from ._lib import STEP_CALLBACK, check, lib
 from .datasets import _DatasetHandle
-from .errors import InvalidArgumentError, SamixTypeError
+from ._arrays import as_f32, as_labels, shape_array
+from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 from .models import Model
 from .optim import SGD, AdamW, Schedule
 
@@ -175,6 +176,29 @@ class Trainer(Handle):
             if val_ds is not None:
                 val_ds.__exit__()
         return self.history
+
+    def train_step(self, x: Any, y: Any, total_steps: Optional[int] = None) -> float:
+        """One optimisation step on a float batch, for custom training loops.
+
+        Args:
+            x: float32 images (N, C, H, W), already normalised/augmented as you want them (not modified).
+            y: int labels (N,).
+            total_steps: length of the run for the learning-rate schedule (the step index is
+                :attr:`steps_done`); None keeps the optimizer's current learning rate.
+
+        Returns:
+            The step's loss.
+        """
+        xa = as_f32(x, "x", ndim=4)
+        ya = as_labels(y, "y")
+        if ya.shape[0] != xa.shape[0]:
+            raise ShapeError(f"y has {ya.shape[0]} labels for a batch of {xa.shape[0]} images")
+        total = 0 if total_steps is None else self._int(total_steps, "total_steps", 1)
+        loss = ctypes.c_double(0)
+        shape = shape_array(xa.shape)
+        check(lib.samix_trainer_train_step(self.handle, xa.ctypes.data, shape.ctypes.data, ya.ctypes.data, total,
+                                           ctypes.addressof(loss)))
+        return float(loss.value)
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 500) -> dict:
         """``{"loss": mean cross-entropy, "accuracy": top-1 in [0, 1], "count": N}`` in evaluation mode."""

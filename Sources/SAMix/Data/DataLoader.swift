@@ -14,6 +14,14 @@ public struct Batch {
 
     /// Number of images in the batch.
     public var size: Int { labels.count }
+
+    public init(images: Tensor, labels: [Int], indices: [Int], epoch: Int, index: Int) {
+        self.images = images
+        self.labels = labels
+        self.indices = indices
+        self.epoch = epoch
+        self.index = index
+    }
 }
 
 /// Mini-batch iterator over an `ImageDataset`, like PyTorch's `DataLoader` without workers.

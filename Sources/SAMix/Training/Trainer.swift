@@ -70,30 +70,42 @@ public final class Trainer {
         var lossSum = 0.0, lr = Double(optimizer.learningRate)
         var metricSums: [String: Double] = [:]
         for b in 0..<steps {
-            let t = stepsDone
-            if let schedule {
-                optimizer.learningRate = schedule.value(step: t, total: total)
-            }
-            lr = Double(optimizer.learningRate)
             let batch = try source.batch(b, epoch: epochsDone)
-            var ctx = StepContext(step: t, totalSteps: total, epoch: epochsDone,
-                                  rng: SplitMix64(seed: seed).fork(index: UInt64(t)).fork(index: 7))
-            optimizer.zeroGrad()
-            let loss = try objective.loss(model: model, batch: batch, context: &ctx)
-            let value = Double(loss.data[0])
-            guard value.isFinite else {
-                throw SAMixError.numerical("loss became \(value) at epoch \(epochsDone), step \(b) (learning rate \(lr))")
-            }
-            try loss.backward()
-            try optimizer.step()
-            try objective.afterStep(model: model, context: ctx)
+            let (value, metrics) = try trainStep(batch, totalSteps: total)
+            lr = Double(optimizer.learningRate)
             lossSum += value
-            for (k, v) in ctx.metrics { metricSums[k, default: 0] += v }
-            stepsDone += 1
+            for (k, v) in metrics { metricSums[k, default: 0] += v }
             onStep?(b, value)
         }
         epochsDone += 1
         return (lossSum / Double(steps), lr, metricSums.mapValues { $0 / Double(steps) })
+    }
+
+    /// One optimisation step on `batch` (the model in training mode): sets the learning rate from the
+    /// schedule at step `stepsDone` of `totalSteps` (no schedule, or `totalSteps` nil: the optimizer's
+    /// current rate), computes the objective's loss, back-propagates, steps the optimizer and runs the
+    /// objective's after-step hook. The batch's images may be modified (mixing works in place).
+    /// - Returns: the loss and the objective's step metrics.
+    public func trainStep(_ batch: Batch, totalSteps: Int?) throws -> (loss: Double, metrics: [(String, Double)]) {
+        let t = stepsDone
+        if let schedule, let total = totalSteps {
+            try require(total > t, "step \(t) is past the schedule's \(total) steps")
+            optimizer.learningRate = schedule.value(step: t, total: total)
+        }
+        model.train()
+        var ctx = StepContext(step: t, totalSteps: totalSteps ?? max(t + 1, 1), epoch: epochsDone,
+                              rng: SplitMix64(seed: seed).fork(index: UInt64(t)).fork(index: 7))
+        optimizer.zeroGrad()
+        let loss = try objective.loss(model: model, batch: batch, context: &ctx)
+        let value = Double(loss.data[0])
+        guard value.isFinite else {
+            throw SAMixError.numerical("loss became \(value) at epoch \(epochsDone), step \(t) (learning rate \(optimizer.learningRate))")
+        }
+        try loss.backward()
+        try optimizer.step()
+        try objective.afterStep(model: model, context: ctx)
+        stepsDone += 1
+        return (value, ctx.metrics)
     }
 
     /// Loss and top-1 accuracy of `model` (in evaluation mode, no gradients) on `source`.

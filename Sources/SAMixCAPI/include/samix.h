@@ -120,6 +120,12 @@ samix_status samix_model_is_training(samix_handle model, int32_t *out);
  * without recording gradients. */
 samix_status samix_model_forward(samix_handle model, const float *x, const int64_t *shape,
                                  float *logits, int64_t logits_count);
+/* Mean cross-entropy of (x, labels[N]) into *loss and its gradient w.r.t. every parameter,
+ * concatenated in state-dict parameter order, into grads (exactly the model's parameter count).
+ * Runs in the model's current mode (training mode updates BN running statistics). */
+samix_status samix_model_loss_grad(samix_handle model, const float *x, const int64_t *shape,
+                                   const int64_t *labels, double label_smoothing, double *loss,
+                                   float *grads, int64_t grads_count);
 /* State dict entry `index` (parameters first, then buffers such as BN running statistics):
  * name into buf, shape into shape[8] with *rank dims, *is_parameter (any output may be NULL). */
 samix_status samix_model_state_entry(samix_handle model, int64_t index, char *buf, int64_t cap,
@@ -190,6 +196,11 @@ samix_status samix_trainer_evaluate(samix_handle trainer, samix_handle dataset, 
                                     double *loss, double *accuracy);
 /* out[2] = {epochs done, steps done}. */
 samix_status samix_trainer_progress(samix_handle trainer, int64_t *out);
+/* One training step of the trainer's objective on a float batch x (N×C×H×W, used as given: no
+ * normalisation or augmentation; not modified) with labels[N]. total_steps > 0 sets the learning
+ * rate from the schedule at the trainer's current step; 0 keeps the optimizer's rate. */
+samix_status samix_trainer_train_step(samix_handle trainer, const float *x, const int64_t *shape,
+                                      const int64_t *labels, int64_t total_steps, double *loss);
 
 #ifdef __cplusplus
 }
