@@ -123,6 +123,9 @@ public struct SSLStepOutput {
     public let metrics: [(String, Double)]
     /// The keys to enqueue after the step (kk, keys of view k).
     public let keys: Tensor
+    /// The loss terms that make up `loss`, with their graphs ("loss_moco", "loss_bb", "loss_mb",
+    /// "loss_mask", "loss_clst"), for inspection and gradient-flow checks.
+    public let terms: [String: Tensor]
 }
 
 /// MoCo v2 with optional Mixup / SAMix inside (spec §5). One step, for views xq, xk of a batch:
@@ -264,6 +267,7 @@ public final class MoCo {
         let kq = needBoth ? try keyOut.embedding.narrow(axis: 0, start: 0, length: n) : nil
         let lossMoCo = try Contrastive.infoNCE(query: q, positive: kk, negatives: queue.keys, temperature: t)
         var total = lossMoCo
+        var terms: [String: Tensor] = ["loss_moco": lossMoCo]
         metrics.append(("loss_moco", Double(lossMoCo.data[0])))
 
         switch mix {
@@ -278,6 +282,7 @@ public final class MoCo {
             let l = try Contrastive.mixedInfoNCE(query: z, positiveA: pos.a, positiveB: pos.b, lam: lam,
                                                  negatives: queue.keys, temperature: t)
             total = try total + l
+            terms["loss_bb"] = l
             metrics += [("loss_bb", Double(l.data[0])), ("lambda_bb", Double(lam))]
         case .samix(let s):
             guard let mixer else { throw SAMixError.invalidState("SAMix without a Mixer") }
@@ -352,6 +357,10 @@ public final class MoCo {
             }
             total = try total + lossBB + lossMB + lossMask
             if let lossClst { total = try total + lossClst }
+            terms["loss_bb"] = lossBB
+            terms["loss_mb"] = lossMB
+            terms["loss_mask"] = lossMask
+            terms["loss_clst"] = lossClst
             let m1 = maskMB.data
             let own = 1 - Double(sumFloats(m1, maskMB.count)) / Double(maskMB.count)
             metrics += [("loss_bb", Double(lossBB.data[0])), ("loss_mb", Double(lossMB.data[0])),
@@ -359,6 +368,6 @@ public final class MoCo {
                         ("mask_mean_mb", own), ("mask_adjusted_bb", Double(adjusted))]
         }
         metrics.insert(("loss", Double(total.data[0])), at: 0)
-        return SSLStepOutput(loss: total, metrics: metrics, keys: try kk.copy())
+        return SSLStepOutput(loss: total, metrics: metrics, keys: try kk.copy(), terms: terms)
     }
 }
