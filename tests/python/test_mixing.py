@@ -228,7 +228,7 @@ def test_threads_share_nothing_and_match_serial():
 shapes = st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9))
 
 
-@settings(max_examples=600)
+@settings(max_examples=1000)
 @given(shape=shapes, method=st.sampled_from(METHODS), seed=st.integers(0, 2**64 - 1),
        per_sample=st.booleans(), partner=st.sampled_from([None, "permutation", "derangement", "flip", "roll"]),
        lam=st.one_of(st.none(), st.floats(0, 1)), k=st.integers(1, 12), ls=st.floats(0, 0.99))
@@ -248,7 +248,7 @@ def test_property_any_valid_input_mixes(shape, method, seed, per_sample, partner
         assert ((r.images >= lo) & (r.images <= hi)).all()
 
 
-@settings(max_examples=800)
+@settings(max_examples=1500)
 @given(x=hnp.arrays(dtype=np.float64, shape=hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4),
                     elements=st.one_of(st.floats(-1e3, 1e3), st.sampled_from([np.nan, np.inf]))),
        dtype=st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.float16]),
