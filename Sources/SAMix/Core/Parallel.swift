@@ -30,7 +30,8 @@ public enum Engine {
     /// OpenBLAS build description (`openblas_get_config`).
     public static var blasDescription: String {
         guard let c = openblas_get_config() else { return "OpenBLAS" }
-        return "OpenBLAS " + String(cString: c)
+        let config = String(cString: c)
+        return config.hasPrefix("OpenBLAS") ? config : "OpenBLAS " + config
     }
 }
 
