@@ -53,15 +53,24 @@ struct TrainCommand: ParsableCommand {
             + "\(epochs) epochs, batch \(batch), threads \(Engine.threads)\n")
         try trainer.fit(trainLoader, epochs: epochs, test: testLoader) { record in
             let online = record.evaluation["online"]
+            // Every evaluated network: "online", plus e.g. "momentum" for AutoMix/SAMix.
+            let heads = record.evaluation.keys.sorted()
             if json {
-                print("{\"epoch\": \(record.epoch), \"mix\": \"\(objective.name)\", \"model\": \"\(model)\", \"seed\": \(seed), "
-                    + "\"train_loss\": \(format3(record.trainLoss)), \"test_loss\": \(format3(online?.loss ?? .nan)), "
-                    + "\"test_top1\": \(format3((online?.accuracy ?? .nan) * 100)), \"lr\": \(record.learningRate), "
-                    + "\"seconds\": \(format3(record.seconds))}")
+                var fields = ["\"epoch\": \(record.epoch)", "\"epochs\": \(epochs)", "\"mix\": \"\(objective.name)\"",
+                              "\"model\": \"\(model)\"", "\"seed\": \(seed)", "\"train_images\": \(train.count)",
+                              "\"train_loss\": \(format3(record.trainLoss))", "\"lr\": \(record.learningRate)",
+                              "\"seconds\": \(format3(record.seconds))"]
+                for h in heads {
+                    let suffix = h == "online" ? "" : "_" + h
+                    fields.append("\"test_loss\(suffix)\": \(format3(record.evaluation[h]?.loss ?? .nan))")
+                    fields.append("\"test_top1\(suffix)\": \(format3((record.evaluation[h]?.accuracy ?? .nan) * 100))")
+                }
+                for (k, v) in record.metrics.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(format3(v))") }
+                print("{" + fields.joined(separator: ", ") + "}")
             } else {
+                let evals = heads.map { "\($0) top-1 \(format3((record.evaluation[$0]?.accuracy ?? .nan) * 100))%" }
                 print("epoch \(record.epoch) loss \(format3(record.trainLoss)) test loss \(format3(online?.loss ?? .nan)) "
-                    + "top-1 \(format3((online?.accuracy ?? .nan) * 100))% lr \(format3(record.learningRate)) "
-                    + "time \(format3(record.seconds)) s")
+                    + evals.joined(separator: ", ") + " lr \(format3(record.learningRate)) time \(format3(record.seconds)) s")
             }
             flushStdout()
             return true

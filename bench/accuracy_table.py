@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""The CIFAR accuracy table of issue 5: one fixed protocol for every mixing method.
+
+Runs ``samix-bench train`` once per (method, seed) that has no finished result yet, streaming each
+epoch's JSON line into ``RESULTS/<method>-seed<S>.jsonl`` (so an interrupted session loses at most the
+run in progress), then prints the table: top-1 as the median of the last 5 epochs (online head and,
+for AutoMix/SAMix, the momentum head), mean over seeds, and the median time per epoch.
+
+    python3 bench/accuracy_table.py --data /tmp/cifar --run        # run what is missing, then print
+    python3 bench/accuracy_table.py --results results/cifar10-r20   # print the table only
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def finished(path, epochs):
+    if not os.path.exists(path):
+        return False
+    rows = load(path)
+    return bool(rows) and rows[-1].get("epoch") == epochs
+
+
+def run_one(a, method, seed, path):
+    cmd = [a.samix_bench, "train", "--dataset", "cifar10", "--data", a.data, "--model", a.model, "--mix", method,
+           "--epochs", str(a.epochs), "--batch", str(a.batch), "--lr", str(a.lr), "--weight-decay", str(a.weight_decay),
+           "--seed", str(seed), "--json"]
+    if a.train_subset:
+        cmd += ["--train-subset", str(a.train_subset)]
+    print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
+    tmp = path + ".partial"
+    with open(tmp, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            print(f"  {method} seed {seed}: {line.strip()}", file=sys.stderr, flush=True)
+        if proc.wait() != 0:
+            raise SystemExit(f"{method} seed {seed} failed (exit {proc.returncode}); partial log in {tmp}")
+    os.replace(tmp, path)
+
+
+def table(a):
+    print(f"CIFAR-10, {a.model}, {a.train_subset or 50000} class-balanced training images, full 10,000-image test set, "
+          f"{a.epochs} epochs, batch {a.batch}, SGD lr {a.lr} momentum 0.9 wd {a.weight_decay}, cosine, crop+flip; "
+          f"top-1 = median of the last 5 epochs, mean over seeds")
+    print(f"{'method':10} {'seeds':>5} {'top-1 online':>14} {'top-1 momentum':>15} {'per seed (online)':>28} {'s/epoch':>8}")
+    for method in a.methods.split(","):
+        per_seed, per_seed_k, times = [], [], []
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            path = os.path.join(a.results, f"{method}-seed{seed}.jsonl")
+            if not finished(path, a.epochs):
+                continue
+            rows = load(path)
+            last = rows[-5:]
+            per_seed.append(statistics.median(r["test_top1"] for r in last))
+            if "test_top1_momentum" in last[-1]:
+                per_seed_k.append(statistics.median(r["test_top1_momentum"] for r in last))
+            times += [r["seconds"] for r in rows]
+        if not per_seed:
+            print(f"{method:10} {0:5d} {'(no finished run)':>14}")
+            continue
+        mk = f"{statistics.mean(per_seed_k):15.2f}" if per_seed_k else f"{'-':>15}"
+        seeds = ", ".join(f"{v:.2f}" for v in per_seed)
+        print(f"{method:10} {len(per_seed):5d} {statistics.mean(per_seed):14.2f} {mk} {seeds:>28} "
+              f"{statistics.median(times):8.1f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="CIFAR-10 directory (needed with --run)")
+    ap.add_argument("--results", default=os.path.join(ROOT, "results", "cifar10-r20"))
+    ap.add_argument("--samix-bench", default=os.path.join(ROOT, ".build", "release", "samix-bench"))
+    ap.add_argument("--methods", default="vanilla,mixup,cutmix,automix,samix")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--model", default="resnet20")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--train-subset", type=int, default=10000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
+    a = ap.parse_args()
+    os.makedirs(a.results, exist_ok=True)
+    if a.run:
+        if not a.data:
+            raise SystemExit("--run needs --data DIR")
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            for method in a.methods.split(","):
+                path = os.path.join(a.results, f"{method}-seed{seed}.jsonl")
+                if not finished(path, a.epochs):
+                    run_one(a, method, seed, path)
+    table(a)
+
+
+if __name__ == "__main__":
+    main()
