@@ -80,3 +80,55 @@ public final class ImageClassifier: Module {
         return (try head(last), f)
     }
 }
+
+/// A residual block: one input map to one output map.
+public protocol ResidualBlock: Module {
+    var outChannels: Int { get }
+    func callAsFunction(_ x: Tensor) throws -> Tensor
+}
+
+extension Backbone {
+    /// Builds stages of residual blocks: stage s has `counts[s]` blocks with `widths[s]` output
+    /// channels; the first block of every stage but the first has stride 2.
+    static func buildStages<B: ResidualBlock>(inChannels: Int, widths: [Int], counts: [Int],
+                                              make: (_ cin: Int, _ cout: Int, _ stride: Int) throws -> B) throws -> [[B]] {
+        var stages: [[B]] = []
+        var cin = inChannels
+        for (s, (cout, count)) in zip(widths, counts).enumerated() {
+            var stage: [B] = []
+            for b in 0..<count {
+                stage.append(try make(cin, cout, (s > 0 && b == 0) ? 2 : 1))
+                cin = cout
+            }
+            stages.append(stage)
+        }
+        return stages
+    }
+
+    /// Child names of staged blocks, torchvision style: "layer1.0", "layer1.1", …
+    static func stageChildren<B: ResidualBlock>(_ stages: [[B]]) -> [(String, Module)] {
+        var c: [(String, Module)] = []
+        for (s, blocks) in stages.enumerated() {
+            for (b, block) in blocks.enumerated() { c.append(("layer\(s + 1).\(b)", block)) }
+        }
+        return c
+    }
+
+    /// The shared forward pass: hook(0) on the input, the stem, then each stage followed by
+    /// hook(s + 1); `finalize` runs on the last stage's output before its hook (pre-activation nets).
+    func runStages<B: ResidualBlock>(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)?, stem: (Tensor) throws -> Tensor,
+                                     stages: [[B]], finalize: ((Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
+        var h = try stem(try hook?(0, x) ?? x)
+        var outs: [Tensor] = []
+        for (s, blocks) in stages.enumerated() {
+            for block in blocks { h = try block(h) }
+            if s == stages.count - 1, let finalize { h = try finalize(h) }
+            if let hook { h = try hook(s + 1, h) }
+            outs.append(h)
+        }
+        return outs
+    }
+
+    /// Output channels of each stage.
+    static func channels<B: ResidualBlock>(_ stages: [[B]]) -> [Int] { stages.map { $0.last?.outChannels ?? 0 } }
+}

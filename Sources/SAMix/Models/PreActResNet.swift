@@ -3,7 +3,7 @@
 /// to the pre-activated input when the shape changes). Stage outputs are the raw block outputs;
 /// the last stage is followed by a final BN → ReLU (as in the reference implementations).
 public final class PreActResNet: Backbone {
-    public final class Block: Module {
+    public final class Block: Module, ResidualBlock {
         public let bn1: BatchNorm2d, conv1: Conv2d, bn2: BatchNorm2d, conv2: Conv2d
         public let shortcut: Conv2d?
         public let outChannels: Int
@@ -41,45 +41,25 @@ public final class PreActResNet: Backbone {
         try require(blocks.count >= 1 && blocks.allSatisfy { $0 >= 1 }, "PreActResNet blocks per stage must be ≥ 1")
         try require(inChannels >= 1 && baseWidth >= 1, "PreActResNet needs positive input channels and width")
         conv1 = try Conv2d(inChannels, baseWidth, kernelSize: 3, padding: 1, rng: &rng)
-        var stages: [[Block]] = []
-        var cin = baseWidth
-        for (s, count) in blocks.enumerated() {
-            let cout = baseWidth << s
-            var stage: [Block] = []
-            for b in 0..<count {
-                stage.append(try Block(cin, cout, stride: (s > 0 && b == 0) ? 2 : 1, rng: &rng))
-                cin = cout
-            }
-            stages.append(stage)
+        stages = try Backbone.buildStages(inChannels: baseWidth, widths: blocks.indices.map { baseWidth << $0 },
+                                          counts: blocks) { cin, cout, stride in
+            try Block(cin, cout, stride: stride, rng: &rng)
         }
-        self.stages = stages
-        finalBN = try BatchNorm2d(cin)
+        finalBN = try BatchNorm2d(baseWidth << (blocks.count - 1))
         self.inChannels = inChannels
         super.init()
     }
 
-    public override var stageChannels: [Int] { stages.map { $0.last?.outChannels ?? 0 } }
+    public override var stageChannels: [Int] { Backbone.channels(stages) }
     public override var stageStrides: [Int] { stages.indices.map { 1 << $0 } }
 
     public override var children: [(String, Module)] {
-        var c: [(String, Module)] = [("conv1", conv1)]
-        for (s, blocks) in stages.enumerated() {
-            for (b, block) in blocks.enumerated() { c.append(("layer\(s + 1).\(b)", block)) }
-        }
-        c.append(("bn_final", finalBN))
-        return c
+        [("conv1", conv1)] + Backbone.stageChildren(stages) + [("bn_final", finalBN)]
     }
 
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
-        var h = try conv1(try hook?(0, x) ?? x)
-        var outs: [Tensor] = []
-        for (s, blocks) in stages.enumerated() {
-            for block in blocks { h = try block(h) }
-            if s == stages.count - 1 { h = try finalBN(h).relu() }
-            if let hook { h = try hook(s + 1, h) }
-            outs.append(h)
-        }
-        return outs
+        return try runStages(x, hook: hook, stem: { try self.conv1($0) }, stages: stages,
+                             finalize: { try self.finalBN($0).relu() })
     }
 }

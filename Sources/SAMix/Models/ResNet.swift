@@ -4,7 +4,7 @@
 /// where the shape changes. ResNet-18: 11.17 M parameters, 555 MMAC per 32×32 image.
 public final class ResNet: Backbone {
     /// conv3×3 → BN → ReLU → conv3×3 → BN, plus identity or (1×1 conv + BN) shortcut, → ReLU.
-    public final class BasicBlock: Module {
+    public final class BasicBlock: Module, ResidualBlock {
         public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
         public let downsample: (Conv2d, BatchNorm2d)?
         public let outChannels: Int
@@ -44,43 +44,23 @@ public final class ResNet: Backbone {
         try require(inChannels >= 1 && baseWidth >= 1, "ResNet needs positive input channels and width")
         conv1 = try Conv2d(inChannels, baseWidth, kernelSize: 3, padding: 1, rng: &rng)
         bn1 = try BatchNorm2d(baseWidth)
-        var stages: [[BasicBlock]] = []
-        var cin = baseWidth
-        for (s, count) in blocks.enumerated() {
-            let cout = baseWidth << s
-            var stage: [BasicBlock] = []
-            for b in 0..<count {
-                stage.append(try BasicBlock(cin, cout, stride: (s > 0 && b == 0) ? 2 : 1, rng: &rng))
-                cin = cout
-            }
-            stages.append(stage)
+        stages = try Backbone.buildStages(inChannels: baseWidth, widths: blocks.indices.map { baseWidth << $0 },
+                                          counts: blocks) { cin, cout, stride in
+            try BasicBlock(cin, cout, stride: stride, rng: &rng)
         }
-        self.stages = stages
         self.inChannels = inChannels
         super.init()
     }
 
-    public override var stageChannels: [Int] { stages.map { $0.last?.outChannels ?? 0 } }
+    public override var stageChannels: [Int] { Backbone.channels(stages) }
     public override var stageStrides: [Int] { stages.indices.map { 1 << $0 } }
 
     public override var children: [(String, Module)] {
-        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1)]
-        for (s, blocks) in stages.enumerated() {
-            for (b, block) in blocks.enumerated() { c.append(("layer\(s + 1).\(b)", block)) }
-        }
-        return c
+        [("conv1", conv1), ("bn1", bn1)] + Backbone.stageChildren(stages)
     }
 
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
-        var h = try hook?(0, x) ?? x
-        h = try bn1(try conv1(h)).relu()
-        var outs: [Tensor] = []
-        for (s, blocks) in stages.enumerated() {
-            for block in blocks { h = try block(h) }
-            if let hook { h = try hook(s + 1, h) }
-            outs.append(h)
-        }
-        return outs
+        return try runStages(x, hook: hook, stem: { try self.bn1(try self.conv1($0)).relu() }, stages: stages)
     }
 }

@@ -3,7 +3,7 @@
 /// parameter-free option-A shortcut. ResNet-20 has 0.27 M parameters and 40.6 MMAC per 32×32 image.
 public final class ResNetCIFAR: Backbone {
     /// conv3×3 → BN → ReLU → conv3×3 → BN, plus the identity or option-A shortcut, → ReLU.
-    public final class Block: Module {
+    public final class Block: Module, ResidualBlock {
         public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
         public let inChannels: Int, outChannels: Int, stride: Int
 
@@ -40,43 +40,23 @@ public final class ResNetCIFAR: Backbone {
         let widths = [16 * width, 32 * width, 64 * width]
         conv1 = try Conv2d(inChannels, widths[0], kernelSize: 3, padding: 1, rng: &rng)
         bn1 = try BatchNorm2d(widths[0])
-        var stages: [[Block]] = []
-        var cin = widths[0]
-        for (s, c) in widths.enumerated() {
-            var blocks: [Block] = []
-            for b in 0..<n {
-                blocks.append(try Block(cin, c, stride: (s > 0 && b == 0) ? 2 : 1, rng: &rng))
-                cin = c
-            }
-            stages.append(blocks)
+        stages = try Backbone.buildStages(inChannels: widths[0], widths: widths, counts: [n, n, n]) { cin, cout, stride in
+            try Block(cin, cout, stride: stride, rng: &rng)
         }
-        self.stages = stages
         self.depth = depth
         self.inChannels = inChannels
         super.init()
     }
 
-    public override var stageChannels: [Int] { stages.map { $0.last?.outChannels ?? 0 } }
+    public override var stageChannels: [Int] { Backbone.channels(stages) }
     public override var stageStrides: [Int] { [1, 2, 4] }
 
     public override var children: [(String, Module)] {
-        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1)]
-        for (s, blocks) in stages.enumerated() {
-            for (b, block) in blocks.enumerated() { c.append(("layer\(s + 1).\(b)", block)) }
-        }
-        return c
+        [("conv1", conv1), ("bn1", bn1)] + Backbone.stageChildren(stages)
     }
 
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
-        var h = try hook?(0, x) ?? x
-        h = try bn1(try conv1(h)).relu()
-        var outs: [Tensor] = []
-        for (s, blocks) in stages.enumerated() {
-            for block in blocks { h = try block(h) }
-            if let hook { h = try hook(s + 1, h) }
-            outs.append(h)
-        }
-        return outs
+        return try runStages(x, hook: hook, stem: { try self.bn1(try self.conv1($0)).relu() }, stages: stages)
     }
 }

@@ -2,7 +2,7 @@
 /// (d − 4)/6 pre-activation blocks with 16k/32k/64k channels (strides 1, 2, 2), dropout between
 /// the convolutions (default 0), 1×1 conv shortcuts where the shape changes, and a final BN → ReLU.
 public final class WideResNet: Backbone {
-    public final class Block: Module {
+    public final class Block: Module, ResidualBlock {
         public let bn1: BatchNorm2d, conv1: Conv2d, bn2: BatchNorm2d, conv2: Conv2d
         public let shortcut: Conv2d?
         public let outChannels: Int
@@ -48,44 +48,25 @@ public final class WideResNet: Backbone {
         try require(inChannels >= 1, "WRN needs positive input channels")
         let n = (depth - 4) / 6
         conv1 = try Conv2d(inChannels, 16, kernelSize: 3, padding: 1, rng: &rng)
-        var stages: [[Block]] = []
-        var cin = 16
-        for (s, c) in [16 * widen, 32 * widen, 64 * widen].enumerated() {
-            var stage: [Block] = []
-            for b in 0..<n {
-                stage.append(try Block(cin, c, stride: (s > 0 && b == 0) ? 2 : 1, dropRate: dropRate, rng: &rng))
-                cin = c
-            }
-            stages.append(stage)
+        stages = try Backbone.buildStages(inChannels: 16, widths: [16 * widen, 32 * widen, 64 * widen],
+                                          counts: [n, n, n]) { cin, cout, stride in
+            try Block(cin, cout, stride: stride, dropRate: dropRate, rng: &rng)
         }
-        self.stages = stages
-        finalBN = try BatchNorm2d(cin)
+        finalBN = try BatchNorm2d(64 * widen)
         self.inChannels = inChannels
         super.init()
     }
 
-    public override var stageChannels: [Int] { stages.map { $0.last?.outChannels ?? 0 } }
+    public override var stageChannels: [Int] { Backbone.channels(stages) }
     public override var stageStrides: [Int] { [1, 2, 4] }
 
     public override var children: [(String, Module)] {
-        var c: [(String, Module)] = [("conv1", conv1)]
-        for (s, blocks) in stages.enumerated() {
-            for (b, block) in blocks.enumerated() { c.append(("layer\(s + 1).\(b)", block)) }
-        }
-        c.append(("bn_final", finalBN))
-        return c
+        [("conv1", conv1)] + Backbone.stageChildren(stages) + [("bn_final", finalBN)]
     }
 
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
-        var h = try conv1(try hook?(0, x) ?? x)
-        var outs: [Tensor] = []
-        for (s, blocks) in stages.enumerated() {
-            for block in blocks { h = try block(h) }
-            if s == stages.count - 1 { h = try finalBN(h).relu() }
-            if let hook { h = try hook(s + 1, h) }
-            outs.append(h)
-        }
-        return outs
+        return try runStages(x, hook: hook, stem: { try self.conv1($0) }, stages: stages,
+                             finalize: { try self.finalBN($0).relu() })
     }
 }
