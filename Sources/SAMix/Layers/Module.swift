@@ -38,22 +38,27 @@ open class Module {
     public func stateDict() -> [(String, Tensor)] { namedParameters() + namedBuffers() }
 
     /// Copies values from `state` into matching entries (by name and shape); throws on a missing
-    /// or mis-shaped entry when `strict`.
+    /// or mis-shaped entry when `strict` (a mis-shaped entry always throws). Every entry is checked
+    /// before any is assigned, so a failed load leaves the module unchanged.
     public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
-        for (name, t) in stateDict() {
+        let own = stateDict()
+        var pairs: [(Tensor, Tensor)] = []
+        pairs.reserveCapacity(own.count)
+        for (name, t) in own {
             guard let src = state[name] else {
                 if strict { throw SAMixError.invalidArgument("state dict has no entry '\(name)'") }
                 continue
             }
             try requireShape(src.shape == t.shape, "state dict entry '\(name)' has shape \(src.shape), expected \(t.shape)")
-            try t.assign(src)
+            pairs.append((t, src))
         }
         if strict {
-            let known = Set(stateDict().map { $0.0 })
+            let known = Set(own.map { $0.0 })
             if let extra = state.keys.sorted().first(where: { !known.contains($0) }) {
                 throw SAMixError.invalidArgument("state dict has unexpected entry '\(extra)'")
             }
         }
+        for (t, src) in pairs { try t.assign(src) }
     }
 
     /// Sets training mode on this module and every descendant.
