@@ -20,7 +20,7 @@ struct SSLDataOptions: ParsableArguments {
 
 struct ProbeOptions: ParsableArguments {
     @Option(help: "Linear-probe epochs (spec §5.7: 100).") var probeEpochs = 100
-    @Option(help: "Linear-probe learning rate (SGD momentum 0.9, cosine to 0).") var probeLr: Float = 1.0
+    @Option(help: "Linear-probe learning rate (SGD momentum 0.9, cosine to 0; 10 suits L2-normalised features).") var probeLr: Float = 10
     @Option(help: "Linear-probe batch size.") var probeBatch = 256
     @Option(help: "Linear-probe weight decay.") var probeWeightDecay: Float = 0
     @Option(help: "Feature scaling before the linear layer: none, l2, standardize.") var probeScaling = "l2"

@@ -182,7 +182,7 @@ final class SSLEvalTests: XCTestCase {
         var rng = SplitMix64(seed: 1)
         let b = try ModelZoo.makeBackbone("resnet20", rng: &rng)
         let r = try SSLEvaluation.linearProbe(backbone: b, train: data, test: data, normalization: .computed(from: data),
-                                              probe: try LinearProbe(epochs: 20, batchSize: 8, scaling: .standardize, seed: 0))
+                                              probe: try LinearProbe(epochs: 20, batchSize: 8, learningRate: 0.1, scaling: .standardize, seed: 0))
         // The two colour classes are separable even from random features.
         XCTAssertEqual(r.trainAccuracy, 1.0)
     }
