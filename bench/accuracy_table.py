@@ -43,6 +43,8 @@ def run_one(a, method, seed, path):
            "--seed", str(seed), "--json"]
     if a.train_subset:
         cmd += ["--train-subset", str(a.train_subset)]
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
     print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
     tmp = path + ".partial"
     with open(tmp, "w") as out:
@@ -90,11 +92,12 @@ def main():
     ap.add_argument("--methods", default="vanilla,mixup,cutmix,automix,samix")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--model", default="resnet20")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--train-subset", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--threads", type=int, help="worker threads per training run (default: all cores)")
     ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
     a = ap.parse_args()
     os.makedirs(a.results, exist_ok=True)
