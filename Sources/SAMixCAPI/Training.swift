@@ -8,6 +8,8 @@ import SAMix
 final class TrainerBox {
     let trainer: Trainer
     var normalization: Normalization?
+    /// The creation arguments (saved in checkpoints as `config.*` metadata).
+    var config: [String: String] = [:]
     init(_ trainer: Trainer) { self.trainer = trainer }
 }
 
@@ -62,7 +64,12 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
             }
             let sched = try LearningRateSchedule(kind, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
             let t = Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed)
-            return Registry.shared.insert(TrainerBox(t), kind: .trainer, sharing: entry)
+            let box = TrainerBox(t)
+            box.config = ["mix": mixName, "alpha": alpha.isNaN ? "default" : "\(alpha)",
+                          "label_smoothing": "\(labelSmoothing)", "optimizer": optName, "lr": "\(lr)",
+                          "momentum": "\(momentum)", "weight_decay": "\(weightDecay)", "nesterov": nesterov != 0 ? "1" : "0",
+                          "schedule": schedName, "warmup_steps": "\(warmupSteps)"]
+            return Registry.shared.insert(box, kind: .trainer, sharing: entry)
         }
         out.pointee = id
     }

@@ -12,6 +12,7 @@ ValueError/TypeError/MemoryError/OSError/RuntimeError as fits).
 
 from __future__ import annotations
 
+from . import checkpoint as checkpoint
 from . import datasets as datasets
 from . import errors as errors
 from . import mixing as mixing
@@ -41,6 +42,7 @@ __all__ = [
     "SamixError",
     "__version__",
     "blas_info",
+    "checkpoint",
     "datasets",
     "errors",
     "get_num_threads",

@@ -69,6 +69,12 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_state_entry": (_status, [_handle, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_model_state_get": (_status, [_handle, _i64, _ptr, _i64]),
     "samix_model_load_state": (_status, [_handle, _i64, _ptr, _ptr, _ptr, _ptr, c_int32]),
+    # checkpoints
+    "samix_model_save": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
+    "samix_model_load": (_status, [_handle, c_char_p, c_int32]),
+    "samix_checkpoint_metadata": (_status, [c_char_p, _ptr, _i64, _ptr]),
+    "samix_trainer_save": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
+    "samix_trainer_load": (_status, [_handle, c_char_p]),
     # mixing policies
     "samix_policy_create": (_status, [c_char_p, c_double, c_int32, c_int32, c_uint64, _ptr]),
     "samix_policy_create_timm": (_status, [c_double, c_double, c_double, c_double, c_double, c_double,

@@ -7,6 +7,9 @@ Every model is a backbone + global-average-pool + linear head, taking NCHW float
     logits = model.predict(x)         # evaluation mode, in batches
     sd = model.state_dict()           # {name: np.ndarray} copies (parameters, then BN buffers)
     model.load_state_dict(sd)
+    model.save("model.safetensors")   # safetensors file (atomic write)
+    model = samix.models.load("model.safetensors")   # a new model from the file's metadata
+    model.load("model.safetensors")   # weights into an existing model of the same architecture
 
 Inputs: C-contiguous float32 arrays are used in place; others are converted once. Inputs must be
 finite (NaN/Inf raise :class:`~samix.errors.NumericalError`).
@@ -15,6 +18,7 @@ finite (NaN/Inf raise :class:`~samix.errors.NumericalError`).
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -22,9 +26,10 @@ import numpy as np
 from ._arrays import as_f32, as_labels, check_out, shape_array
 from ._handle import Handle
 from ._lib import check, lib
+from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 
-__all__ = ["Model", "create", "available", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+__all__ = ["Model", "create", "available", "load", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
            "resnet18", "resnet34", "preactresnet18", "wrn28_2", "wrn28_8", "wrn28_10"]
 
 _NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34",
@@ -239,11 +244,57 @@ class Model(Handle):
                                          1 if strict else 0))
         del arrays  # kept alive until the call returned
 
+    # -- files ---------------------------------------------------------------------------------
+
+    def save(self, path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
+        """Saves the state dict to a safetensors file (atomically: an existing file at ``path`` is
+        replaced only once the new one is complete on disk).
+
+        The file holds one float32 tensor per :meth:`state_dict` entry and the metadata
+        ``architecture``, ``num_classes``, ``in_channels`` (plus ``metadata``, str → str). It is
+        readable by ``safetensors.numpy.load_file`` and by :func:`load`.
+        """
+        meta = MetadataArgs(metadata)
+        check(lib.samix_model_save(self.handle, path_arg(path), meta.n, meta.key_ptr, meta.value_ptr))
+
+    def load(self, path: PathLike, strict: bool = True) -> "Model":
+        """Loads weights from a model file (or a trainer checkpoint) into this model; returns self.
+
+        The file's architecture, class count and channels must match. With ``strict=True`` the
+        names must match exactly. On any error the model is left unchanged.
+        """
+        check(lib.samix_model_load(self.handle, path_arg(path), 1 if strict else 0))
+        return self
+
+    @classmethod
+    def from_file(cls, path: PathLike) -> "Model":
+        """A new model built from a file's metadata, with its weights (see :func:`load`)."""
+        meta = read_metadata(path)
+        try:
+            arch, k, c = meta["architecture"], int(meta["num_classes"]), int(meta["in_channels"])
+        except (KeyError, ValueError):
+            raise InvalidArgumentError(
+                f"{os.fspath(path)!r} is not a samix model or trainer file "
+                "(metadata lacks architecture, num_classes or in_channels)") from None
+        model = cls(arch, num_classes=k, in_channels=c)
+        try:
+            model.load(path)
+        except BaseException:
+            model.close()
+            raise
+        return model
+
     def __repr__(self) -> str:
         if self.closed:
             return f"Model({self.architecture!r}, closed)"
         return (f"Model({self.architecture!r}, num_classes={self.num_classes}, in_channels={self.in_channels}, "
                 f"parameters={self.num_parameters:,}, training={self.training})")
+
+
+def load(path: PathLike) -> Model:
+    """A model from a file written by :meth:`Model.save` (or a trainer checkpoint): the
+    architecture, class count and channels come from the file's metadata."""
+    return Model.from_file(path)
 
 
 def create(name: str, num_classes: int = 10, in_channels: int = 3, seed: int = 0) -> Model:

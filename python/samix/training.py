@@ -4,6 +4,8 @@ driven from Python, with per-epoch history, callbacks and a progress bar (tqdm w
 from __future__ import annotations
 
 import ctypes
+import functools
+import json
 import math
 import sys
 import time
@@ -13,6 +15,7 @@ import numpy as np
 
 from ._handle import Handle
 from ._lib import STEP_CALLBACK, check, lib
+from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
 from .datasets import _DatasetHandle
 from ._arrays import as_f32, as_labels, shape_array
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
@@ -213,6 +216,67 @@ class Trainer(Handle):
         check(lib.samix_trainer_evaluate(self.handle, h, batch_size, ctypes.addressof(loss), ctypes.addressof(acc)))
         return {"loss": loss.value, "accuracy": acc.value}
 
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def save_checkpoint(self, path: PathLike, metadata: Optional[dict] = None) -> None:
+        """Saves everything needed to resume training exactly, as a safetensors file (atomic write).
+
+        Holds the model, the optimizer state (momentum buffers / Adam moments), the mixing
+        objective's modules (e.g. the AutoMix/SAMix Mixer and momentum networks), epochs and steps
+        done, the learning rate, the input normalisation, this trainer's arguments, :attr:`history`
+        and ``metadata`` (str → str). Training restarted from it with :meth:`load_checkpoint` and the
+        same data and ``epochs`` gives bit-identical weights to an uninterrupted run (each step's
+        randomness derives from the seed and the step index, each epoch's order from seed and epoch).
+        """
+        meta = dict(metadata or {})
+        meta["python.history"] = json.dumps(self.history)
+        args = MetadataArgs(meta)
+        check(lib.samix_trainer_save(self.handle, path_arg(path), args.n, args.key_ptr, args.value_ptr))
+
+    def _load_checkpoint_into(self, path: PathLike) -> "Trainer":
+        check(lib.samix_trainer_load(self.handle, path_arg(path)))
+        history = read_metadata(path).get("python.history")
+        try:
+            loaded = json.loads(history) if history is not None else []
+            self.history = [dict(r) for r in loaded] if isinstance(loaded, list) else []
+        except (ValueError, TypeError):
+            self.history = []
+        return self
+
+    @classmethod
+    def _trainer_from_checkpoint(cls, path: PathLike, model: Optional[Model] = None) -> "Trainer":
+        meta = read_metadata(path)
+        if meta.get("format") != "samix.trainer":
+            raise InvalidArgumentError(f"{path!s} is not a samix trainer checkpoint (format {meta.get('format')!r})")
+        try:
+            cfg = {k[len("config."):]: v for k, v in meta.items() if k.startswith("config.")}
+            if cfg["optimizer"] == "adamw":
+                opt: Union[SGD, AdamW] = AdamW(lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+            else:
+                opt = SGD(lr=float(cfg["lr"]), momentum=float(cfg["momentum"]),
+                          weight_decay=float(cfg["weight_decay"]), nesterov=cfg["nesterov"] == "1")
+            sched = Schedule(cfg["schedule"], warmup_steps=int(cfg["warmup_steps"]))
+            alpha = None if cfg["alpha"] == "default" else float(cfg["alpha"])
+            kwargs = dict(optimizer=opt, schedule=sched, mix=cfg["mix"], alpha=alpha,
+                          label_smoothing=float(cfg["label_smoothing"]), seed=int(meta["seed"]))
+            arch, k, c = meta["architecture"], int(meta["num_classes"]), int(meta["in_channels"])
+        except (KeyError, ValueError) as e:
+            raise InvalidArgumentError(f"{path!s}: trainer checkpoint lacks or has invalid metadata ({e})") from None
+        own_model = model is None
+        if model is None:
+            model = Model(arch, num_classes=k, in_channels=c)
+        try:
+            trainer = cls(model, **kwargs)
+            try:
+                return trainer._load_checkpoint_into(path)
+            except BaseException:
+                trainer.close()
+                raise
+        except BaseException:
+            if own_model:
+                model.close()
+            raise
+
     @staticmethod
     def _int(v: Any, name: str, lo: int) -> int:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -224,3 +288,31 @@ class Trainer(Handle):
     def __repr__(self) -> str:
         return (f"Trainer(model={self.model.architecture!r}, mix={self.mix!r}, optimizer={self.optimizer}, "
                 f"schedule={self.schedule.kind!r}, epochs_done={len(self.history)})")
+
+
+class _ClassOrInstanceMethod:
+    """``Trainer.load_checkpoint(path, model=None)`` builds a new trainer (and model) from a
+    checkpoint; ``trainer.load_checkpoint(path)`` restores a checkpoint into an existing trainer."""
+
+    def __get__(self, obj: Optional[Trainer], objtype: Any = None) -> Callable[..., Trainer]:
+        if obj is None:
+            @functools.wraps(Trainer._trainer_from_checkpoint)
+            def from_file(path: PathLike, model: Optional[Model] = None) -> Trainer:
+                """A new :class:`Trainer` restored from a checkpoint written by :meth:`save_checkpoint`.
+
+                The trainer's arguments (mix, alpha, optimizer, schedule, seed) come from the file;
+                ``model`` (default: a new model of the saved architecture) receives the weights.
+                """
+                return (objtype or Trainer)._trainer_from_checkpoint(path, model)
+            return from_file
+
+        def into(path: PathLike) -> Trainer:
+            """Restores a checkpoint into this trainer (same architecture, classes, channels, mix,
+            optimizer type and seed); returns self. On error nothing is changed."""
+            return obj._load_checkpoint_into(path)
+        return into
+
+
+Trainer.load_checkpoint = _ClassOrInstanceMethod()  # type: ignore[attr-defined]
+Trainer.from_checkpoint = classmethod(  # type: ignore[attr-defined]
+    lambda cls, path, model=None: cls._trainer_from_checkpoint(path, model))

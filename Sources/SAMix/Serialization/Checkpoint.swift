@@ -23,7 +23,7 @@ public enum Checkpoint {
     /// Saves a module's state dict (parameters and buffers) with `metadata`.
     public static func save(_ module: Module, to path: String, metadata: [String: String] = [:]) throws {
         var meta = metadata
-        meta["format"] = meta["format"] ?? modelFormat
+        meta["format"] = modelFormat
         meta["format_version"] = formatVersion
         try SafetensorsFile(tensors: module.stateDict(), metadata: meta).write(to: path)
     }
@@ -158,8 +158,11 @@ public enum Checkpoint {
     /// Restores a trainer saved by `save(_ trainer:to:)`: the checkpoint must come from the same
     /// architecture, class count, input channels, objective, optimizer type and seed. Everything is
     /// validated first; if any part fails to load, the trainer is left exactly as it was.
+    /// `validateExtras` sees the caller tensors (and metadata) before anything is changed and may
+    /// throw to refuse the file.
     @discardableResult
-    public static func load(into trainer: Trainer, from path: String) throws -> TrainerExtras {
+    public static func load(into trainer: Trainer, from path: String,
+                            validateExtras: ((TrainerExtras) throws -> Void)? = nil) throws -> TrainerExtras {
         let file = try SafetensorsFile.read(path)
         let meta = file.metadata
         guard meta["format"] == trainerFormat else {
@@ -198,6 +201,9 @@ public enum Checkpoint {
             if bad >= 0 { throw SAMixError.numerical("\(path): checkpoint contains NaN or Inf") }
         }
 
+        let extras = TrainerExtras(metadata: meta, tensors: groups["extra."] ?? [:])
+        try validateExtras?(extras)
+
         // Snapshot, then load everything; roll back on any failure.
         let allModules: [(String, Module)] = [("model.", trainer.model as Module)] + modules
         let snapshot = try allModules.map { m in try m.1.stateDict().map { ($0.0, try $0.1.copy()) } }
@@ -224,7 +230,7 @@ public enum Checkpoint {
         trainer.epochsDone = epochs
         trainer.stepsDone = steps
         trainer.optimizer.learningRate = lr
-        return TrainerExtras(metadata: meta, tensors: groups["extra."] ?? [:])
+        return extras
     }
 }
 

@@ -139,6 +139,31 @@ samix_status samix_model_load_state(samix_handle model, int64_t n, const char *c
                                     const float *const *values, const int64_t *ranks,
                                     const int64_t *shapes, int32_t strict);
 
+/* MARK: - Checkpoints
+ * safetensors files (F32 tensors, JSON header, "__metadata__" string map), readable by the
+ * safetensors library and by plain NumPy. Saves are atomic: the file is written to a temporary file
+ * in the same directory, fsync'ed and renamed, so a crash mid-save never destroys an existing
+ * file. Loads validate the whole file first and change nothing on failure. */
+
+/* Saves the model's state dict (parameters, then buffers, under their dotted names) with metadata
+ * architecture, num_classes, in_channels, plus n caller key/value pairs (UTF-8 strings). */
+samix_status samix_model_save(samix_handle model, const char *path, int64_t n,
+                              const char *const *keys, const char *const *values);
+/* Loads a model file (or the model part of a trainer checkpoint) into the model; the saved
+ * architecture/num_classes/in_channels must match. strict = 1: names must match exactly. */
+samix_status samix_model_load(samix_handle model, const char *path, int32_t strict);
+/* The file's __metadata__ as a JSON object + NUL into buf (capacity cap; cap 0 only reports
+ * *needed). Reads only the header. */
+samix_status samix_checkpoint_metadata(const char *path, char *buf, int64_t cap, int64_t *needed);
+/* Saves everything needed to resume training exactly: model, optimizer state, the objective's
+ * modules (Mixer, momentum networks), epochs/steps done, learning rate, input normalisation, the
+ * trainer's creation arguments (metadata "config.*") and n caller key/value pairs. */
+samix_status samix_trainer_save(samix_handle trainer, const char *path, int64_t n,
+                                const char *const *keys, const char *const *values);
+/* Restores a checkpoint saved by samix_trainer_save into a trainer of the same architecture,
+ * class count, channels, objective, optimizer type and seed. */
+samix_status samix_trainer_load(samix_handle trainer, const char *path);
+
 /* MARK: - Mixing policies
  * A policy handle owns its policy and a seeded generator; successive samix_policy_mix calls
  * continue one reproducible random stream. Conventions: lambda is the weight of the ORIGINAL
