@@ -89,6 +89,9 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_trainer_free": (_status, [_handle]),
     "samix_trainer_train_epoch": (_status, [_handle, _handle, _i64, c_int32, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_trainer_evaluate": (_status, [_handle, _handle, _i64, _ptr, _ptr]),
+    "samix_trainer_train_epoch_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, c_int32, _i64, _ptr, _ptr,
+                                                  _ptr, _ptr]),
+    "samix_trainer_evaluate_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr]),
     "samix_trainer_progress": (_status, [_handle, _ptr]),
     "samix_trainer_train_step": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr]),
 }

@@ -41,6 +41,61 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False)
 
 
+class _Data:
+    """Training or evaluation data for one call: uint8 images become a temporary engine dataset
+    (copied; normalised by the engine), float images are passed as a float32 NCHW array read in
+    place (zero-copy when already C-contiguous float32)."""
+
+    def __init__(self, x: Any, y: Any, num_classes: int, name: str) -> None:
+        a = x if isinstance(x, np.ndarray) else np.asarray(x)
+        self._ds: Optional[_DatasetHandle] = None
+        if a.dtype == np.uint8:
+            self._ds = _DatasetHandle(a, y, num_classes, name)
+            self.count = int(a.shape[0])
+            return
+        if a.dtype.kind != "f":
+            raise SamixTypeError(f"{name} must be uint8 images (0-255) or float images (already normalised), "
+                                 f"got dtype {a.dtype}")
+        self.x = as_f32(a, name, ndim=4)
+        self.y = as_labels(y, f"{name} labels")
+        if self.y.shape[0] != self.x.shape[0]:
+            raise ShapeError(f"{self.x.shape[0]} images but {self.y.shape[0]} labels")
+        self.shape = shape_array(self.x.shape)
+        self.count = int(self.x.shape[0])
+
+    def train_epoch(self, trainer: int, batch_size: int, augment: bool, epochs: int, cb: Any,
+                    loss: ctypes.c_double, lr: ctypes.c_double) -> None:
+        if self._ds is not None:
+            check(lib.samix_trainer_train_epoch(trainer, self._ds.handle, batch_size, 1 if augment else 0, epochs,
+                                                cb, None, ctypes.addressof(loss), ctypes.addressof(lr)))
+        else:
+            check(lib.samix_trainer_train_epoch_array(trainer, self.x.ctypes.data, self.shape.ctypes.data,
+                                                      self.y.ctypes.data, batch_size, 1 if augment else 0, epochs,
+                                                      cb, None, ctypes.addressof(loss), ctypes.addressof(lr)))
+
+    def evaluate(self, trainer: int, batch_size: int) -> dict:
+        loss, acc = ctypes.c_double(0), ctypes.c_double(0)
+        if self._ds is not None:
+            check(lib.samix_trainer_evaluate(trainer, self._ds.handle, batch_size, ctypes.addressof(loss),
+                                             ctypes.addressof(acc)))
+        else:
+            check(lib.samix_trainer_evaluate_array(trainer, self.x.ctypes.data, self.shape.ctypes.data,
+                                                   self.y.ctypes.data, batch_size, ctypes.addressof(loss),
+                                                   ctypes.addressof(acc)))
+        return {"loss": loss.value, "accuracy": acc.value}
+
+    def close(self) -> None:
+        if self._ds is not None:
+            ds, self._ds = self._ds, None
+            ds.__exit__()
+
+    def __enter__(self) -> "_Data":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Trainer(Handle):
     """Trains a :class:`~samix.models.Model` in the engine.
 
@@ -55,8 +110,9 @@ class Trainer(Handle):
         seed: seed of shuffling, augmentation and mixing (training is deterministic given it).
 
     Images for :meth:`fit` and :meth:`evaluate` are uint8 (N, C, H, W) arrays as returned by
-    :mod:`samix.datasets`; they are normalised with the statistics of the first training data
-    (the usual CIFAR/Fashion-MNIST values, else computed).
+    :mod:`samix.datasets`, normalised with the statistics of the first training data (the usual
+    CIFAR/Fashion-MNIST values, else computed), or float (N, C, H, W) arrays that are already
+    normalised (C-contiguous float32 is used in place, zero-copy, for the duration of the call).
     """
 
     _free_fn = lib.samix_trainer_free
@@ -112,11 +168,14 @@ class Trainer(Handle):
         """Trains until ``epochs`` epochs are done (continuing from earlier ``fit`` calls).
 
         Args:
-            train_x: uint8 images (N, C, H, W).
+            train_x: images (N, C, H, W): uint8 (0-255, e.g. from :mod:`samix.datasets`; normalised by
+                the engine with the statistics of the first training data), or float (already
+                normalised; a C-contiguous float32 array is read in place during the call, other
+                float arrays are converted once).
             train_y: int labels (N,) in [0, num_classes).
             epochs: total number of epochs (also sizes the learning-rate schedule).
             batch_size: mini-batch size.
-            val: optional (x, y) evaluated after every epoch.
+            val: optional (x, y) evaluated after every epoch (uint8 or float images, like ``train_x``).
             augment: random crop (zero padding) + horizontal flip.
             callbacks: functions called with each epoch's record; returning False stops training.
             progress: show a tqdm bar per epoch when tqdm is installed.
@@ -128,10 +187,12 @@ class Trainer(Handle):
         epochs = self._int(epochs, "epochs", 1)
         batch_size = self._int(batch_size, "batch_size", 1)
         k = self.model.num_classes
-        val_ds = _DatasetHandle(val[0], val[1], k, "val x") if val is not None else None
+        if val is not None and (not isinstance(val, (tuple, list)) or len(val) != 2):
+            raise SamixTypeError("val must be a pair (x, y)")
+        val_ds = _Data(val[0], val[1], k, "val x") if val is not None else None
         try:
-            with _DatasetHandle(train_x, train_y, k, "train_x") as train:
-                n = int(np.shape(train_x)[0])
+            with _Data(train_x, train_y, k, "train_x") as train:
+                n = train.count
                 steps = n // batch_size if n > batch_size else 1
                 while self.epochs_done < epochs:
                     epoch = self.epochs_done
@@ -152,9 +213,7 @@ class Trainer(Handle):
                     loss, lr = ctypes.c_double(0), ctypes.c_double(0)
                     t0 = time.perf_counter()
                     try:
-                        check(lib.samix_trainer_train_epoch(self.handle, train.handle, batch_size, 1 if augment else 0,
-                                                            epochs, cb, None, ctypes.addressof(loss),
-                                                            ctypes.addressof(lr)))
+                        train.train_epoch(self.handle, batch_size, augment, epochs, cb, loss, lr)
                     except Exception:
                         if errors:
                             raise errors[0] from None
@@ -165,7 +224,7 @@ class Trainer(Handle):
                     record = {"epoch": epoch + 1, "loss": loss.value, "lr": lr.value,
                               "seconds": time.perf_counter() - t0}
                     if val_ds is not None:
-                        ev = self._evaluate_handle(val_ds.handle, 500)
+                        ev = val_ds.evaluate(self.handle, 500)
                         record["val_loss"], record["val_accuracy"] = ev["loss"], ev["accuracy"]
                     self.history.append(record)
                     if verbose and bar is None:
@@ -177,7 +236,7 @@ class Trainer(Handle):
                         break
         finally:
             if val_ds is not None:
-                val_ds.__exit__()
+                val_ds.close()
         return self.history
 
     def train_step(self, x: Any, y: Any, total_steps: Optional[int] = None) -> float:
@@ -204,11 +263,15 @@ class Trainer(Handle):
         return float(loss.value)
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 500) -> dict:
-        """``{"loss": mean cross-entropy, "accuracy": top-1 in [0, 1], "count": N}`` in evaluation mode."""
+        """``{"loss": mean cross-entropy, "accuracy": top-1 in [0, 1], "count": N}`` in evaluation mode.
+
+        ``x``: uint8 images (normalised like the training data) or already-normalised float images
+        (C-contiguous float32 is read in place), shape (N, C, H, W); ``y``: int labels (N,).
+        """
         batch_size = self._int(batch_size, "batch_size", 1)
-        with _DatasetHandle(x, y, self.model.num_classes) as ds:
-            r = self._evaluate_handle(ds.handle, batch_size)
-        r["count"] = int(np.shape(x)[0])
+        with _Data(x, y, self.model.num_classes, "x") as ds:
+            r = ds.evaluate(self.handle, batch_size)
+            r["count"] = ds.count
         return r
 
     def _evaluate_handle(self, h: int, batch_size: int) -> dict:

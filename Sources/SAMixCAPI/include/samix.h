@@ -216,6 +216,20 @@ samix_status samix_trainer_train_epoch(samix_handle trainer, samix_handle datase
                                        int32_t augment, int64_t total_epochs,
                                        samix_step_callback callback, void *user, double *loss,
                                        double *lr);
+/* Trains one epoch over a finite float32 batch x (shape[4] = N, C, H, W; already normalised; read
+ * in place during the call, never modified) with labels[N] in [0, num_classes). augment = 1:
+ * random crop (zero padding 4 for 3 channels, else 2) + horizontal flip, drawn from the trainer's
+ * seed, the epoch and the sample position. Shuffling and batches follow (seed, epoch) like the
+ * dataset path; the last partial batch is dropped when N > batch_size. */
+samix_status samix_trainer_train_epoch_array(samix_handle trainer, const float *x, const int64_t *shape,
+                                             const int64_t *labels, int64_t batch_size, int32_t augment,
+                                             int64_t total_epochs, samix_step_callback callback,
+                                             void *user, double *loss, double *lr);
+/* Mean cross-entropy and top-1 accuracy of the model (evaluation mode) on a float32 batch x
+ * (N, C, H, W, used as given) with labels[N]. */
+samix_status samix_trainer_evaluate_array(samix_handle trainer, const float *x, const int64_t *shape,
+                                          const int64_t *labels, int64_t batch_size, double *loss,
+                                          double *accuracy);
 /* Mean cross-entropy and top-1 accuracy (in [0, 1]) of the model in evaluation mode. */
 samix_status samix_trainer_evaluate(samix_handle trainer, samix_handle dataset, int64_t batch_size,
                                     double *loss, double *accuracy);
