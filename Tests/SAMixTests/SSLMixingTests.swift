@@ -157,6 +157,11 @@ final class SSLMixingTests: XCTestCase {
                 XCTAssertFalse(grads(avoid).some, "\(variant): \(term) must not reach \(avoid.map { type(of: $0) })")
                 XCTAssertTrue(m.key.parameters().allSatisfy { $0.grad == nil }, "\(variant): \(term) touched the key encoder")
                 if let f = m.frozenClusterHead { XCTAssertTrue(f.parameters().allSatisfy { $0.grad == nil }) }
+                if term == "loss_mb" {
+                    // The attention path is connected too (not only the value branch).
+                    XCTAssertTrue(grads([m.mixer!.attention.query]).some, "\(variant): no gradient to the Mixer's attention")
+                    XCTAssertTrue(grads([m.mixer!.value]).some, "\(variant): no gradient to the Mixer's value network")
+                }
                 if variant == .cluster && term == "loss_mb" {
                     XCTAssertFalse(grads([m.clusterHead!]).some, "the Mixer objective uses the frozen head copy")
                 }
