@@ -130,8 +130,28 @@ final class LearnedMixingObjectiveTests: XCTestCase {
         XCTAssertEqual(s.value(step: total, total: total), 0.999999, accuracy: 1e-12)
     }
 
+    func testMomentumScaledToRunLength() throws {
+        let c = try LearnedMixConfig.samix()
+        XCTAssertEqual(c.momentumReferenceSteps, 200_000)
+        // Identical to the literal schedule for a 200,000-step run.
+        for t in [0, 20_000, 100_000, 199_999] {
+            XCTAssertEqual(c.momentumValue(step: t, total: 200_000), c.momentum.value(step: t, total: 200_000), accuracy: 1e-12)
+        }
+        // A 2,000-step run: 1 − m is 100× larger (time constant 10 steps instead of 1,000).
+        XCTAssertEqual(c.momentumValue(step: 0, total: 2_000), 0.9, accuracy: 1e-9)
+        XCTAssertEqual(c.momentumValue(step: 1_000, total: 2_000), 1 - (1 - 0.9994995) * 100, accuracy: 1e-6)
+        XCTAssertEqual(c.momentumValue(step: 2_000, total: 2_000), 1 - 1e-6 * 100, accuracy: 1e-9)
+        // Very short runs clamp at 0 (k = q after every step).
+        XCTAssertEqual(c.momentumValue(step: 0, total: 100), 0)
+        var literal = c
+        literal.momentumReferenceSteps = nil
+        XCTAssertEqual(literal.momentumValue(step: 0, total: 2_000), 0.999)
+    }
+
     func testAfterStepAppliesEMAToParametersOnly() throws {
-        let (model, obj, _) = try setup(try smallSAMix())
+        var config = try smallSAMix()
+        config.momentumReferenceSteps = nil
+        let (model, obj, _) = try setup(config)
         let momentum = try XCTUnwrap(obj.momentumModel), momentumMix = try XCTUnwrap(obj.momentumMixModel)
         let mixHead = try XCTUnwrap(obj.mixHead)
         // Make q differ from k (parameters and BN buffers).

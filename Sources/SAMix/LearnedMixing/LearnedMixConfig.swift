@@ -23,6 +23,14 @@ public struct LearnedMixConfig: Equatable, Sendable {
     public var mixerLoss: MixerObjectiveLoss
     /// EMA momentum m_t of the momentum encoder and heads [momentum 0.999 → 0.999999, scope 0.1].
     public var momentum: MomentumSchedule
+    /// Run length the `momentum` schedule was tuned for, or nil to use it as is. When set, the EMA
+    /// step size is rescaled to the actual run of T steps: m'_t = max(0, 1 − (1 − m_t)·R/T), so
+    /// the momentum encoder's time constant keeps the same *fraction* of training. OpenMixup's
+    /// CIFAR configs (m₀ = 0.999, a ~1000-iteration time constant) were tuned for 400 epochs × 500
+    /// iterations = 200,000 steps (R); in a 1,500-step CPU run the unscaled momentum network would
+    /// lag by most of training, so the Mixer would be trained through a near-initial network and
+    /// the momentum evaluation would be meaningless. Identical to the reference when T = R.
+    public var momentumReferenceSteps: Int?
     /// Skip the Mixer objective when U(0,1) > switchOff (0 = never skip) [switch_off].
     public var switchOff: Double
     /// Permutations without fixed points π(i) ≠ i [mix_shuffle_no_repeat].
@@ -41,7 +49,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
     public init(name: String, alpha: Double = 2, mixer: MixerConfig, maskLayer: Int = 2, maskLoss: MaskLoss,
                 maskLossWeight: Float = 0.1, maskAdjust: Double = 0, maskAdjustUsesMixerLambda: Bool = false,
                 lambdaMargin: Float = 0.08, mixerLoss: MixerObjectiveLoss,
-                momentum: MomentumSchedule? = nil, switchOff: Double = 0,
+                momentum: MomentumSchedule? = nil, momentumReferenceSteps: Int? = nil, switchOff: Double = 0,
                 permutationsWithoutFixedPoints: Bool = false, headInitStd: Float = 0.01,
                 reinitializeOnlineHead: Bool = false, evaluateMixHeads: Bool = false, seed: UInt64 = 0) throws {
         try require(alpha > 0 && alpha.isFinite, "alpha must be a finite value > 0, got \(alpha)")
@@ -49,6 +57,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
         try require(maskLossWeight >= 0 && maskLossWeight.isFinite, "mask loss weight must be ≥ 0")
         try require(maskAdjust >= 0 && maskAdjust <= 1, "mask_adjust must be a probability in [0, 1], got \(maskAdjust)")
         try require(lambdaMargin >= 0 && lambdaMargin < 0.5, "lam_margin must be in [0, 0.5), got \(lambdaMargin)")
+        if let r = momentumReferenceSteps { try require(r >= 1, "momentum reference steps must be ≥ 1, got \(r)") }
         try require(switchOff >= 0 && switchOff <= 1, "switch_off must be in [0, 1], got \(switchOff)")
         try require(headInitStd > 0 && headInitStd.isFinite, "head init std must be > 0")
         switch mixerLoss {
@@ -67,6 +76,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
         self.lambdaMargin = lambdaMargin
         self.mixerLoss = mixerLoss
         self.momentum = try momentum ?? MomentumSchedule(start: 0.999, end: 0.999999, constantFraction: 0.1)
+        self.momentumReferenceSteps = momentumReferenceSteps
         self.switchOff = switchOff
         self.permutationsWithoutFixedPoints = permutationsWithoutFixedPoints
         self.headInitStd = headInitStd
@@ -77,18 +87,31 @@ public struct LearnedMixConfig: Equatable, Sendable {
 
     /// AutoMix on CIFAR (`cifar100/automix/basic/r18_l2_a2_near_L1_01_mlr5e_2.py`): Mix Block without
     /// λ channel, nearest upsampling, L1 mask loss (margin 0.1, weight 0.1), plain mixup CE as the
-    /// Mixer objective, lam_margin 0.08, mask_adjust 0, EMA 0.999 → 0.999999.
-    public static func automix(alpha: Double = 2, lambdaChannel: Bool = false) throws -> LearnedMixConfig {
+    /// Mixer objective, lam_margin 0.08, mask_adjust 0, EMA 0.999 → 0.999999 scaled to the run
+    /// length (`momentumReferenceSteps` = 200,000; pass nil for the literal schedule).
+    public static func automix(alpha: Double = 2, lambdaChannel: Bool = false,
+                               momentumReferenceSteps: Int? = 200_000) throws -> LearnedMixConfig {
         try LearnedMixConfig(name: "automix", alpha: alpha, mixer: .automix(lambdaChannel: lambdaChannel),
-                             maskLoss: MaskLoss(mode: .l1), mixerLoss: .mixupCrossEntropy)
+                             maskLoss: MaskLoss(mode: .l1), mixerLoss: .mixupCrossEntropy,
+                             momentumReferenceSteps: momentumReferenceSteps)
+    }
+
+    /// The EMA momentum at step t of T (the schedule, rescaled when `momentumReferenceSteps` is set).
+    public func momentumValue(step t: Int, total: Int) -> Double {
+        let m = momentum.value(step: t, total: total)
+        guard let r = momentumReferenceSteps, total > 0, m < 1 else { return m }
+        return Swift.max(0, 1 - (1 - m) * Double(r) / Double(total))
     }
 
     /// SAMix on CIFAR (`cifar100/samix/basic/r18_l2_a2_bili_val_dp0_mul_x_cat_L1_var_01_mlr5e_2.py`):
     /// Mixer with R_0.25 λ encoding, mixing attention, ConvNeck value, bilinear upsampling;
     /// L1 + variance mask loss; the η-balanced Mixer objective with η = 0.5 (`eta`);
-    /// lam_margin 0.08, mask_adjust 0, EMA 0.999 → 0.999999.
-    public static func samix(alpha: Double = 2, eta: Float = 0.5, lamMulK: [Double] = [0.25]) throws -> LearnedMixConfig {
+    /// lam_margin 0.08, mask_adjust 0, EMA 0.999 → 0.999999 scaled to the run length
+    /// (`momentumReferenceSteps` = 200,000; pass nil for the literal schedule).
+    public static func samix(alpha: Double = 2, eta: Float = 0.5, lamMulK: [Double] = [0.25],
+                             momentumReferenceSteps: Int? = 200_000) throws -> LearnedMixConfig {
         try LearnedMixConfig(name: "samix", alpha: alpha, mixer: .samix(lamMulK: lamMulK),
-                             maskLoss: MaskLoss(mode: .l1Variance), mixerLoss: .etaBalanced(eta: eta))
+                             maskLoss: MaskLoss(mode: .l1Variance), mixerLoss: .etaBalanced(eta: eta),
+                             momentumReferenceSteps: momentumReferenceSteps)
     }
 }

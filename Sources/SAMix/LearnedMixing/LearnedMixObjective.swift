@@ -167,7 +167,7 @@ public final class LearnedMixObjective: TrainingObjective {
             ("loss_gen", Double(lossGen?.data[0] ?? .nan)), ("loss_mask", Double(lossMask.data[0])),
             ("mask_mean_mb", ownMean), ("mask_gap_mb", LearnedMixing.meanAbsGap(m1, lam: lamMB)),
             ("mask_degenerate_bb", degenerate ? 1 : 0),
-            ("momentum", config.momentum.value(step: context.step, total: context.totalSteps)),
+            ("momentum", config.momentumValue(step: context.step, total: context.totalSteps)),
         ]
         return LearnedMixLosses(classifierMixed: lossCls, classifierClean: lossOne, mixer: lossGen, mask: lossMask,
                                 lambdaMixer: lamMB, lambdaBackbone: lamBB, permutationMixer: permMB,
@@ -176,10 +176,11 @@ public final class LearnedMixObjective: TrainingObjective {
     }
 
     /// EMA of backbone_k ← backbone_q, head_one_k ← head_one_q, head_mix_k ← head_mix_q with m_t of
-    /// the cosine schedule at this step (parameters only; BN buffers stay per copy).
+    /// the cosine schedule at this step (`LearnedMixConfig.momentumValue(step:total:)`; parameters only,
+    /// BN buffers stay per copy).
     public func afterStep(model: ImageClassifier, context: StepContext) throws {
         let (_, momentum, momentumMix, onlineMix) = try modules(for: model)
-        let m = config.momentum.value(step: context.step, total: context.totalSteps)
+        let m = config.momentumValue(step: context.step, total: context.totalSteps)
         try EMA.update(target: momentum.backbone, source: model.backbone, momentum: m)
         try EMA.update(target: momentum.head, source: model.head, momentum: m)
         try EMA.update(target: momentumMix.head, source: onlineMix.head, momentum: m)
