@@ -18,6 +18,7 @@ from . import errors as errors
 from . import mixing as mixing
 from . import models as models
 from . import optim as optim
+from . import viz as viz
 from ._core import blas_info as blas_info
 from ._core import get_num_threads as get_num_threads
 from ._core import info as info
@@ -52,4 +53,5 @@ __all__ = [
     "models",
     "optim",
     "set_num_threads",
+    "viz",
 ]
