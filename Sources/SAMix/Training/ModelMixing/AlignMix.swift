@@ -127,9 +127,12 @@ public final class AlignMixObjective: TrainingObjective {
     }
 
     /// The mixed feature map for given λ, partners and branch (`alignPartner`: transport B onto A).
-    public func mixFeatures(_ h: Tensor, lam: Float, partner: [Int], alignPartner: Bool) throws -> Tensor {
+    /// `plans` (N × HW × HW, from `alignmentPlans`) are computed from the detached features when nil.
+    public func mixFeatures(_ h: Tensor, lam: Float, partner: [Int], alignPartner: Bool, plans given: Tensor? = nil) throws -> Tensor {
+        try requireShape(h.rank == 4 && h.shape[0] == partner.count, "AlignMix: features \(h.shape) for \(partner.count) partners")
         let n = h.shape[0], c = h.shape[1], hw = h.shape[2] * h.shape[3]
-        let plans = try alignmentPlans(features: h.detached(), partner: partner)
+        let plans = try given ?? alignmentPlans(features: h.detached(), partner: partner)
+        try requireShape(plans.shape == [n, hw, hw], "AlignMix: plans \(plans.shape), expected [\(n), \(hw), \(hw)]")
         let a = try h.reshaped([n, c, hw])
         let b = try h.gatherRows(partner).reshaped([n, c, hw])
         let mixed: Tensor
