@@ -48,6 +48,8 @@ public struct PuzzleMixConfig: Sendable {
     public var pixelMean: [Float]? = nil
     public var pixelStd: [Float]? = nil
     public var partnerMode: PartnerMode = .permutation
+    /// How the block labelling is optimised.
+    public var solver: PuzzleMixSolver = .alphaBetaSwap
 
     /// OpenMixup's CIFAR configuration (α = 1 per the docs table).
     public init(alpha: Double = 1) { self.alpha = alpha }
@@ -64,6 +66,16 @@ public struct PuzzleMixConfig: Sendable {
             try require(pixelMean != nil && pixelStd != nil, "PuzzleMix: give both pixel mean and std")
         }
     }
+}
+
+/// Optimiser of PuzzleMix's block labelling.
+public enum PuzzleMixSolver: Sendable, Equatable {
+    /// α-β-swap moves with exact min-cuts, from the all-0 labelling (what the reference does with gco):
+    /// a local minimum w.r.t. swap moves.
+    case alphaBetaSwap
+    /// The global minimum of the same energy by Ishikawa's construction (exact because the label cost
+    /// (i − j)² is convex): never worse than `.alphaBetaSwap`, a deviation from the reference's optimiser.
+    case exact
 }
 
 /// What one PuzzleMix step did.
@@ -163,7 +175,7 @@ public struct PuzzleMix {
                 let lbase = lb.baseAddress!, obase = okb.baseAddress!
                 parallelFor(n) { i in
                     guard let e = try? terms.energy(own: i, partner: partner[i], prior: a) else { obase[i] = false; return }
-                    let l = e.alphaBetaSwap()
+                    let l = config.solver == .exact ? e.exactMinimum() : e.alphaBetaSwap()
                     for p in 0..<nodes { lbase[i * nodes + p] = l[p] }
                 }
             }
