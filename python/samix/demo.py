@@ -18,7 +18,7 @@ from .optim import SGD
 from .training import Trainer
 
 
-def run(data: str = datasets.FASHION_MNIST_DIR, model: str = "resnet20", methods: tuple[str, ...] = ("vanilla", "mixup", "cutmix", "fmix"),
+def run(data: str = datasets.FASHION_MNIST_DIR, model: str = "resnet20", methods: tuple[str, ...] = ("vanilla", "mixup", "cutmix", "samix"),
         train_size: int = 4000, test_size: int = 2000, epochs: int = 3, batch_size: int = 64, lr: float = 0.1,
         seed: int = 0, progress: bool = True) -> dict[str, dict]:
     """Trains ``model`` once per method on the same class-balanced subset; returns method -> result."""
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m samix.demo", description=__doc__.splitlines()[0])
     p.add_argument("--data", default=datasets.FASHION_MNIST_DIR, help="Fashion-MNIST directory (IDX files)")
     p.add_argument("--model", default="resnet20")
-    p.add_argument("--methods", default="vanilla,mixup,cutmix,fmix", help="comma-separated mixing methods")
+    p.add_argument("--methods", default="vanilla,mixup,cutmix,samix", help="comma-separated mixing methods")
     p.add_argument("--train-size", type=int, default=4000)
     p.add_argument("--test-size", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=3)

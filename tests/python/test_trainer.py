@@ -94,7 +94,7 @@ def test_trainers_are_freed():
 def test_readme_main_job_shortened(fashion_dir, capsys):
     from samix import demo
 
-    res = demo.run(str(fashion_dir), methods=("vanilla", "mixup"), train_size=200, test_size=200, epochs=1,
+    res = demo.run(str(fashion_dir), methods=("vanilla", "samix"), train_size=200, test_size=200, epochs=1,
                    batch_size=32, progress=False)
     out = capsys.readouterr().out
     assert set(res) == {"vanilla", "mixup"}
