@@ -9,6 +9,7 @@ enum HandleKind: Int32, CaseIterable {
     case trainer = 4
     case schedule = 5
     case dataset = 6
+    case ssl = 7
 
     var name: String {
         switch self {
@@ -18,6 +19,7 @@ enum HandleKind: Int32, CaseIterable {
         case .trainer: return "trainer"
         case .schedule: return "schedule"
         case .dataset: return "dataset"
+        case .ssl: return "SSL model"
         }
     }
 }

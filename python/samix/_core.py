@@ -9,7 +9,7 @@ from ._lib import check, lib, library_path
 from ._version import __version__
 from .errors import InvalidArgumentError, SamixTypeError
 
-_KINDS = {"any": 0, "model": 1, "optimizer": 2, "policy": 3, "trainer": 4, "schedule": 5}
+_KINDS = {"any": 0, "model": 1, "optimizer": 2, "policy": 3, "trainer": 4, "schedule": 5, "dataset": 6, "ssl": 7}
 
 
 def set_num_threads(n: int) -> None:
@@ -43,7 +43,7 @@ def library_version() -> str:
 
 def live_handles(kind: str = "any") -> int:
     """Number of live native objects of ``kind`` ('any', 'model', 'optimizer', 'policy', 'trainer',
-    'schedule'); useful to check that objects are freed."""
+    'schedule', 'dataset', 'ssl'); useful to check that objects are freed."""
     if kind not in _KINDS:
         raise InvalidArgumentError(f"unknown handle kind {kind!r}; expected one of {sorted(_KINDS)}")
     return int(lib.samix_live_handles(_KINDS[kind]))

@@ -94,10 +94,32 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_trainer_evaluate_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr]),
     "samix_trainer_progress": (_status, [_handle, _ptr]),
     "samix_trainer_train_step": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr]),
+    # learned mixing
+    "samix_learned_check": (_status, [c_char_p, c_char_p]),
+    "samix_trainer_create_learned": (_status, [_handle, c_char_p, c_char_p, c_char_p, c_double, c_double,
+                                               c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
+    "samix_trainer_heads": (_status, [_handle, _ptr, _i64, _ptr, _ptr]),
+    "samix_trainer_evaluate_heads_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr, _i64]),
+    "samix_trainer_evaluate_heads": (_status, [_handle, _handle, _i64, _ptr, _ptr, _i64]),
+    "samix_trainer_mixer_masks": (_status, [_handle, _ptr, _ptr, c_double, _ptr, c_uint64, _ptr, _i64]),
+    "samix_trainer_save_mixer": (_status, [_handle, c_char_p]),
+    # self-supervised learning
+    "samix_ssl_create": (_status, [c_char_p, _i64, c_char_p, c_char_p, c_uint64, _ptr]),
+    "samix_ssl_free": (_status, [_handle]),
+    "samix_ssl_fit": (_status, [_handle, _handle, _handle, _i64, _i64, c_double, c_double, _i64, _i64,
+                                c_double, _ptr, _ptr]),
+    "samix_ssl_save_backbone": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
+    "samix_model_load_backbone": (_status, [_handle, c_char_p]),
+    "samix_backbone_features": (_status, [_handle, _handle, c_int32, _ptr, _i64, _ptr]),
+    "samix_backbone_knn": (_status, [_handle, _handle, _handle, _i64, c_double, _ptr]),
+    "samix_backbone_linear_probe": (_status, [_handle, _handle, _handle, _i64, _i64, c_double, c_double,
+                                              c_double, c_char_p, c_uint64, _ptr, _ptr]),
 }
 
 #: C type of samix_step_callback.
 STEP_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_int64, c_double)
+#: C type of samix_record_callback.
+RECORD_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p)
 
 
 def library_path_candidates() -> list[Path]:

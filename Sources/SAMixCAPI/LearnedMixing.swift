@@ -1,0 +1,426 @@
+import Glibc
+import SAMix
+
+// Learned mixing through the C ABI: trainers whose objective is AutoMix / SAMix (`LearnedMixObjective`
+// with a full `LearnedMixConfig`) or SAMix^P (`PretrainedMixerObjective` over a saved Mixer), the
+// evaluation of every head a trainer reports (online + momentum), the Mixer's masks for a batch and
+// saving the trained Mixer. Options travel as "key=value" lines with OpenMixup's parameter names;
+// this file only parses and validates them — every value is checked again by the engine's
+// initialisers.
+
+/// "key=value" lines (blank lines ignored); duplicate or unknown keys are errors (`take` + `finish`).
+struct OptionList {
+    private var values: [String: String] = [:]
+    private var order: [String] = []
+    let context: String
+
+    init(_ text: String, context: String) throws {
+        self.context = context
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let line = raw.trimmingSpaces()
+            if line.isEmpty { continue }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw CAPIError(.invalidArgument, "\(context): option '\(line)' is not key=value")
+            }
+            let k = String(line[..<eq]).trimmingSpaces(), v = String(line[line.index(after: eq)...]).trimmingSpaces()
+            guard !k.isEmpty else { throw CAPIError(.invalidArgument, "\(context): option '\(line)' has no key") }
+            guard values[k] == nil else { throw CAPIError(.invalidArgument, "\(context): option '\(k)' is given twice") }
+            values[k] = v
+            order.append(k)
+        }
+    }
+
+    /// Removes and returns the raw value of `key`.
+    mutating func take(_ key: String) -> String? {
+        values.removeValue(forKey: key)
+    }
+
+    mutating func double(_ key: String) throws -> Double? {
+        guard let s = take(key) else { return nil }
+        guard let v = Double(s), v.isFinite else {
+            throw CAPIError(.invalidArgument, "\(context): \(key) must be a finite number, got '\(s)'")
+        }
+        return v
+    }
+
+    mutating func float(_ key: String) throws -> Float? {
+        try double(key).map { Float($0) }
+    }
+
+    mutating func int(_ key: String) throws -> Int? {
+        guard let s = take(key) else { return nil }
+        guard let v = Int(s), abs(v) <= 1 << 40 else {
+            throw CAPIError(.invalidArgument, "\(context): \(key) must be an integer, got '\(s)'")
+        }
+        return v
+    }
+
+    mutating func bool(_ key: String) throws -> Bool? {
+        guard let s = take(key) else { return nil }
+        switch s.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw CAPIError(.invalidArgument, "\(context): \(key) must be 0 or 1, got '\(s)'")
+        }
+    }
+
+    mutating func doubles(_ key: String) throws -> [Double]? {
+        guard let s = take(key) else { return nil }
+        let parts = s.split(separator: ",").map { String($0).trimmingSpaces() }
+        let vals = parts.compactMap { Double($0) }
+        guard !parts.isEmpty, vals.count == parts.count, vals.allSatisfy(\.isFinite) else {
+            throw CAPIError(.invalidArgument, "\(context): \(key) must be a comma-separated list of numbers, got '\(s)'")
+        }
+        return vals
+    }
+
+    /// Throws if any option was not consumed.
+    func finish(known: [String]) throws {
+        let left = order.filter { values[$0] != nil }
+        guard left.isEmpty else {
+            throw CAPIError(.invalidArgument, "\(context): unknown option\(left.count > 1 ? "s" : "") "
+                + left.map { "'\($0)'" }.joined(separator: ", ") + "; known: " + known.joined(separator: ", "))
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// The mask-loss mode by OpenMixup's `mask_loss_mode` name (case-insensitive, "+" optional).
+func maskLossMode(_ s: String, context: String) throws -> MaskLoss.Mode {
+    let key = s.lowercased().replacingPlus()
+    for m in MaskLoss.Mode.allCases where m.rawValue.lowercased().replacingPlus() == key { return m }
+    throw CAPIError(.invalidArgument, "\(context): unknown mask_loss_mode '\(s)'; expected "
+        + MaskLoss.Mode.allCases.map(\.rawValue).joined(separator: ", "))
+}
+
+extension String {
+    fileprivate func replacingPlus() -> String { String(filter { $0 != "+" && $0 != "_" && $0 != " " }) }
+}
+
+/// The Mixer objective by name: "eta_balanced" (local + η·global), "official" (global mixup CE
+/// only, the shipped configs), "bce" (sigmoid BCE with η on the negatives).
+func mixerObjectiveLoss(_ s: String, eta: Float, context: String) throws -> MixerObjectiveLoss {
+    switch s.lowercased() {
+    case "eta_balanced", "eta-balanced", "eta": return .etaBalanced(eta: eta)
+    case "official", "mixup_ce", "global": return .mixupCrossEntropy
+    case "bce", "sigmoid_bce": return .sigmoidBCE(negativeWeight: eta)
+    default:
+        throw CAPIError(.invalidArgument, "\(context): unknown mixer_loss '\(s)'; expected eta_balanced, official or bce")
+    }
+}
+
+let learnedOptionKeys = ["alpha", "momentum", "momentum_end", "momentum_constant_fraction", "momentum_reference_steps",
+                         "mask_layer", "mask_loss", "mask_loss_mode", "mask_loss_margin", "mask_loss_variance_weight",
+                         "mask_loss_scope", "mask_adjust", "mask_adjust_uses_mixer_lambda", "lam_margin", "mixer_loss",
+                         "eta", "lam_mul_k", "lam_concat", "value_dropout", "switch_off", "mix_shuffle_no_repeat",
+                         "head_init_std", "reinit_online_head", "evaluate_mix_heads", "mixer_seed"]
+let pretrainedOptionKeys = ["path", "alpha", "lam_margin", "mask_adjust", "batch_statistics"]
+
+/// Builds the objective of a learned-mixing trainer. method: "automix", "samix" or "samix-p"
+/// (SAMix^P: a saved, frozen Mixer; option `path`).
+func makeLearnedObjective(method: String, options: String, defaultSeed: UInt64) throws -> TrainingObjective {
+    let m = method.lowercased()
+    let context = "\(m) options"
+    var o = try OptionList(options, context: context)
+    switch m {
+    case "automix", "samix":
+        let alpha = try o.double("alpha") ?? 2
+        let eta = try o.float("eta") ?? 0.5
+        var c: LearnedMixConfig
+        if m == "samix" {
+            let ks = try o.doubles("lam_mul_k") ?? [0.25]
+            let dropout = try o.float("value_dropout") ?? 0
+            c = try .samix(alpha: alpha, eta: eta, lamMulK: ks)
+            c.mixer = try .samix(lamMulK: ks, dropout: dropout)
+        } else {
+            c = try .automix(alpha: alpha, lambdaChannel: try o.bool("lam_concat") ?? false)
+        }
+        if let s = o.take("mixer_loss") { c.mixerLoss = try mixerObjectiveLoss(s, eta: eta, context: context) }
+        let m0 = try o.double("momentum") ?? c.momentum.start
+        let m1 = try o.double("momentum_end") ?? c.momentum.end
+        let frac = try o.double("momentum_constant_fraction") ?? c.momentum.constantFraction
+        let momentum = try MomentumSchedule(start: m0, end: m1, constantFraction: frac)
+        var reference = c.momentumReferenceSteps
+        if let s = o.take("momentum_reference_steps") {
+            if s.lowercased() == "none" || s == "0" { reference = nil }
+            else if let r = Int(s), r >= 1 { reference = r }
+            else {
+                throw CAPIError(.invalidArgument, "\(context): momentum_reference_steps must be an integer ≥ 1 or none, got '\(s)'")
+            }
+        }
+        var maskLoss = c.maskLoss
+        if let s = o.take("mask_loss_mode") { maskLoss.mode = try maskLossMode(s, context: context) }
+        if let v = try o.float("mask_loss_margin") { maskLoss.margin = v }
+        if let v = try o.float("mask_loss_variance_weight") { maskLoss.varianceWeight = v }
+        if let s = o.take("mask_loss_scope") {
+            guard let sc = MaskLoss.Scope(rawValue: s.lowercased()) else {
+                throw CAPIError(.invalidArgument, "\(context): mask_loss_scope must be sample or batch, got '\(s)'")
+            }
+            maskLoss.scope = sc
+        }
+        maskLoss = try MaskLoss(mode: maskLoss.mode, margin: maskLoss.margin, varianceWeight: maskLoss.varianceWeight,
+                                scope: maskLoss.scope)
+        let maskLayer = try o.int("mask_layer") ?? c.maskLayer
+        let weight = try o.float("mask_loss") ?? c.maskLossWeight
+        let adjust = try o.double("mask_adjust") ?? c.maskAdjust
+        let adjustBug = try o.bool("mask_adjust_uses_mixer_lambda") ?? c.maskAdjustUsesMixerLambda
+        let margin = try o.float("lam_margin") ?? c.lambdaMargin
+        let switchOff = try o.double("switch_off") ?? c.switchOff
+        let noRepeat = try o.bool("mix_shuffle_no_repeat") ?? c.permutationsWithoutFixedPoints
+        let headStd = try o.float("head_init_std") ?? c.headInitStd
+        let reinit = try o.bool("reinit_online_head") ?? c.reinitializeOnlineHead
+        let mixHeads = try o.bool("evaluate_mix_heads") ?? c.evaluateMixHeads
+        var seed = defaultSeed
+        if let s = o.take("mixer_seed") {
+            guard let v = UInt64(s) else { throw CAPIError(.invalidArgument, "\(context): mixer_seed must be an unsigned integer") }
+            seed = v
+        }
+        try o.finish(known: learnedOptionKeys)
+        let config = try LearnedMixConfig(name: c.name, alpha: c.alpha, mixer: c.mixer, maskLayer: maskLayer,
+                                          maskLoss: maskLoss, maskLossWeight: weight, maskAdjust: adjust,
+                                          maskAdjustUsesMixerLambda: adjustBug, lambdaMargin: margin,
+                                          mixerLoss: c.mixerLoss, momentum: momentum, momentumReferenceSteps: reference,
+                                          switchOff: switchOff, permutationsWithoutFixedPoints: noRepeat,
+                                          headInitStd: headStd, reinitializeOnlineHead: reinit,
+                                          evaluateMixHeads: mixHeads, seed: seed)
+        return LearnedMixObjective(config: config)
+    case "samix-p", "samix_p", "pretrained":
+        guard let path = o.take("path"), !path.isEmpty else {
+            throw CAPIError(.invalidArgument, "\(context): SAMix^P needs the option path=<saved Mixer file>")
+        }
+        let alpha = try o.double("alpha") ?? 2
+        let margin = try o.float("lam_margin") ?? 0.08
+        let adjust = try o.double("mask_adjust") ?? 0
+        let batchStats = try o.bool("batch_statistics") ?? true
+        try o.finish(known: pretrainedOptionKeys)
+        return try PretrainedMixerObjective(checkpoint: try MixerCheckpoint.load(from: path), alpha: alpha,
+                                            lambdaMargin: margin, maskAdjust: adjust, batchStatistics: batchStats)
+    default:
+        throw CAPIError(.invalidArgument, "unknown learned mixing method '\(method)'; expected automix, samix or samix-p")
+    }
+}
+
+/// Validates learned-mixing options without creating anything (SAMix^P also reads the file).
+@_cdecl("samix_learned_check")
+public func samix_learned_check(_ method: UnsafePointer<CChar>?, _ options: UnsafePointer<CChar>?) -> Int32 {
+    guarded("samix_learned_check") {
+        let m = try readString(method, "method", maxBytes: 64)
+        let o = options == nil ? "" : try readString(options, "options", maxBytes: 1 << 16)
+        _ = try makeLearnedObjective(method: m, options: o, defaultSeed: 0)
+    }
+}
+
+@_cdecl("samix_trainer_create_learned")
+public func samix_trainer_create_learned(_ model: UInt64, _ method: UnsafePointer<CChar>?,
+                                         _ options: UnsafePointer<CChar>?, _ optimizer: UnsafePointer<CChar>?,
+                                         _ lr: Double, _ momentum: Double, _ weightDecay: Double, _ nesterov: Int32,
+                                         _ schedule: UnsafePointer<CChar>?, _ warmupSteps: Int64, _ seed: UInt64,
+                                         _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded("samix_trainer_create_learned") {
+        let out = try nonNull(out, "out")
+        let methodName = try readString(method, "method", maxBytes: 64)
+        let optionText = options == nil ? "" : try readString(options, "options", maxBytes: 1 << 16)
+        let optName = try optimizer == nil ? "sgd" : readString(optimizer, "optimizer", maxBytes: 64).lowercased()
+        let schedName = try schedule == nil ? "cosine" : readString(schedule, "schedule", maxBytes: 64).lowercased()
+        for (v, n) in [(lr, "lr"), (momentum, "momentum"), (weightDecay, "weight_decay")] where !v.isFinite {
+            throw CAPIError(.invalidArgument, "\(n) must be finite, got \(v)")
+        }
+        guard warmupSteps >= 0, warmupSteps <= 1 << 40 else {
+            throw CAPIError(.invalidArgument, "warmup_steps must be ≥ 0, got \(warmupSteps)")
+        }
+        let entry = try Registry.shared.entry(model, .model)
+        guard let net = entry.object as? ImageClassifier else { throw CAPIError(.wrongHandleKind, "not a model") }
+        let objective = try makeLearnedObjective(method: methodName, options: optionText, defaultSeed: seed)
+        let id: UInt64 = try entry.lock.locked {
+            let params = try Trainer.parameters(model: net, objective: objective)
+            let opt: Optimizer
+            switch optName {
+            case "sgd":
+                opt = try SGD(params, lr: Float(lr), momentum: Float(momentum), weightDecay: Float(weightDecay),
+                              nesterov: nesterov != 0)
+            case "adamw":
+                opt = try AdamW(params, lr: Float(lr), weightDecay: Float(weightDecay))
+            default:
+                throw CAPIError(.invalidArgument, "unknown optimizer '\(optName)'; expected sgd or adamw")
+            }
+            let kind: LearningRateSchedule.Kind
+            switch schedName {
+            case "cosine": kind = .cosine(minLR: 0)
+            case "constant": kind = .constant
+            default: throw CAPIError(.invalidArgument, "unknown schedule '\(schedName)'; expected cosine or constant")
+            }
+            let sched = try LearningRateSchedule(kind, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
+            let box = TrainerBox(Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed))
+            box.config = ["mix": objective.name, "learned_method": methodName.lowercased(),
+                          "learned_options": optionText, "alpha": "default", "label_smoothing": "0.0",
+                          "optimizer": optName, "lr": "\(lr)", "momentum": "\(momentum)",
+                          "weight_decay": "\(weightDecay)", "nesterov": nesterov != 0 ? "1" : "0",
+                          "schedule": schedName, "warmup_steps": "\(warmupSteps)"]
+            return Registry.shared.insert(box, kind: .trainer, sharing: entry)
+        }
+        out.pointee = id
+    }
+}
+
+// MARK: - Evaluation of every head
+
+/// The networks a trainer reports: "online" (the model) and the objective's evaluation models
+/// (AutoMix/SAMix: "momentum", optionally "momentum_mix" and "online_mix").
+func evaluationHeads(_ t: Trainer) -> [(String, ImageClassifier)] {
+    [("online", t.model)] + t.objective.evaluationModels
+}
+
+/// Head names, one per line, + NUL into buf (capacity cap; cap 0 only reports *needed); the count
+/// goes to *count.
+@_cdecl("samix_trainer_heads")
+public func samix_trainer_heads(_ handle: UInt64, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64,
+                                _ needed: UnsafeMutablePointer<Int64>?, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_trainer_heads") {
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let names = evaluationHeads(b.trainer).map(\.0)
+            count?.pointee = Int64(names.count)
+            try copyOutString(names.joined(separator: "\n"), buf, cap, needed)
+        }
+    }
+}
+
+func evaluateHeads(_ t: Trainer, _ source: BatchSource, _ losses: UnsafeMutablePointer<Double>?,
+                   _ accuracies: UnsafeMutablePointer<Double>?, _ count: Int64) throws {
+    let heads = evaluationHeads(t)
+    guard count == Int64(heads.count) else {
+        throw CAPIError(.invalidArgument, "the trainer reports \(heads.count) heads, count is \(count)")
+    }
+    let l = try nonNull(losses, "losses"), a = try nonNull(accuracies, "accuracies")
+    for (i, (_, m)) in heads.enumerated() {
+        let e = try Trainer.evaluate(m, on: source)
+        l[i] = e.loss
+        a[i] = e.accuracy
+    }
+}
+
+/// Mean cross-entropy and top-1 accuracy of every head (`samix_trainer_heads` order) on a float32
+/// batch x (N, C, H, W, used as given) with labels[N]; count = number of heads.
+@_cdecl("samix_trainer_evaluate_heads_array")
+public func samix_trainer_evaluate_heads_array(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                                               _ labels: UnsafePointer<Int64>?, _ batchSize: Int64,
+                                               _ losses: UnsafeMutablePointer<Double>?,
+                                               _ accuracies: UnsafeMutablePointer<Double>?, _ count: Int64) -> Int32 {
+    guarded("samix_trainer_evaluate_heads_array") {
+        guard batchSize >= 1, batchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
+        }
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let t = b.trainer
+            let (images, y) = try readArrayData(t, x, shape, labels)
+            let source = try ArrayBatchSource(images: images, labels: y, batchSize: Int(batchSize), shuffle: false,
+                                              training: false)
+            try evaluateHeads(t, source, losses, accuracies, count)
+        }
+    }
+}
+
+/// As `samix_trainer_evaluate_heads_array` on a uint8 dataset handle (normalised like the training data).
+@_cdecl("samix_trainer_evaluate_heads")
+public func samix_trainer_evaluate_heads(_ handle: UInt64, _ data: UInt64, _ batchSize: Int64,
+                                         _ losses: UnsafeMutablePointer<Double>?,
+                                         _ accuracies: UnsafeMutablePointer<Double>?, _ count: Int64) -> Int32 {
+    guarded("samix_trainer_evaluate_heads") {
+        guard batchSize >= 1, batchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
+        }
+        let ds = try datasetValue(data)
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let t = b.trainer
+            guard ds.channels == t.model.inChannels else {
+                throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(t.model.inChannels)")
+            }
+            guard ds.classCount <= t.model.numClasses else {
+                throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(t.model.numClasses)")
+            }
+            let norm = b.normalization ?? Normalization.standard(for: ds)
+            let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false,
+                                        normalization: norm, training: false)
+            try evaluateHeads(t, loader, losses, accuracies, count)
+        }
+    }
+}
+
+// MARK: - Masks and the trained Mixer
+
+/// The partner masks M₁ (N×1×H×W, the per-pixel weight of x[partner[i]]) the trainer's Mixer makes
+/// for a float batch x (N, C, H, W, used as given, N ≥ 2) at ratio lam ∈ [0, 1] (weight of the
+/// original sample) with partners partner[N] (a permutation; NULL = drawn from seed), without
+/// gradients and without changing any weight or running statistic.
+@_cdecl("samix_trainer_mixer_masks")
+public func samix_trainer_mixer_masks(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                                      _ lam: Double, _ partner: UnsafePointer<Int64>?, _ seed: UInt64,
+                                      _ masks: UnsafeMutablePointer<Float>?, _ maskCount: Int64) -> Int32 {
+    guarded("samix_trainer_mixer_masks") {
+        guard lam.isFinite, lam >= 0, lam <= 1 else { throw CAPIError(.invalidArgument, "lam must be in [0, 1], got \(lam)") }
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let t = b.trainer
+            let (xp, dims) = try readImageBatch(x, shape, channels: t.model.inChannels)
+            let n = dims[0]
+            guard n >= 2 else { throw CAPIError(.shape, "the Mixer needs a batch of at least 2 images, got \(n)") }
+            guard maskCount == Int64(n * dims[2] * dims[3]) else {
+                throw CAPIError(.shape, "masks must hold N·H·W = \(n * dims[2] * dims[3]) floats, got \(maskCount)")
+            }
+            let out = try nonNull(masks, "masks")
+            var perm: [Int]
+            if let partner {
+                perm = (0..<n).map { Int(partner[$0]) }
+                var seen = [Bool](repeating: false, count: n)
+                for (i, p) in perm.enumerated() {
+                    guard p >= 0, p < n, !seen[p] else {
+                        throw CAPIError(.invalidArgument, "partner must be a permutation of 0..<\(n) (bad entry \(p) at \(i))")
+                    }
+                    seen[p] = true
+                }
+            } else {
+                var rng = SplitMix64(seed: seed)
+                perm = rng.permutation(n)
+            }
+            let images = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
+            let m: Tensor
+            if let o = t.objective as? LearnedMixObjective {
+                m = try o.masks(model: t.model, images: images, lam: Float(lam), permutation: perm, seed: seed)
+            } else if let o = t.objective as? PretrainedMixerObjective {
+                var rng = SplitMix64(seed: seed)
+                m = try o.masks(images: images, lam: Float(lam), permutation: perm, rng: &rng)
+            } else {
+                throw CAPIError(.invalidState, "the trainer's objective '\(t.objective.name)' has no Mixer")
+            }
+            guard m.count == Int(maskCount) else {
+                throw CAPIError(.internalError, "Mixer returned \(m.count) mask values, expected \(maskCount)")
+            }
+            out.update(from: m.data, count: m.count)
+        }
+    }
+}
+
+/// Saves the trainer's Mixer with the encoder that feeds it (AutoMix/SAMix: the momentum encoder;
+/// SAMix^P: the frozen pair it uses) for SAMix^P (`MixerCheckpoint` file).
+@_cdecl("samix_trainer_save_mixer")
+public func samix_trainer_save_mixer(_ handle: UInt64, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded("samix_trainer_save_mixer") {
+        let file = try readString(path, "path", maxBytes: 4096)
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let t = b.trainer
+            if let o = t.objective as? LearnedMixObjective {
+                try o.checkpoint(model: t.model).save(to: file)
+            } else if let o = t.objective as? PretrainedMixerObjective {
+                try o.checkpoint.save(to: file)
+            } else {
+                throw CAPIError(.invalidState, "the trainer's objective '\(t.objective.name)' has no Mixer to save")
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+import Glibc
+import SAMix
+
+// Self-supervised learning through the C ABI: MoCo v2 (plain, + Mixup, SAMix-I, SAMix-C) behind
+// handles of kind `.ssl`, pre-training with the engine's `SSLTrainer`, saving the backbone, and the
+// frozen-backbone evaluations (features, kNN, linear probe) of an SSL model or a classifier.
+
+/// A MoCo model plus the input normalisation fixed by its first training data.
+final class SSLBox {
+    let moco: MoCo
+    var normalization: Normalization?
+    /// Completed `samix_ssl_fit` calls (each later call draws from a fork of the seed).
+    var fits = 0
+    init(_ moco: MoCo) { self.moco = moco }
+}
+
+let sslOptionKeys = ["queue_size", "temperature", "momentum", "neck_hidden", "embedding_dim", "neck_bn",
+                     "shuffle_bn_groups", "alpha", "variant", "eta", "mask_layer", "mask_loss", "mask_loss_mode",
+                     "mask_loss_margin", "lam_mul_k", "value_dropout", "mixer_loss", "clusters", "kmeans_iterations",
+                     "mask_adjust", "mean_margin", "positive_extension"]
+
+/// The `SSLMix` of `mix` ("none", "mixup", "samix") with its options consumed from `o`.
+func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
+    let ctx = o.context
+    switch mix.lowercased() {
+    case "none", "moco", "": return .none
+    case "mixup": return .mixup(alpha: try o.double("alpha") ?? 2)
+    case "samix", "samix-i", "samix-c":
+        var variant: SAMixSSLConfig.Variant = mix.lowercased() == "samix-c" ? .cluster : .instance
+        if let s = o.take("variant") {
+            switch s.lowercased() {
+            case "instance", "i": variant = .instance
+            case "cluster", "c": variant = .cluster
+            default: throw CAPIError(.invalidArgument, "\(ctx): variant must be instance or cluster, got '\(s)'")
+            }
+        }
+        let eta = try o.float("eta") ?? 0.5
+        let ks = try o.doubles("lam_mul_k") ?? [0.25]
+        let mixer = try MixerConfig.samix(lamMulK: ks, dropout: try o.float("value_dropout") ?? 0)
+        var maskLoss = try MaskLoss(mode: .l1Variance)
+        if let s = o.take("mask_loss_mode") { maskLoss.mode = try maskLossMode(s, context: ctx) }
+        if let v = try o.float("mask_loss_margin") { maskLoss.margin = v }
+        maskLoss = try MaskLoss(mode: maskLoss.mode, margin: maskLoss.margin)
+        var instance: SAMixSSLConfig.InstanceObjective = .etaBalanced(eta: eta)
+        var cluster: MixerObjectiveLoss = .etaBalanced(eta: eta)
+        if let s = o.take("mixer_loss") {
+            cluster = try mixerObjectiveLoss(s, eta: eta, context: ctx)
+            switch cluster {
+            case .etaBalanced: instance = .etaBalanced(eta: eta)
+            case .mixupCrossEntropy: instance = .globalOnly
+            case .sigmoidBCE:
+                if variant == .instance {
+                    throw CAPIError(.invalidArgument, "\(ctx): mixer_loss bce is only defined for the cluster variant")
+                }
+            }
+        }
+        let margin = try o.double("mean_margin") ?? 0.1
+        var adjust: SSLMixing.MaskAdjustMode = .auto(meanMargin: margin)
+        if let s = o.take("mask_adjust") {
+            switch s.lowercased() {
+            case "auto": adjust = .auto(meanMargin: margin)
+            case "auto_label": adjust = .autoLabel(meanMargin: margin)
+            case "off", "none": adjust = .off
+            default:
+                guard let p = Double(s), p >= 0, p <= 1 else {
+                    throw CAPIError(.invalidArgument, "\(ctx): mask_adjust must be auto, auto_label, off or a probability in [0, 1], got '\(s)'")
+                }
+                adjust = .probability(p)
+            }
+        }
+        guard margin >= 0, margin <= 1 else {
+            throw CAPIError(.invalidArgument, "\(ctx): mean_margin must be in [0, 1], got \(margin)")
+        }
+        var ext: SSLMixing.PositiveExtension = .both
+        if let s = o.take("positive_extension") {
+            guard let e = SSLMixing.PositiveExtension(rawValue: s.lowercased()) else {
+                throw CAPIError(.invalidArgument, "\(ctx): positive_extension must be off, interpolate, extrapolate or both")
+            }
+            ext = e
+        }
+        let cfg = try SAMixSSLConfig(variant: variant, alpha: try o.double("alpha") ?? 2, mixer: mixer,
+                                     maskLayer: try o.int("mask_layer") ?? 2, maskLoss: maskLoss,
+                                     maskLossWeight: try o.float("mask_loss") ?? 0.1, maskAdjust: adjust,
+                                     instanceObjective: instance, positiveExtension: ext,
+                                     clusters: try o.int("clusters") ?? 100,
+                                     kmeansIterations: try o.int("kmeans_iterations") ?? 20,
+                                     clusterObjective: cluster)
+        return .samix(cfg)
+    default:
+        throw CAPIError(.invalidArgument, "unknown SSL mix '\(mix)'; expected none, mixup or samix")
+    }
+}
+
+@_cdecl("samix_ssl_create")
+public func samix_ssl_create(_ architecture: UnsafePointer<CChar>?, _ inChannels: Int64, _ mix: UnsafePointer<CChar>?,
+                             _ options: UnsafePointer<CChar>?, _ seed: UInt64,
+                             _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded("samix_ssl_create") {
+        let out = try nonNull(out, "out")
+        let arch = try readString(architecture, "architecture", maxBytes: 64)
+        let mixName = mix == nil ? "none" : try readString(mix, "mix", maxBytes: 64)
+        let text = options == nil ? "" : try readString(options, "options", maxBytes: 1 << 16)
+        guard inChannels >= 1, inChannels <= 4096 else {
+            throw CAPIError(.invalidArgument, "in_channels must be in 1...4096, got \(inChannels)")
+        }
+        var o = try OptionList(text, context: "ssl options")
+        let queue = try o.int("queue_size") ?? 4096
+        let temperature = try o.float("temperature") ?? 0.2
+        let momentum = try o.double("momentum") ?? 0.99
+        let hidden = try o.int("neck_hidden") ?? 2048
+        let dim = try o.int("embedding_dim") ?? 128
+        let neckBN = try o.bool("neck_bn") ?? false
+        let groups = try o.int("shuffle_bn_groups") ?? 2
+        for (v, n) in [(queue, "queue_size"), (hidden, "neck_hidden"), (dim, "embedding_dim")] where v > 1 << 24 {
+            throw CAPIError(.invalidArgument, "\(n) is too large: \(v)")
+        }
+        let sslMix = try makeSSLMix(mixName, &o)
+        try o.finish(known: sslOptionKeys)
+        let cfg = try MoCoConfig(architecture: arch, inChannels: Int(inChannels), neckHidden: hidden, embeddingDim: dim,
+                                 neckBatchNorm: neckBN, queueSize: queue, temperature: temperature,
+                                 keyMomentum: momentum, shuffleBNGroups: groups, seed: seed)
+        let moco = try MoCo(config: cfg, mix: sslMix)
+        out.pointee = Registry.shared.insert(SSLBox(moco), kind: .ssl)
+    }
+}
+
+@_cdecl("samix_ssl_free")
+public func samix_ssl_free(_ handle: UInt64) -> Int32 {
+    freeHandle("samix_ssl_free", handle, .ssl)
+}
+
+/// Called after every epoch of `samix_ssl_fit` with the epoch's record as "key=value" lines;
+/// return non-zero to stop.
+public typealias RecordCallback = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32
+
+@_cdecl("samix_ssl_fit")
+public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ epochs: Int64, _ batchSize: Int64,
+                          _ lr: Double, _ weightDecay: Double, _ knnEvery: Int64, _ knnK: Int64,
+                          _ knnTemperature: Double, _ callback: RecordCallback?,
+                          _ user: UnsafeMutableRawPointer?) -> Int32 {
+    guarded("samix_ssl_fit") {
+        guard epochs >= 1, epochs <= 1 << 20 else { throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(epochs)") }
+        guard batchSize >= 2, batchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "batch_size must be ≥ 2, got \(batchSize)")
+        }
+        guard lr.isFinite, lr > 0 else { throw CAPIError(.invalidArgument, "lr must be > 0, got \(lr)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else {
+            throw CAPIError(.invalidArgument, "weight_decay must be ≥ 0, got \(weightDecay)")
+        }
+        guard knnEvery >= 0, knnEvery <= 1 << 20 else { throw CAPIError(.invalidArgument, "knn_every must be ≥ 0") }
+        guard knnK >= 1, knnK <= 1 << 30 else { throw CAPIError(.invalidArgument, "knn_k must be ≥ 1, got \(knnK)") }
+        guard knnTemperature.isFinite, knnTemperature > 0 else {
+            throw CAPIError(.invalidArgument, "knn_temperature must be > 0, got \(knnTemperature)")
+        }
+        let trainSet = try datasetValue(train)
+        let valSet = val == 0 ? nil : try datasetValue(val)
+        try Registry.shared.with(handle, .ssl, as: SSLBox.self) { b in
+            let c = b.moco.config
+            for ds in [trainSet] + (valSet.map { [$0] } ?? []) {
+                guard ds.channels == c.inChannels else {
+                    throw CAPIError(.shape, "images have \(ds.channels) channels, the encoder expects \(c.inChannels)")
+                }
+            }
+            if let v = valSet, v.height != trainSet.height || v.width != trainSet.width {
+                throw CAPIError(.shape, "validation images are \(v.height)×\(v.width), training images \(trainSet.height)×\(trainSet.width)")
+            }
+            guard trainSet.count >= Int(batchSize) else {
+                throw CAPIError(.invalidArgument, "the training set (\(trainSet.count) images) is smaller than one batch (\(batchSize))")
+            }
+            let norm = b.normalization ?? Normalization.standard(for: trainSet)
+            let seed = b.fits == 0 ? c.seed : SplitMix64(seed: c.seed).fork(index: 90_000 + UInt64(b.fits)).state
+            let tcfg = try SSLTrainingConfig(epochs: Int(epochs), batchSize: Int(batchSize), learningRate: Float(lr),
+                                             weightDecay: Float(weightDecay), knnEvery: Int(knnEvery), knnK: Int(knnK),
+                                             knnTemperature: Float(knnTemperature), seed: seed)
+            let aug = try SSLAugmentation.mocoV2(height: trainSet.height, width: trainSet.width)
+            let trainer = try SSLTrainer(model: b.moco, config: tcfg, augmentation: aug, normalization: norm)
+            b.normalization = norm
+            b.fits += 1
+            b.moco.train()
+            var stopped = false
+            try trainer.fit(train: trainSet, test: valSet) { r in
+                var lines = ["epoch=\(r.epoch)", "loss=\(r.loss)", "lr=\(r.learningRate)", "seconds=\(r.seconds)",
+                             "steps=\(r.steps)"]
+                if let k = r.knnTop1 { lines.append("knn_top1=\(k)") }
+                if let i = r.clusterInertia { lines.append("kmeans_inertia=\(i)") }
+                lines += r.metrics.map { "\($0.0)=\($0.1)" }
+                guard let callback else { return true }
+                let text = lines.joined(separator: "\n")
+                let stop = text.withCString { callback(user, $0) } != 0
+                if stop { stopped = true }
+                return !stop
+            }
+            if stopped { throw CAPIError(.invalidState, "interrupted by the epoch callback") }
+        }
+    }
+}
+
+/// Saves the query backbone (`BackboneCheckpoint`) with n caller key/value pairs.
+@_cdecl("samix_ssl_save_backbone")
+public func samix_ssl_save_backbone(_ handle: UInt64, _ path: UnsafePointer<CChar>?, _ n: Int64,
+                                    _ keys: UnsafePointer<UnsafePointer<CChar>?>?,
+                                    _ values: UnsafePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    guarded("samix_ssl_save_backbone") {
+        let file = try readString(path, "path", maxBytes: 4096)
+        let meta = try readMetadata(n, keys, values)
+        guard meta["architecture"] == nil, meta["in_channels"] == nil else {
+            throw CAPIError(.invalidArgument, "metadata keys 'architecture' and 'in_channels' are reserved")
+        }
+        try Registry.shared.with(handle, .ssl, as: SSLBox.self) { b in
+            let c = b.moco.config
+            let extra = [("method", b.moco.mix.name)] + meta.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            try BackboneCheckpoint.save(b.moco.backbone, architecture: c.architecture, inChannels: c.inChannels,
+                                        metadata: extra, to: file)
+        }
+    }
+}
+
+/// Loads a backbone saved by `samix_ssl_save_backbone` into a classifier of the same architecture
+/// and input channels (the head is unchanged).
+@_cdecl("samix_model_load_backbone")
+public func samix_model_load_backbone(_ handle: UInt64, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded("samix_model_load_backbone") {
+        let file = try readString(path, "path", maxBytes: 4096)
+        let loaded = try BackboneCheckpoint.load(from: file)
+        try Registry.shared.with(handle, .model, as: ImageClassifier.self) { m in
+            guard loaded.architecture == m.architecture, loaded.inChannels == m.inChannels else {
+                throw CAPIError(.invalidArgument, "\(file) holds a \(loaded.architecture) backbone for \(loaded.inChannels) channels, "
+                    + "the model is a \(m.architecture) for \(m.inChannels) channels")
+            }
+            try EMA.copy(target: m.backbone, source: loaded.backbone)
+        }
+    }
+}
+
+// MARK: - Frozen-backbone evaluation
+
+/// Runs `body` with the backbone behind an SSL or model handle (holding its lock) and the
+/// normalisation of the SSL model's pre-training data, if any.
+func withBackbone<R>(_ handle: UInt64, _ body: (EvalBackbone, Normalization?) throws -> R) throws -> R {
+    switch Registry.shared.kind(of: handle) {
+    case .ssl?:
+        return try Registry.shared.with(handle, .ssl, as: SSLBox.self) {
+            try body(EvalBackbone($0.moco.backbone, $0.moco.config.inChannels), $0.normalization)
+        }
+    case .model?:
+        return try Registry.shared.with(handle, .model, as: ImageClassifier.self) {
+            try body(EvalBackbone($0.backbone, $0.inChannels), nil)
+        }
+    case let k?:
+        throw CAPIError(.wrongHandleKind, "handle 0x\(String(handle, radix: 16)) is a \(k.name), expected an SSL model or a model")
+    case nil:
+        throw CAPIError(.invalidHandle, handle == 0 ? "encoder handle is null (0)"
+            : "encoder handle 0x\(String(handle, radix: 16)) is not live (freed or never created)")
+    }
+}
+
+/// A backbone with its input channel count.
+struct EvalBackbone {
+    let net: Backbone
+    let inChannels: Int
+    init(_ net: Backbone, _ inChannels: Int) { self.net = net; self.inChannels = inChannels }
+    var featureChannels: Int { net.featureChannels }
+}
+
+func checkEvalData(_ backbone: EvalBackbone, _ sets: [ImageDataset]) throws {
+    for ds in sets {
+        guard ds.channels == backbone.inChannels else {
+            throw CAPIError(.shape, "images have \(ds.channels) channels, the backbone expects \(backbone.inChannels)")
+        }
+        guard ds.count >= 1 else { throw CAPIError(.shape, "empty dataset") }
+    }
+}
+
+/// Global-average-pooled last-stage features (evaluation mode) of a dataset into out (count =
+/// N × dim floats; count 0 only reports *dim). l2 = 1: unit-norm rows.
+@_cdecl("samix_backbone_features")
+public func samix_backbone_features(_ handle: UInt64, _ data: UInt64, _ l2: Int32, _ out: UnsafeMutablePointer<Float>?,
+                                    _ count: Int64, _ dim: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_backbone_features") {
+        let ds = try datasetValue(data)
+        try withBackbone(handle) { bb, norm in
+            dim?.pointee = Int64(bb.featureChannels)
+            if count == 0 { return }
+            try checkEvalData(bb, [ds])
+            guard count == Int64(ds.count * bb.featureChannels) else {
+                throw CAPIError(.shape, "out must hold N·dim = \(ds.count * bb.featureChannels) floats, got \(count)")
+            }
+            let o = try nonNull(out, "out")
+            let f = try SSLFeatures.extract(bb.net, dataset: ds, normalization: norm ?? Normalization.standard(for: ds),
+                                            l2Normalize: l2 != 0)
+            o.update(from: f.data, count: f.count)
+        }
+    }
+}
+
+/// Weighted kNN top-1 (cosine similarity, k neighbours vote with exp(s/temperature)) of the
+/// frozen backbone: memory bank = train, queries = test.
+@_cdecl("samix_backbone_knn")
+public func samix_backbone_knn(_ handle: UInt64, _ train: UInt64, _ test: UInt64, _ k: Int64, _ temperature: Double,
+                               _ accuracy: UnsafeMutablePointer<Double>?) -> Int32 {
+    guarded("samix_backbone_knn") {
+        let acc = try nonNull(accuracy, "accuracy")
+        guard k >= 1, k <= 1 << 30 else { throw CAPIError(.invalidArgument, "k must be ≥ 1, got \(k)") }
+        guard temperature.isFinite, temperature > 0 else {
+            throw CAPIError(.invalidArgument, "temperature must be > 0, got \(temperature)")
+        }
+        let tr = try datasetValue(train), te = try datasetValue(test)
+        try withBackbone(handle) { bb, norm in
+            try checkEvalData(bb, [tr, te])
+            let n = norm ?? Normalization.standard(for: tr)
+            let ftr = try SSLFeatures.extract(bb.net, dataset: tr, normalization: n)
+            let fte = try SSLFeatures.extract(bb.net, dataset: te, normalization: n)
+            acc.pointee = try KNNClassifier.accuracy(trainFeatures: ftr, trainLabels: tr.labels.map { Int($0) },
+                                                     testFeatures: fte, testLabels: te.labels.map { Int($0) },
+                                                     classes: max(tr.classCount, te.classCount), k: Int(k),
+                                                     temperature: Float(temperature))
+        }
+    }
+}
+
+/// Linear probe of the frozen backbone (GAP features, one linear layer, SGD with momentum and a
+/// cosine schedule). scaling: "l2" (NULL), "none" or "standardize".
+@_cdecl("samix_backbone_linear_probe")
+public func samix_backbone_linear_probe(_ handle: UInt64, _ train: UInt64, _ test: UInt64, _ epochs: Int64,
+                                        _ batchSize: Int64, _ lr: Double, _ momentum: Double, _ weightDecay: Double,
+                                        _ scaling: UnsafePointer<CChar>?, _ seed: UInt64,
+                                        _ trainAccuracy: UnsafeMutablePointer<Double>?,
+                                        _ testAccuracy: UnsafeMutablePointer<Double>?) -> Int32 {
+    guarded("samix_backbone_linear_probe") {
+        guard epochs >= 1, epochs <= 1 << 20 else { throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(epochs)") }
+        guard batchSize >= 1, batchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "batch_size must be ≥ 1, got \(batchSize)")
+        }
+        for (v, n) in [(momentum, "momentum"), (weightDecay, "weight_decay")] where !(v.isFinite && v >= 0) {
+            throw CAPIError(.invalidArgument, "\(n) must be finite and ≥ 0, got \(v)")
+        }
+        let scaleName = scaling == nil ? "l2" : try readString(scaling, "scaling", maxBytes: 64).lowercased()
+        guard let sc = LinearProbe.FeatureScaling(rawValue: scaleName) else {
+            throw CAPIError(.invalidArgument, "unknown scaling '\(scaleName)'; expected l2, none or standardize")
+        }
+        let probe = try LinearProbe(epochs: Int(epochs), batchSize: Int(batchSize), learningRate: Float(lr),
+                                    momentum: Float(momentum), weightDecay: Float(weightDecay), scaling: sc, seed: seed)
+        let tr = try datasetValue(train), te = try datasetValue(test)
+        try withBackbone(handle) { bb, norm in
+            try checkEvalData(bb, [tr, te])
+            let r = try SSLEvaluation.linearProbe(backbone: bb.net, train: tr, test: te,
+                                                  normalization: norm ?? Normalization.standard(for: tr), probe: probe)
+            trainAccuracy?.pointee = r.trainAccuracy
+            testAccuracy?.pointee = r.testAccuracy
+        }
+    }
+}
