@@ -4,9 +4,8 @@ import Glibc
 /// (spec §6) transfers to a new run. The reference never implemented this path (its
 /// `_mixblock()` raises `NotImplementedError`, issue #53).
 ///
-/// File format (little-endian): magic `SAMIXMX1`; UInt32 metadata length and UTF-8 `key=value`
-/// lines (architecture of the Mixer and the encoder); UInt32 tensor count; per tensor UInt32 name
-/// length, UTF-8 name (`mixer.` or `encoder.` prefix), UInt32 rank, Int64 dimensions, float32 data.
+/// File format: safetensors (written atomically), tensors `mixer.*` and `encoder.*`, metadata
+/// `format = samix-mixer-v1` plus the Mixer's and the encoder's architecture.
 public struct MixerCheckpoint {
     public var mixerConfig: MixerConfig
     /// Channels of the feature map the Mixer reads.
@@ -30,7 +29,8 @@ public struct MixerCheckpoint {
         self.encoderState = encoderState
     }
 
-    static let magic: [UInt8] = Array("SAMIXMX1".utf8)
+    /// `format` metadata value that marks a Mixer checkpoint.
+    static let formatTag = "samix-mixer-v1"
 
     /// A Mixer with the saved weights, frozen (`requiresGrad = false`).
     public func makeMixer() throws -> Mixer {
@@ -121,58 +121,18 @@ public struct MixerCheckpoint {
     // MARK: file I/O
 
     public func save(to path: String) throws {
-        var bytes: [UInt8] = MixerCheckpoint.magic
-        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { bytes += $0 } }
-        let meta = Array(metadata.map { "\($0.0)=\($0.1)\n" }.joined().utf8)
-        u32(meta.count); bytes += meta
+        var meta = Dictionary(uniqueKeysWithValues: metadata)
+        meta["format"] = MixerCheckpoint.formatTag
         let tensors = mixerState.map { ("mixer." + $0.0, $0.1) } + encoderState.map { ("encoder." + $0.0, $0.1) }
-        u32(tensors.count)
-        for (name, t) in tensors {
-            let nb = Array(name.utf8)
-            u32(nb.count); bytes += nb
-            u32(t.rank)
-            for d in t.shape { withUnsafeBytes(of: Int64(d).littleEndian) { bytes += $0 } }
-            bytes += UnsafeRawBufferPointer(start: t.data, count: t.count * 4)
-        }
-        guard let f = fopen(path, "wb") else {
-            throw SAMixError.io("\(path): cannot open for writing (\(String(cString: strerror(errno))))")
-        }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let closed = fclose(f)
-        guard written == bytes.count, closed == 0 else { throw SAMixError.io("\(path): write failed") }
+        try SafetensorsFile(tensors: tensors, metadata: meta).write(to: path)
     }
 
     public static func load(from path: String) throws -> MixerCheckpoint {
-        let b = try FileBytes.read(path)
-        var pos = 0
-        func take(_ n: Int) throws -> ArraySlice<UInt8> {
-            guard n >= 0, pos + n <= b.count else { throw SAMixError.io("\(path): truncated mixer checkpoint") }
-            defer { pos += n }
-            return b[pos..<(pos + n)]
-        }
-        func u32() throws -> Int { Int(try take(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) }
-        func i64() throws -> Int { Int(Int64(bitPattern: try take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })) }
-        guard Array(try take(8)) == magic else { throw SAMixError.io("\(path): not a samix mixer checkpoint") }
-        let metaText = String(decoding: try take(try u32()), as: UTF8.self)
-        var meta: [String: String] = [:]
-        for line in metaText.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            meta[String(line[..<eq])] = String(line[line.index(after: eq)...])
-        }
-        let count = try u32()
+        let file = try SafetensorsFile.read(path)
+        let meta = file.metadata
+        guard meta["format"] == formatTag else { throw SAMixError.io("\(path): not a samix mixer checkpoint") }
         var mixerState: [(String, Tensor)] = [], encoderState: [(String, Tensor)] = []
-        for _ in 0..<count {
-            let name = String(decoding: try take(try u32()), as: UTF8.self)
-            let rank = try u32()
-            guard rank <= 8 else { throw SAMixError.io("\(path): tensor '\(name)' has rank \(rank)") }
-            let shape = try (0..<rank).map { _ in try i64() }
-            let t = try Tensor(zeros: shape)
-            let raw = try take(t.count * 4)
-            raw.withUnsafeBytes { src in
-                if let base = src.baseAddress, src.count > 0 {
-                    UnsafeMutableRawPointer(t.data).copyMemory(from: base, byteCount: src.count)
-                }
-            }
+        for (name, t) in file.tensors {
             if name.hasPrefix("mixer.") { mixerState.append((String(name.dropFirst(6)), t)) }
             else if name.hasPrefix("encoder.") { encoderState.append((String(name.dropFirst(8)), t)) }
             else { throw SAMixError.io("\(path): unexpected tensor '\(name)'") }
