@@ -185,6 +185,41 @@ final class ModelMixingPolicyTests: XCTestCase {
         }
     }
 
+    /// The reference `mask_transport` written literally (dense plan matrices, torch first-index argmin).
+    private func referenceTransport(z: [Bool], s: [Double], cost: [Double], eps: Double, iterations: Int) -> [Int?] {
+        let g = z.count
+        var c = (0..<(g * g)).map { eps * cost[$0] - s[$0 / g] * (z[$0 % g] ? 1 : 0) }
+        var planWin = [Double](repeating: 0, count: g * g)
+        for _ in 0..<iterations {
+            var plan = [Double](repeating: 0, count: g * g)
+            for i in 0..<g { var b = 0; for j in 0..<g where c[i * g + j] < c[i * g + b] { b = j }; plan[i * g + b] = 1 }
+            planWin = [Double](repeating: 0, count: g * g)
+            for j in 0..<g {
+                var b = 0
+                for i in 0..<g where plan[i * g + j] * c[i * g + j] < plan[b * g + j] * c[b * g + j] { b = i }
+                planWin[b * g + j] = plan[b * g + j]
+            }
+            for k in 0..<(g * g) { c[k] += (1 - planWin[k]) * plan[k] }
+        }
+        return (0..<g).map { j in (0..<g).first { planWin[$0 * g + j] == 1 } }
+    }
+
+    func testPuzzleMixTransportMatchesLiteralReference() {
+        var rng = SplitMix64(seed: 31)
+        for trial in 0..<60 {
+            let side = [2, 3, 4][trial % 3]
+            let g = side * side
+            let cost = PuzzleMix.transportCost(rows: side, cols: side)
+            let z = (0..<g).map { _ in rng.uniform() < 0.6 }
+            var s = (0..<g).map { _ in Double(rng.uniform()) }
+            if trial % 5 == 0 { s = [Double](repeating: 1 / Double(g), count: g) }
+            let total = s.reduce(0, +); s = s.map { $0 / total }
+            let eps = [0.8, 0.1, 0.01][trial % 3]
+            XCTAssertEqual(PuzzleMix.transportSources(mask: z, saliency: s, cost: cost, eps: eps, iterations: side),
+                           referenceTransport(z: z, s: s, cost: cost, eps: eps, iterations: side), "trial \(trial)")
+        }
+    }
+
     func testPuzzleMixTransport() throws {
         // Uniform saliency: every block stays where it is.
         let cost = PuzzleMix.transportCost(rows: 2, cols: 2)
@@ -226,6 +261,13 @@ final class ModelMixingPolicyTests: XCTestCase {
         let x = try TestData.uniform([2, 1, 8, 8], seed: 1)
         XCTAssertThrowsError(try pm.mix(images: x, saliency: [1, 2], rng: &rng))
         XCTAssertThrowsError(try pm.mix(images: x, saliency: [Float](repeating: 1, count: 128), blockNum: 3, rng: &rng))
+        // Overflow-prone or non-finite inputs throw instead of trapping.
+        var huge = PuzzleMixConfig(); huge.beta = 1e300
+        XCTAssertThrowsError(try PuzzleMix(config: huge).mix(images: x, saliency: [Float](repeating: 1, count: 128), rng: &rng))
+        let xn = try x.copy(); xn.data[5] = .nan
+        XCTAssertThrowsError(try pm.mix(images: xn, saliency: [Float](repeating: 1, count: 128), rng: &rng))
+        var sn = [Float](repeating: 1, count: 128); sn[3] = .nan
+        XCTAssertNoThrow(try pm.mix(images: x, saliency: sn, rng: &rng), "NaN saliency → uniform unary")
         // Rectangular images and zero saliency are handled.
         let xr = try TestData.uniform([3, 1, 8, 16], seed: 2)
         let r = try pm.mix(images: xr, saliency: [Float](repeating: 0, count: 3 * 128), rng: &rng)

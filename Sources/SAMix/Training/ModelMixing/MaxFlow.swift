@@ -3,7 +3,7 @@
 ///
 /// Used by PuzzleMix's α-β-swap moves, whose graphs have at most one node per mask block (≤ 256 on a
 /// 16×16 grid) plus source and sink, so the simple, exact integer algorithm is plenty. Capacities are
-/// `Int64`; callers keep sums far from overflow (PuzzleMix's costs are ≲ 10⁹).
+/// `Int64`; callers keep sums far from overflow (PuzzleMix bounds every cost by 10¹²).
 struct FlowNetwork {
     let nodeCount: Int
     private var head: [Int]

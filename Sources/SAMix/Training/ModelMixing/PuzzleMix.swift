@@ -180,7 +180,7 @@ public struct PuzzleMix {
                 }
             }
         }
-        try require(ok.allSatisfy { $0 }, "PuzzleMix: could not build the block energy (non-finite saliency or images?)")
+        try require(ok.allSatisfy { $0 }, "PuzzleMix: could not build the block energy (non-finite saliency or images, or β/γ/η so large that the integer costs would overflow)")
         let levels = Float(config.nLabels - 1)
         let blockMask = labels.map { 1 - Float($0) / levels }
 
@@ -261,26 +261,56 @@ public struct PuzzleMix {
     static func transportSources(mask z: [Bool], saliency s: [Double], cost: [Double], eps: Double,
                                  iterations: Int) -> [Int?] {
         let g = z.count
+        if g == 0 { return [] }
+        guard cost.count == g * g, s.count == g else { return [Int?](repeating: nil, count: g) }
+        let zf = z.map { $0 ? 1.0 : 0.0 }
         var cst = [Double](repeating: 0, count: g * g)
-        for i in 0..<g { for j in 0..<g { cst[i * g + j] = eps * cost[i * g + j] - s[i] * (z[j] ? 1 : 0) } }
-        var winner = [Int?](repeating: nil, count: g)
-        for _ in 0..<max(iterations, 1) {
-            var choice = [Int](repeating: 0, count: g)
-            for i in 0..<g {
-                var best = 0
-                for j in 1..<max(g, 1) where cst[i * g + j] < cst[i * g + best] { best = j }
-                choice[i] = best
-            }
-            // cost_fight = plan ⊙ cost; per column argmin over all rows (first on ties).
-            var fightBest = [Int](repeating: 0, count: g), fightVal = [Double](repeating: .infinity, count: g)
-            for i in 0..<g {
-                for j in 0..<g {
-                    let v = choice[i] == j ? cst[i * g + j] : 0
-                    if v < fightVal[j] { fightVal[j] = v; fightBest[j] = i }
+        cst.withUnsafeMutableBufferPointer { cb in
+            cost.withUnsafeBufferPointer { kb in
+                zf.withUnsafeBufferPointer { zb in
+                    for i in 0..<g {
+                        let si = s[i], row = i &* g
+                        for j in 0..<g { cb[row &+ j] = eps * kb[row &+ j] - si * zb[j] }
+                    }
                 }
             }
-            for j in 0..<g { winner[j] = choice[fightBest[j]] == j ? fightBest[j] : nil }
-            for i in 0..<g where winner[choice[i]] != i { cst[i * g + choice[i]] += 1 }
+        }
+        func rowArgmin(_ i: Int) -> Int {
+            cst.withUnsafeBufferPointer { cb in
+                let row = i &* g
+                var best = 0, bv = cb[row]
+                for j in 1..<g where cb[row &+ j] < bv { best = j; bv = cb[row &+ j] }
+                return best
+            }
+        }
+        var choice = (0..<g).map(rowArgmin)
+        var winner = [Int?](repeating: nil, count: g)
+        var bestChooser = [Int](repeating: -1, count: g)
+        for it in 0..<max(iterations, 1) {
+            // Column fight over plan ⊙ cost (0 for rows that did not choose the column), first index on
+            // ties, done in O(g): the best chooser vs the first non-chooser (value 0).
+            for j in 0..<g { bestChooser[j] = -1 }
+            for i in 0..<g {
+                let j = choice[i]
+                if bestChooser[j] < 0 || cst[i * g + j] < cst[bestChooser[j] * g + j] { bestChooser[j] = i }
+            }
+            var chosenCount = [Int](repeating: 0, count: g)
+            for i in 0..<g { chosenCount[choice[i]] += 1 }
+            for j in 0..<g {
+                guard bestChooser[j] >= 0 else { winner[j] = nil; continue }
+                let bc = bestChooser[j], v = cst[bc * g + j]
+                // First row that did not choose j (none if every row chose j).
+                var nc = 0
+                while nc < g && choice[nc] == j { nc += 1 }
+                if chosenCount[j] == g || v < 0 || (v == 0 && bc < nc) { winner[j] = bc } else { winner[j] = nil }
+            }
+            if it == max(iterations, 1) - 1 { break }
+            // Losers pay +1 on their choice and re-choose.
+            for i in 0..<g where winner[choice[i]] != i {
+                let j = choice[i]
+                cst[i * g + j] += 1
+                choice[i] = rowArgmin(i)
+            }
         }
         return winner
     }
@@ -420,13 +450,13 @@ struct PuzzleMixTerms {
                 let m = 1 - Double(l) / levels
                 let d = m * costOwn[p] + (1 - m) * costPartner[p] + prior[l]
                 let v = (scale * levels * levels * d).rounded()
-                try require(v.isFinite && abs(v) < 1e15, "PuzzleMix: non-finite block cost")
+                try require(v.isFinite && abs(v) < 1e12, "PuzzleMix: non-finite or too large block cost")
                 unary[p * nl + l] = Int64(v)
             }
         }
         func weight(_ w: Double) throws -> Int64 {
             let v = (scale * w).rounded()
-            try require(v.isFinite && abs(v) < 1e15, "PuzzleMix: non-finite edge weight")
+            try require(v.isFinite && abs(v) < 1e12, "PuzzleMix: non-finite or too large edge weight")
             return max(Int64(v), 0)
         }
         return try GridEnergy(rows: b, cols: b, labels: nl, unary: unary, vertical: try wV.map(weight),
