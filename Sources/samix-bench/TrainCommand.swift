@@ -16,6 +16,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Model name (resnet20, resnet18, preactresnet18, wrn28_2, …).") var model = "resnet20"
     @Option(help: "Mixing method: \(ObjectiveRegistry.names.joined(separator: ", ")).") var mix = "vanilla"
     @Option(help: "Beta(α, α) parameter of the mixing method (default: the method's CIFAR default).") var alpha: Double?
+    @Option(help: "SAMix^P: train with this saved, frozen Mixer (from --save-mixer) instead of --mix.") var mixer: String?
+    @Option(help: "After training with --mix automix|samix, save the Mixer and its encoder here (SAMix^P).") var saveMixer: String?
     @Option(help: "Epochs.") var epochs = 15
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Base learning rate (SGD, momentum 0.9, cosine to 0).") var lr: Float = 0.1
@@ -45,7 +47,11 @@ struct TrainCommand: ParsableCommand {
                                          normalization: norm, augmentation: aug)
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: norm, training: false)
         let net = try ModelZoo.make(model, numClasses: train.classCount, inChannels: train.channels, seed: seed)
-        let objective = try ObjectiveRegistry.make(mix, alpha: alpha)
+        let objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha ?? 2) }
+            ?? ObjectiveRegistry.make(mix, alpha: alpha)
+        if saveMixer != nil, !(objective is LearnedMixObjective) {
+            throw ValidationError("--save-mixer needs --mix automix or samix")
+        }
         let opt = try Trainer.sgd(model: net, objective: objective, lr: lr, weightDecay: weightDecay)
         let trainer = Trainer(model: net, objective: objective, optimizer: opt,
                               schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: lr), seed: seed)
@@ -74,6 +80,10 @@ struct TrainCommand: ParsableCommand {
             }
             flushStdout()
             return true
+        }
+        if let path = saveMixer, let learned = objective as? LearnedMixObjective {
+            try learned.checkpoint(model: net).save(to: path)
+            FileIO.stderr("saved the Mixer to \(path)\n")
         }
     }
 }
