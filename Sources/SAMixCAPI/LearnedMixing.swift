@@ -134,6 +134,7 @@ func makeLearnedObjective(method: String, options: String, defaultSeed: UInt64) 
     case "automix", "samix":
         let alpha = try o.double("alpha") ?? 2
         let eta = try o.float("eta") ?? 0.5
+        guard eta >= 0 else { throw CAPIError(.invalidArgument, "\(context): η (eta) must be ≥ 0, got \(eta)") }
         var c: LearnedMixConfig
         if m == "samix" {
             let ks = try o.doubles("lam_mul_k") ?? [0.25]

@@ -35,6 +35,7 @@ func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
             }
         }
         let eta = try o.float("eta") ?? 0.5
+        guard eta >= 0 else { throw CAPIError(.invalidArgument, "\(ctx): η (eta) must be ≥ 0, got \(eta)") }
         let ks = try o.doubles("lam_mul_k") ?? [0.25]
         let mixer = try MixerConfig.samix(lamMulK: ks, dropout: try o.float("value_dropout") ?? 0)
         var maskLoss = try MaskLoss(mode: .l1Variance)

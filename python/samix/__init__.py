@@ -15,9 +15,11 @@ from __future__ import annotations
 from . import checkpoint as checkpoint
 from . import datasets as datasets
 from . import errors as errors
+from . import learned as learned
 from . import mixing as mixing
 from . import models as models
 from . import optim as optim
+from . import ssl as ssl
 from . import viz as viz
 from ._core import blas_info as blas_info
 from ._core import get_num_threads as get_num_threads
@@ -27,6 +29,8 @@ from ._core import live_handles as live_handles
 from ._core import set_num_threads as set_num_threads
 from ._version import __version__ as __version__
 from .errors import SamixError as SamixError
+from .learned import AutoMix as AutoMix
+from .learned import SAMix as SAMix
 from .mixing import MixPolicy as MixPolicy
 from .mixing import MixResult as MixResult
 from .mixing import Mixup as Mixup
@@ -34,6 +38,10 @@ from .mixing import mix as mix
 from .training import Trainer as Trainer
 
 __all__ = [
+    "AutoMix",
+    "SAMix",
+    "learned",
+    "ssl",
     "MixPolicy",
     "MixResult",
     "Mixup",

@@ -17,6 +17,7 @@ from ._handle import Handle
 from ._lib import STEP_CALLBACK, check, lib
 from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
 from .datasets import _DatasetHandle
+from . import learned as _learned
 from ._arrays import as_f32, as_labels, shape_array
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 from .models import Model
@@ -73,7 +74,9 @@ class _Data:
                                                       self.y.ctypes.data, batch_size, 1 if augment else 0, epochs,
                                                       cb, None, ctypes.addressof(loss), ctypes.addressof(lr)))
 
-    def evaluate(self, trainer: int, batch_size: int) -> dict:
+    def evaluate(self, trainer: int, batch_size: int, heads: Sequence[str] = ("online",)) -> dict:
+        if len(heads) > 1:
+            return self._evaluate_heads(trainer, batch_size, heads)
         loss, acc = ctypes.c_double(0), ctypes.c_double(0)
         if self._ds is not None:
             check(lib.samix_trainer_evaluate(trainer, self._ds.handle, batch_size, ctypes.addressof(loss),
@@ -83,6 +86,22 @@ class _Data:
                                                    self.y.ctypes.data, batch_size, ctypes.addressof(loss),
                                                    ctypes.addressof(acc)))
         return {"loss": loss.value, "accuracy": acc.value}
+
+    def _evaluate_heads(self, trainer: int, batch_size: int, heads: Sequence[str]) -> dict:
+        """Every head in one call: the online head as loss/accuracy, the others as <head>_loss/_accuracy."""
+        n = len(heads)
+        losses, accs = np.zeros(n), np.zeros(n)
+        if self._ds is not None:
+            check(lib.samix_trainer_evaluate_heads(trainer, self._ds.handle, batch_size, losses.ctypes.data,
+                                                   accs.ctypes.data, n))
+        else:
+            check(lib.samix_trainer_evaluate_heads_array(trainer, self.x.ctypes.data, self.shape.ctypes.data,
+                                                         self.y.ctypes.data, batch_size, losses.ctypes.data,
+                                                         accs.ctypes.data, n))
+        out = {"loss": float(losses[0]), "accuracy": float(accs[0])}
+        for name, l, a in zip(heads[1:], losses[1:], accs[1:]):
+            out[f"{name}_loss"], out[f"{name}_accuracy"] = float(l), float(a)
+        return out
 
     def close(self) -> None:
         if self._ds is not None:
@@ -104,7 +123,10 @@ class Trainer(Handle):
         optimizer: :class:`samix.optim.SGD` (default ``SGD(lr=0.1, momentum=0.9, weight_decay=5e-4)``) or
             :class:`samix.optim.AdamW`.
         schedule: :class:`samix.optim.Schedule` or ``"cosine"`` / ``"constant"``.
-        mix: training objective, one of :data:`MIX_METHODS` (``"vanilla"``: plain cross-entropy).
+        mix: training objective, one of :data:`MIX_METHODS` (``"vanilla"``: plain cross-entropy), or a
+            learned policy :class:`samix.AutoMix` / :class:`samix.SAMix` / ``samix.SAMix.pretrained(path)``
+            (its options, including ``alpha``, live in the policy; :meth:`evaluate` and the history
+            then also report the momentum network: ``momentum_accuracy``, ``val_momentum_accuracy``).
         alpha: Beta(alpha, alpha) of the mixing policy; None = its OpenMixup CIFAR default.
         label_smoothing: epsilon of the targets.
         seed: seed of shuffling, augmentation and mixing (training is deterministic given it).
@@ -129,17 +151,29 @@ class Trainer(Handle):
             schedule = Schedule(schedule or "cosine")
         if not isinstance(schedule, Schedule):
             raise SamixTypeError(f"schedule must be a samix.optim.Schedule or str, got {type(schedule).__name__}")
-        if not isinstance(mix, str):
-            raise SamixTypeError(f"mix must be a str, got {type(mix).__name__}")
+        learned = isinstance(mix, _learned.LearnedMix)
+        if not isinstance(mix, str) and not learned:
+            raise SamixTypeError(f"mix must be a str or a learned policy (samix.AutoMix, samix.SAMix), "
+                                 f"got {type(mix).__name__}")
+        if learned and alpha is not None:
+            raise InvalidArgumentError(f"alpha is an option of the learned policy: use {type(mix).__name__}(alpha=...)")
+        if learned and float(label_smoothing) != 0.0:
+            raise InvalidArgumentError("label_smoothing is not supported with learned mixing policies")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
             raise InvalidArgumentError(f"seed must be an int in [0, 2**64), got {seed!r}")
         a = math.nan if alpha is None else float(alpha)
         h = ctypes.c_uint64(0)
-        check(lib.samix_trainer_create(model.handle, mix.encode(), a, float(label_smoothing), optimizer.name.encode(),
-                                       float(optimizer.lr), float(optimizer.momentum), float(optimizer.weight_decay),
-                                       1 if optimizer.nesterov else 0, schedule.kind.encode(), schedule.warmup_steps,
-                                       int(seed), ctypes.addressof(h)))
+        if learned:
+            h.value = mix._create_trainer(model.handle, optimizer, schedule, int(seed))
+        else:
+            check(lib.samix_trainer_create(model.handle, mix.encode(), a, float(label_smoothing),
+                                           optimizer.name.encode(), float(optimizer.lr), float(optimizer.momentum),
+                                           float(optimizer.weight_decay), 1 if optimizer.nesterov else 0,
+                                           schedule.kind.encode(), schedule.warmup_steps, int(seed),
+                                           ctypes.addressof(h)))
         super().__init__(h.value)
+        #: Networks reported by :meth:`evaluate`: "online", then e.g. "momentum" (AutoMix/SAMix).
+        self.heads: list[str] = _learned.trainer_heads(self.handle)
         self.model = model
         self.optimizer = optimizer
         self.schedule = schedule
@@ -224,12 +258,15 @@ class Trainer(Handle):
                     record = {"epoch": epoch + 1, "loss": loss.value, "lr": lr.value,
                               "seconds": time.perf_counter() - t0}
                     if val_ds is not None:
-                        ev = val_ds.evaluate(self.handle, 500)
+                        ev = val_ds.evaluate(self.handle, 500, self.heads)
                         record["val_loss"], record["val_accuracy"] = ev["loss"], ev["accuracy"]
+                        record.update({f"val_{k}": v for k, v in ev.items() if k not in ("loss", "accuracy")})
                     self.history.append(record)
                     if verbose and bar is None:
                         extra = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
                                  if val_ds is not None else "")
+                        if "val_momentum_accuracy" in record:
+                            extra += f"  val_acc_momentum {record['val_momentum_accuracy']:.4f}"
                         print(f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}"
                               f"{extra}  ({record['seconds']:.1f}s)", file=sys.stderr, flush=True)
                     if any(cbk(record) is False for cbk in callbacks):
@@ -265,12 +302,15 @@ class Trainer(Handle):
     def evaluate(self, x: Any, y: Any, batch_size: int = 500) -> dict:
         """``{"loss": mean cross-entropy, "accuracy": top-1 in [0, 1], "count": N}`` in evaluation mode.
 
+        With AutoMix/SAMix also ``momentum_loss`` / ``momentum_accuracy`` (the momentum network
+        OpenMixup reports), and every other head in :attr:`heads` as ``<head>_loss`` / ``<head>_accuracy``.
+
         ``x``: uint8 images (normalised like the training data) or already-normalised float images
         (C-contiguous float32 is read in place), shape (N, C, H, W); ``y``: int labels (N,).
         """
         batch_size = self._int(batch_size, "batch_size", 1)
         with _Data(x, y, self.model.num_classes, "x") as ds:
-            r = ds.evaluate(self.handle, batch_size)
+            r = ds.evaluate(self.handle, batch_size, self.heads)
             r["count"] = ds.count
         return r
 
@@ -278,6 +318,29 @@ class Trainer(Handle):
         loss, acc = ctypes.c_double(0), ctypes.c_double(0)
         check(lib.samix_trainer_evaluate(self.handle, h, batch_size, ctypes.addressof(loss), ctypes.addressof(acc)))
         return {"loss": loss.value, "accuracy": acc.value}
+
+    # -- learned mixing ---------------------------------------------------------------------------
+
+    def mixer_masks(self, x: Any, lam: float = 0.5, partner: Any = None, seed: int = 0) -> np.ndarray:
+        """The masks the trainer's Mixer (AutoMix/SAMix/SAMix^P) makes now for a batch, for plotting.
+
+        Args:
+            x: float images (N, C, H, W), N ≥ 2, normalised like the training data (used as given).
+            lam: mixing ratio λ in [0, 1], the weight of each original image.
+            partner: permutation of range(N): image i is mixed with x[partner[i]]; None draws one from
+                ``seed``.
+            seed: seed of the permutation and of the Mixer's own random choices.
+
+        Returns:
+            float32 (N, 1, H, W) partner masks M in [0, 1]: the mixed image is
+            ``x * (1 - M) + x[partner] * M``. Computing them changes no weight and no BN statistic.
+        """
+        return _learned.mixer_masks(self.handle, self.model.in_channels, x, lam, partner, seed)
+
+    def save_mixer(self, path: PathLike) -> None:
+        """Saves the trained Mixer with the encoder that feeds it, for SAMix^P
+        (``samix.Trainer(new_model, mix=samix.SAMix.pretrained(path))``)."""
+        check(lib.samix_trainer_save_mixer(self.handle, path_arg(path)))
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -320,7 +383,10 @@ class Trainer(Handle):
                           weight_decay=float(cfg["weight_decay"]), nesterov=cfg["nesterov"] == "1")
             sched = Schedule(cfg["schedule"], warmup_steps=int(cfg["warmup_steps"]))
             alpha = None if cfg["alpha"] == "default" else float(cfg["alpha"])
-            kwargs = dict(optimizer=opt, schedule=sched, mix=cfg["mix"], alpha=alpha,
+            mix: Any = cfg["mix"]
+            if "learned_method" in cfg:
+                mix = _learned.from_options(cfg["learned_method"], cfg.get("learned_options", ""))
+            kwargs = dict(optimizer=opt, schedule=sched, mix=mix, alpha=alpha,
                           label_smoothing=float(cfg["label_smoothing"]), seed=int(meta["seed"]))
             arch, k, c = meta["architecture"], int(meta["num_classes"]), int(meta["in_channels"])
         except (KeyError, ValueError) as e:

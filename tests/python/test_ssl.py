@@ -1,0 +1,186 @@
+"""samix.ssl: MoCo v2 / + Mixup / SAMix-I / SAMix-C pre-training, kNN and linear-probe evaluation,
+backbone files, argument errors and handle lifetimes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import samix
+from samix.errors import InvalidArgumentError, SamixError, SamixIOError, SamixTypeError, ShapeError
+
+SMALL = dict(queue_size=64, neck_hidden=32, embedding_dim=16)
+
+
+def colour_data(n=48, seed=0, size=16, classes=3):
+    """uint8 RGB images; class c has a bright channel c (+ noise): separable by colour."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    x = rng.integers(0, 60, (n, 3, size, size)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, c] += 150
+    return x, y
+
+
+def small_moco(mix=None, **kw):
+    return samix.ssl.MoCo("resnet20", 3, mix=mix, seed=kw.pop("seed", 0), **SMALL, **kw)
+
+
+def strip(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+CASES = {
+    "moco": dict(mix=None),
+    "mixup": dict(mix="mixup"),
+    "samix-i": dict(mix=samix.SAMix(), variant="instance"),
+    "samix-c": dict(mix=samix.SAMix(), variant="cluster", clusters=4, kmeans_iterations=3),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_one_epoch_runs_and_is_deterministic(case):
+    x, y = colour_data()
+    runs = []
+    for _ in range(2):
+        with small_moco(**CASES[case]) as m:
+            assert m.method == {"moco": "moco", "mixup": "moco-mixup", "samix-i": "samix-i", "samix-c": "samix-c"}[case]
+            h = m.fit(x, y, epochs=1, batch_size=16, knn_every=1, knn_k=5, val=(x[:12], y[:12]), verbose=False)
+            runs.append((strip(h), m.features(x[:4])))
+    (h0, f0), (h1, f1) = runs
+    assert h0 == h1
+    np.testing.assert_array_equal(f0, f1)
+    r = h0[0]
+    assert r["epoch"] == 1 and r["steps"] == 3 and math.isfinite(r["loss"]) and 0 <= r["knn_top1"] <= 1
+    if case.startswith("samix"):
+        assert "loss_mb" in r and "loss_mask" in r, r
+    if case == "samix-c":
+        assert math.isfinite(r["kmeans_inertia"])
+
+
+def test_seed_changes_the_run_and_history_accumulates():
+    x, y = colour_data(32)
+    losses = []
+    for seed in (0, 1):
+        with small_moco(seed=seed) as m:
+            losses.append(m.fit(x, epochs=1, batch_size=16, verbose=False)[0]["loss"])
+            m.fit(x, epochs=1, batch_size=16, verbose=False)
+            assert [r["epoch"] for r in m.history] == [1, 2] and "knn_top1" not in m.history[0]
+    assert losses[0] != losses[1]
+
+
+def test_callback_stops():
+    x, y = colour_data(32)
+    with small_moco() as m:
+        h = m.fit(x, epochs=3, batch_size=16, callbacks=[lambda r: False], verbose=False)
+        assert len(h) == 1
+
+
+def test_knn_and_linear_probe_on_separable_data():
+    x, y = colour_data(90, seed=1)
+    xt, yt = colour_data(45, seed=2)
+    with samix.models.resnet20(num_classes=3, in_channels=3, seed=0) as model:
+        assert samix.ssl.knn_eval(model, x, y, xt, yt, k=10) >= 0.95
+        r = samix.ssl.linear_probe(model, x, y, xt, yt, epochs=30, lr=10.0, batch_size=32)
+        assert r["train_accuracy"] >= 0.95 and r["test_accuracy"] >= 0.95, r
+        # Labels that ignore the images cannot be predicted on new data: the probe is not vacuous.
+        rng = np.random.default_rng(0)
+        r = samix.ssl.linear_probe(model, x, rng.integers(0, 3, 90), xt, rng.integers(0, 3, 45), epochs=30)
+        assert r["test_accuracy"] < 0.7
+    with small_moco() as m:
+        acc = samix.ssl.knn_eval(m, x, y, xt, yt, k=10, temperature=0.1)
+        assert 0.0 <= acc <= 1.0
+
+
+def test_backbone_save_and_load(tmp_path):
+    x, y = colour_data(32)
+    path = tmp_path / "bb.bin"
+    with small_moco(mix="mixup") as m:
+        m.fit(x, epochs=1, batch_size=16, verbose=False)
+        m.save_backbone(path, metadata={"note": "test"})
+        f = m.features(x)
+        knn = samix.ssl.knn_eval(m, x, y, x, y, k=5)
+    info = samix.ssl.backbone_info(path)
+    assert info["architecture"] == "resnet20" and info["in_channels"] == "3"
+    assert info["method"] == "moco-mixup" and info["note"] == "test"
+    with samix.ssl.load_backbone(path, num_classes=3) as model:
+        assert model.architecture == "resnet20" and model.num_classes == 3
+        np.testing.assert_allclose(samix.ssl.features(model, x), f, rtol=1e-5, atol=1e-5)
+        assert samix.ssl.knn_eval(model, x, y, x, y, k=5) == knn
+        # The loaded model fine-tunes like any model.
+        with samix.Trainer(model, optimizer=samix.optim.SGD(lr=0.01)) as tr:
+            tr.fit(x, y, epochs=1, batch_size=16, progress=False, verbose=False)
+    (tmp_path / "junk.bin").write_bytes(b"not a backbone")
+    with pytest.raises(SamixIOError):
+        samix.ssl.load_backbone(tmp_path / "junk.bin")
+    with samix.models.resnet18(num_classes=3, in_channels=3) as other, pytest.raises(InvalidArgumentError):
+        samix._lib.check(samix._lib.lib.samix_model_load_backbone(other.handle, str(path).encode()))
+
+
+def test_bad_arguments():
+    x, y = colour_data(16)
+    for kw, exc in [(dict(mix="cutmix"), InvalidArgumentError), (dict(mix=samix.AutoMix()), SamixTypeError),
+                    (dict(mix=3), SamixTypeError), (dict(variant="cluster"), InvalidArgumentError),
+                    (dict(variant="both", mix=samix.SAMix()), InvalidArgumentError),
+                    (dict(mix=samix.SAMix(), mask_adjust="sometimes"), InvalidArgumentError),
+                    (dict(mix=samix.SAMix(), positive_extension="up"), InvalidArgumentError),
+                    (dict(mix=samix.SAMix(mask_layer=3)), InvalidArgumentError),
+                    (dict(mix=samix.SAMix(), variant="cluster", clusters=1), InvalidArgumentError),
+                    (dict(queue_size=0), InvalidArgumentError), (dict(temperature=0.0), InvalidArgumentError),
+                    (dict(momentum=1.5), InvalidArgumentError), (dict(seed=-1), InvalidArgumentError)]:
+        with pytest.raises(exc):
+            samix.ssl.MoCo("resnet20", 3, **{**SMALL, **kw})
+    with pytest.raises(InvalidArgumentError):
+        samix.ssl.MoCo("nonet", 3, **SMALL)
+    with small_moco() as m:
+        with pytest.raises(SamixTypeError):
+            m.fit(x.astype(np.float32), epochs=1, batch_size=8, verbose=False)
+        with pytest.raises(ShapeError):
+            m.fit(x[:, :1], epochs=1, batch_size=8, verbose=False)
+        with pytest.raises(InvalidArgumentError):
+            m.fit(x, epochs=1, batch_size=32, verbose=False)          # larger than the data
+        with pytest.raises(InvalidArgumentError):
+            m.fit(x, epochs=1, batch_size=8, val=(x, y), verbose=False)  # kNN bank needs y
+        with pytest.raises(InvalidArgumentError):
+            m.fit(x, y, epochs=0, verbose=False)
+        with pytest.raises(SamixTypeError):
+            samix.ssl.knn_eval("encoder", x, y, x, y)
+        with pytest.raises(InvalidArgumentError):
+            samix.ssl.knn_eval(m, x, y, x, y, k=0)
+        with pytest.raises(InvalidArgumentError):
+            samix.ssl.linear_probe(m, x, y, x, y, scaling="pca")
+        assert m.history == []
+
+
+@settings(max_examples=40)
+@given(name=st.sampled_from(["queue_size", "temperature", "momentum", "neck_hidden", "embedding_dim",
+                             "shuffle_bn_groups", "alpha"]),
+       value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 0), st.text(max_size=2),
+                       st.none()))
+def test_invalid_options_never_build_a_model(name, value):
+    ok_float = name in ("temperature", "momentum", "alpha")
+    if isinstance(value, float) and math.isfinite(value) and ok_float:
+        if (name == "temperature" and value > 0) or (name == "momentum" and 0 <= value <= 1) or \
+                (name == "alpha" and value > 0):
+            return
+    before = samix.live_handles("ssl")
+    with pytest.raises(SamixError):
+        samix.ssl.MoCo("resnet20", 3, mix="mixup", **{**SMALL, name: value})
+    assert samix.live_handles("ssl") == before
+
+
+def test_handles_are_freed():
+    x, y = colour_data(16)
+    base = samix.live_handles()
+    for case in CASES.values():
+        m = small_moco(**case)
+        assert samix.live_handles("ssl") >= 1
+        samix.ssl.knn_eval(m, x, y, x, y, k=3)
+        m.close()
+        m.close()
+    assert samix.live_handles() == base and samix.live_handles("ssl") == 0
