@@ -21,84 +21,6 @@
 
 #include <stdint.h>
 
-/* MARK: - Learned mixing (AutoMix, SAMix, SAMix^P)
- * method: "automix", "samix" or "samix-p" (a saved, frozen Mixer trains a new network without the
- * online Mixer training). options: "key=value" lines (NULL or "" = the CIFAR configs), OpenMixup
- * names: alpha, momentum, momentum_end, momentum_constant_fraction, momentum_reference_steps
- * (integer or none), mask_layer, mask_loss (weight), mask_loss_mode (L1, L1+Variance, L2+Variance,
- * Sparsity), mask_loss_margin, mask_loss_variance_weight, mask_loss_scope (sample, batch),
- * mask_adjust, mask_adjust_uses_mixer_lambda, lam_margin, mixer_loss (eta_balanced, official, bce),
- * eta, lam_mul_k (comma list, samix), value_dropout (samix), lam_concat (automix), switch_off,
- * mix_shuffle_no_repeat, head_init_std, reinit_online_head, evaluate_mix_heads, mixer_seed;
- * samix-p: path, alpha, lam_margin, mask_adjust, batch_statistics. Unknown keys are errors. */
-
-/* Validates method + options without creating anything (samix-p also reads the file). */
-samix_status samix_learned_check(const char *method, const char *options);
-/* A trainer (see samix_trainer_create) whose objective is the learned mixing method. */
-samix_status samix_trainer_create_learned(samix_handle model, const char *method, const char *options,
-                                          const char *optimizer, double lr, double momentum,
-                                          double weight_decay, int32_t nesterov, const char *schedule,
-                                          int64_t warmup_steps, uint64_t seed, samix_handle *out);
-/* Names of the networks a trainer reports, one per line ("online", then e.g. "momentum"), + NUL
- * into buf (capacity cap; cap 0 only reports *needed); their number into *count. */
-samix_status samix_trainer_heads(samix_handle trainer, char *buf, int64_t cap, int64_t *needed,
-                                 int64_t *count);
-/* Mean cross-entropy and top-1 accuracy of every head (samix_trainer_heads order; count = number of
- * heads) on a float32 batch (N, C, H, W, used as given) or on a uint8 dataset handle. */
-samix_status samix_trainer_evaluate_heads_array(samix_handle trainer, const float *x, const int64_t *shape,
-                                                const int64_t *labels, int64_t batch_size, double *losses,
-                                                double *accuracies, int64_t count);
-samix_status samix_trainer_evaluate_heads(samix_handle trainer, samix_handle dataset, int64_t batch_size,
-                                          double *losses, double *accuracies, int64_t count);
-/* The partner masks (N×1×H×W floats in [0, 1], weight of x[partner[i]] per pixel) the trainer's
- * Mixer makes for a float batch x (N ≥ 2, used as given) at lam in [0, 1] (weight of the original)
- * with partner[N] (a permutation; NULL = drawn from seed). Changes no weight or statistic. */
-samix_status samix_trainer_mixer_masks(samix_handle trainer, const float *x, const int64_t *shape,
-                                       double lam, const int64_t *partner, uint64_t seed, float *masks,
-                                       int64_t mask_count);
-/* Saves the Mixer and the encoder feeding it (for method "samix-p", option path). */
-samix_status samix_trainer_save_mixer(samix_handle trainer, const char *path);
-
-/* MARK: - Self-supervised learning (MoCo v2, + Mixup, SAMix-I, SAMix-C)
- * mix: "none" (NULL), "mixup" or "samix". options: "key=value" lines: queue_size (4096),
- * temperature (0.2), momentum (key encoder EMA, 0.99), neck_hidden (2048), embedding_dim (128),
- * neck_bn, shuffle_bn_groups (2); mixup: alpha; samix: alpha, variant (instance, cluster), eta,
- * mask_layer, mask_loss, mask_loss_mode, mask_loss_margin, lam_mul_k, value_dropout, mixer_loss,
- * clusters, kmeans_iterations, mask_adjust (auto, auto_label, off or a probability), mean_margin,
- * positive_extension (off, interpolate, extrapolate, both). */
-samix_status samix_ssl_create(const char *architecture, int64_t in_channels, const char *mix,
-                              const char *options, uint64_t seed, samix_handle *out);
-samix_status samix_ssl_free(samix_handle ssl);
-/* Called after every epoch with the epoch's record as "key=value" lines (epoch, loss, lr, seconds,
- * steps, knn_top1 when monitored, kmeans_inertia for SAMix-C, step metrics); non-zero stops (the
- * call then returns SAMIX_E_INVALID_STATE). Runs with the SSL model's lock held. */
-typedef int32_t (*samix_record_callback)(void *user, const char *record);
-/* Pre-trains for `epochs` epochs (a full cosine schedule per call) on a uint8 dataset (labels used
- * only as the kNN memory bank); val (0 = none) is the kNN query set, monitored every knn_every
- * epochs and after the last (0 = never). */
-samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle val, int64_t epochs,
-                           int64_t batch_size, double lr, double weight_decay, int64_t knn_every,
-                           int64_t knn_k, double knn_temperature, samix_record_callback callback,
-                           void *user);
-/* Saves the query backbone with n caller key/value pairs. */
-samix_status samix_ssl_save_backbone(samix_handle ssl, const char *path, int64_t n,
-                                     const char *const *keys, const char *const *values);
-/* Loads a saved backbone into a model of the same architecture and channels (head unchanged). */
-samix_status samix_model_load_backbone(samix_handle model, const char *path);
-/* Frozen-backbone evaluation of an SSL model or a model handle (evaluation mode; uint8 datasets
- * normalised with the SSL pre-training statistics, else those of the first dataset). */
-/* GAP features (count = N × dim floats; count 0 only reports *dim); l2 = 1: unit-norm rows. */
-samix_status samix_backbone_features(samix_handle encoder, samix_handle dataset, int32_t l2, float *out,
-                                     int64_t count, int64_t *dim);
-/* Weighted kNN top-1: bank = train, queries = test. */
-samix_status samix_backbone_knn(samix_handle encoder, samix_handle train, samix_handle test, int64_t k,
-                                double temperature, double *accuracy);
-/* Linear probe (SGD momentum, cosine schedule); scaling "l2" (NULL), "none", "standardize". */
-samix_status samix_backbone_linear_probe(samix_handle encoder, samix_handle train, samix_handle test,
-                                         int64_t epochs, int64_t batch_size, double lr, double momentum,
-                                         double weight_decay, const char *scaling, uint64_t seed,
-                                         double *train_accuracy, double *test_accuracy);
-
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -319,6 +241,84 @@ samix_status samix_trainer_progress(samix_handle trainer, int64_t *out);
  * rate from the schedule at the trainer's current step; 0 keeps the optimizer's rate. */
 samix_status samix_trainer_train_step(samix_handle trainer, const float *x, const int64_t *shape,
                                       const int64_t *labels, int64_t total_steps, double *loss);
+
+/* MARK: - Learned mixing (AutoMix, SAMix, SAMix^P)
+ * method: "automix", "samix" or "samix-p" (a saved, frozen Mixer trains a new network without the
+ * online Mixer training). options: "key=value" lines (NULL or "" = the CIFAR configs), OpenMixup
+ * names: alpha, momentum, momentum_end, momentum_constant_fraction, momentum_reference_steps
+ * (integer or none), mask_layer, mask_loss (weight), mask_loss_mode (L1, L1+Variance, L2+Variance,
+ * Sparsity), mask_loss_margin, mask_loss_variance_weight, mask_loss_scope (sample, batch),
+ * mask_adjust, mask_adjust_uses_mixer_lambda, lam_margin, mixer_loss (eta_balanced, official, bce),
+ * eta, lam_mul_k (comma list, samix), value_dropout (samix), lam_concat (automix), switch_off,
+ * mix_shuffle_no_repeat, head_init_std, reinit_online_head, evaluate_mix_heads, mixer_seed;
+ * samix-p: path, alpha, lam_margin, mask_adjust, batch_statistics. Unknown keys are errors. */
+
+/* Validates method + options without creating anything (samix-p also reads the file). */
+samix_status samix_learned_check(const char *method, const char *options);
+/* A trainer (see samix_trainer_create) whose objective is the learned mixing method. */
+samix_status samix_trainer_create_learned(samix_handle model, const char *method, const char *options,
+                                          const char *optimizer, double lr, double momentum,
+                                          double weight_decay, int32_t nesterov, const char *schedule,
+                                          int64_t warmup_steps, uint64_t seed, samix_handle *out);
+/* Names of the networks a trainer reports, one per line ("online", then e.g. "momentum"), + NUL
+ * into buf (capacity cap; cap 0 only reports *needed); their number into *count. */
+samix_status samix_trainer_heads(samix_handle trainer, char *buf, int64_t cap, int64_t *needed,
+                                 int64_t *count);
+/* Mean cross-entropy and top-1 accuracy of every head (samix_trainer_heads order; count = number of
+ * heads) on a float32 batch (N, C, H, W, used as given) or on a uint8 dataset handle. */
+samix_status samix_trainer_evaluate_heads_array(samix_handle trainer, const float *x, const int64_t *shape,
+                                                const int64_t *labels, int64_t batch_size, double *losses,
+                                                double *accuracies, int64_t count);
+samix_status samix_trainer_evaluate_heads(samix_handle trainer, samix_handle dataset, int64_t batch_size,
+                                          double *losses, double *accuracies, int64_t count);
+/* The partner masks (N×1×H×W floats in [0, 1], weight of x[partner[i]] per pixel) the trainer's
+ * Mixer makes for a float batch x (N ≥ 2, used as given) at lam in [0, 1] (weight of the original)
+ * with partner[N] (a permutation; NULL = drawn from seed). Changes no weight or statistic. */
+samix_status samix_trainer_mixer_masks(samix_handle trainer, const float *x, const int64_t *shape,
+                                       double lam, const int64_t *partner, uint64_t seed, float *masks,
+                                       int64_t mask_count);
+/* Saves the Mixer and the encoder feeding it (for method "samix-p", option path). */
+samix_status samix_trainer_save_mixer(samix_handle trainer, const char *path);
+
+/* MARK: - Self-supervised learning (MoCo v2, + Mixup, SAMix-I, SAMix-C)
+ * mix: "none" (NULL), "mixup" or "samix". options: "key=value" lines: queue_size (4096),
+ * temperature (0.2), momentum (key encoder EMA, 0.99), neck_hidden (2048), embedding_dim (128),
+ * neck_bn, shuffle_bn_groups (2); mixup: alpha; samix: alpha, variant (instance, cluster), eta,
+ * mask_layer, mask_loss, mask_loss_mode, mask_loss_margin, lam_mul_k, value_dropout, mixer_loss,
+ * clusters, kmeans_iterations, mask_adjust (auto, auto_label, off or a probability), mean_margin,
+ * positive_extension (off, interpolate, extrapolate, both). */
+samix_status samix_ssl_create(const char *architecture, int64_t in_channels, const char *mix,
+                              const char *options, uint64_t seed, samix_handle *out);
+samix_status samix_ssl_free(samix_handle ssl);
+/* Called after every epoch with the epoch's record as "key=value" lines (epoch, loss, lr, seconds,
+ * steps, knn_top1 when monitored, kmeans_inertia for SAMix-C, step metrics); non-zero stops (the
+ * call then returns SAMIX_E_INVALID_STATE). Runs with the SSL model's lock held. */
+typedef int32_t (*samix_record_callback)(void *user, const char *record);
+/* Pre-trains for `epochs` epochs (a full cosine schedule per call) on a uint8 dataset (labels used
+ * only as the kNN memory bank); val (0 = none) is the kNN query set, monitored every knn_every
+ * epochs and after the last (0 = never). */
+samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle val, int64_t epochs,
+                           int64_t batch_size, double lr, double weight_decay, int64_t knn_every,
+                           int64_t knn_k, double knn_temperature, samix_record_callback callback,
+                           void *user);
+/* Saves the query backbone with n caller key/value pairs. */
+samix_status samix_ssl_save_backbone(samix_handle ssl, const char *path, int64_t n,
+                                     const char *const *keys, const char *const *values);
+/* Loads a saved backbone into a model of the same architecture and channels (head unchanged). */
+samix_status samix_model_load_backbone(samix_handle model, const char *path);
+/* Frozen-backbone evaluation of an SSL model or a model handle (evaluation mode; uint8 datasets
+ * normalised with the SSL pre-training statistics, else those of the first dataset). */
+/* GAP features (count = N × dim floats; count 0 only reports *dim); l2 = 1: unit-norm rows. */
+samix_status samix_backbone_features(samix_handle encoder, samix_handle dataset, int32_t l2, float *out,
+                                     int64_t count, int64_t *dim);
+/* Weighted kNN top-1: bank = train, queries = test. */
+samix_status samix_backbone_knn(samix_handle encoder, samix_handle train, samix_handle test, int64_t k,
+                                double temperature, double *accuracy);
+/* Linear probe (SGD momentum, cosine schedule); scaling "l2" (NULL), "none", "standardize". */
+samix_status samix_backbone_linear_probe(samix_handle encoder, samix_handle train, samix_handle test,
+                                         int64_t epochs, int64_t batch_size, double lr, double momentum,
+                                         double weight_decay, const char *scaling, uint64_t seed,
+                                         double *train_accuracy, double *test_accuracy);
 
 #ifdef __cplusplus
 }
