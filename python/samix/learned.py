@@ -387,3 +387,22 @@ def mixer_masks(handle: int, in_channels: int, x: Any, lam: float, partner: Any,
     check(lib.samix_trainer_mixer_masks(handle, xa.ctypes.data, shape.ctypes.data, lam,
                                         None if p is None else p.ctypes.data, int(seed), out.ctypes.data, out.size))
     return out
+
+
+def mix_result(masks_fn: Any, x: Any, lam: float, partner: Any, seed: int) -> Any:
+    """A :class:`samix.MixResult` of ``x`` mixed with the masks ``masks_fn(x, lam, partner, seed)``."""
+    from .mixing import MixResult
+
+    xa = as_f32(x, "x", ndim=4)
+    n = xa.shape[0]
+    if partner is None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+            raise InvalidArgumentError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        partner = np.random.default_rng(int(seed)).permutation(n)
+    p = as_labels(partner, "partner")
+    m = masks_fn(xa, lam=lam, partner=p, seed=seed)
+    mixed = xa * (1.0 - m) + xa[p] * m
+    realised = (1.0 - m.reshape(n, -1).mean(axis=1)).astype(np.float32)
+    return MixResult(images=mixed.astype(np.float32), targets=None, lam=realised,
+                     label_lam=np.full(n, lam, dtype=np.float32), partner=p, masks=m[:, 0],
+                     boxes=np.full((n, 4), -1, dtype=np.int64))

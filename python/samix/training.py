@@ -20,6 +20,7 @@ from .datasets import _DatasetHandle
 from . import learned as _learned
 from ._arrays import as_f32, as_labels, shape_array
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
+from .mixing import MixResult
 from .models import Model
 from .optim import SGD, AdamW, Schedule
 
@@ -336,6 +337,15 @@ class Trainer(Handle):
             ``x * (1 - M) + x[partner] * M``. Computing them changes no weight and no BN statistic.
         """
         return _learned.mixer_masks(self.handle, self.model.in_channels, x, lam, partner, seed)
+
+    def mixer_mix(self, x: Any, lam: float = 0.5, partner: Any = None, seed: int = 0) -> "MixResult":
+        """The batch mixed with the Mixer's current masks, as a :class:`samix.MixResult` for
+        ``samix.viz.show_mixed(x, trainer.mixer_mix(x), mean=..., std=...)``.
+
+        ``partner`` None draws a permutation from ``seed`` (NumPy). ``lam`` of the result is the
+        realised weight of each original (1 − mask mean), ``label_lam`` the λ the labels would get.
+        """
+        return _learned.mix_result(self.mixer_masks, x, lam, partner, seed)
 
     def save_mixer(self, path: PathLike) -> None:
         """Saves the trained Mixer with the encoder that feeds it, for SAMix^P

@@ -197,6 +197,20 @@ def test_masks_shape_range_and_no_side_effects():
             tr.mixer_masks(xf[:1])
 
 
+def test_mixer_mix_result_feeds_viz():
+    x, y = tiny_data(16)
+    xf = as_float(x[:6])
+    m, tr = make_trainer(samix.AutoMix())
+    with m, tr:
+        r = tr.mixer_mix(xf, lam=0.3, seed=2)
+        assert isinstance(r, samix.MixResult) and sorted(r.partner.tolist()) == list(range(6))
+        masks = tr.mixer_masks(xf, lam=0.3, partner=r.partner, seed=2)
+        np.testing.assert_array_equal(r.masks, masks[:, 0])
+        np.testing.assert_allclose(r.images, xf * (1 - masks) + xf[r.partner] * masks, rtol=1e-6)
+        np.testing.assert_allclose(r.lam, 1 - masks.mean(axis=(1, 2, 3)), rtol=1e-5)
+        assert np.all(r.label_lam == np.float32(0.3))
+
+
 def test_samix_p_reuses_a_frozen_mixer(tmp_path):
     x, y = tiny_data()
     xf = as_float(x[:8])
