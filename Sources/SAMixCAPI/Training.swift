@@ -10,6 +10,8 @@ final class TrainerBox {
     var normalization: Normalization?
     /// The creation arguments (saved in checkpoints as `config.*` metadata).
     var config: [String: String] = [:]
+    /// Means of the objective's step metrics over the last trained epoch, sorted by name.
+    var epochMetrics: [(String, Double)] = []
     init(_ trainer: Trainer) { self.trainer = trainer }
 }
 
@@ -118,6 +120,7 @@ public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchS
             let r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs)) { step, loss in
                 if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
             }
+            b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             outLoss?.pointee = r.loss
             outLR?.pointee = r.lr
             if stop { throw CAPIError(.invalidState, "interrupted by the step callback") }

@@ -50,6 +50,7 @@ public func samix_trainer_train_epoch_array(_ handle: UInt64, _ x: UnsafePointer
             let r = try t.trainEpoch(source, totalEpochs: Int(totalEpochs)) { step, loss in
                 if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
             }
+            b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             outLoss?.pointee = r.loss
             outLR?.pointee = r.lr
             if stop { throw CAPIError(.invalidState, "interrupted by the step callback") }

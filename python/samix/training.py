@@ -182,7 +182,10 @@ class Trainer(Handle):
         self.alpha = alpha
         self.label_smoothing = float(label_smoothing)
         self.seed = int(seed)
-        #: One dict per finished epoch: epoch, loss, lr, seconds, and val_loss / val_accuracy.
+        #: One dict per finished epoch: epoch, loss, lr, seconds, the objective's mean step metrics
+        #: (AutoMix/SAMix: loss_cls, loss_one, loss_gen, loss_mask, lambda_mb, mask_mean_mb,
+        #: mask_gap_mb, momentum, ...), val_loss / val_accuracy and, for AutoMix/SAMix,
+        #: val_momentum_loss / val_momentum_accuracy.
         self.history: list[dict] = []
 
     @property
@@ -258,6 +261,8 @@ class Trainer(Handle):
                             bar.close()
                     record = {"epoch": epoch + 1, "loss": loss.value, "lr": lr.value,
                               "seconds": time.perf_counter() - t0}
+                    for k, v in _learned.epoch_metrics(self.handle).items():  # e.g. loss_gen, mask_gap_mb
+                        record.setdefault(k, v)
                     if val_ds is not None:
                         ev = val_ds.evaluate(self.handle, 500, self.heads)
                         record["val_loss"], record["val_accuracy"] = ev["loss"], ev["accuracy"]

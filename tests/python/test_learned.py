@@ -147,6 +147,8 @@ def test_training_is_deterministic_and_reports_both_heads(mix):
     assert h0 == h1 and ev0 == ev1
     np.testing.assert_array_equal(m0, m1)
     assert {"loss", "val_accuracy", "val_loss", "val_momentum_accuracy", "val_momentum_loss"} <= set(h0[-1])
+    assert {"loss_gen", "loss_mask", "loss_cls", "loss_one", "mask_gap_mb", "momentum"} <= set(h0[-1])
+    assert 0 <= h0[-1]["momentum"] <= 1 and 0 <= h0[-1]["mask_mean_mb"] <= 1
     assert {"loss", "accuracy", "momentum_loss", "momentum_accuracy", "count"} == set(ev0)
     assert all(math.isfinite(v) for v in ev0.values())
     assert ev0["loss"] != ev0["momentum_loss"]          # two different networks
