@@ -21,8 +21,7 @@ ROOT = os.path.dirname(HERE)
 
 def run_json(cmd):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    lines = [l for l in out.splitlines() if l.strip().startswith("{")]
-    return json.loads(lines[-1])
+    return json.loads(out[out.index("{"):])
 
 
 def main():
