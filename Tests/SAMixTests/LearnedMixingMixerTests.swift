@@ -12,11 +12,11 @@ final class LearnedMixingMixerTests: XCTestCase {
         XCTAssertEqual(try Mixer(channels: 256, config: .automix()).parameterCount, 33_153)
         XCTAssertEqual(try Mixer(channels: 256, config: .samix()).parameterCount, 164_480)
         // The λ channel adds one input channel to the shared query and to the value conv.
-        XCTAssertEqual(try Mixer(channels: 256, config: .automix(lambdaChannel: true)).parameterCount, 33_153 + 128 + 1)
+        XCTAssertEqual(try Mixer(channels: 256, config: try .automix(lambdaChannel: true)).parameterCount, 33_153 + 128 + 1)
     }
 
     func testMaskShapeRangeAndAttentionRows() throws {
-        var configs: [MixerConfig] = [.automix(), .automix(lambdaChannel: true), try .samix(), try .samix(lamMulK: [-1], dropout: 0.1)]
+        var configs: [MixerConfig] = [try .automix(), try .automix(lambdaChannel: true), try .samix(), try .samix(lamMulK: [-1], dropout: 0.1)]
         configs.append(try MixerConfig(lambdaEncoding: .multiply(factor: 1, residual: false, rescaleK: [0.25, 1]),
                                        attention: .concatSeparate, value: .linear, valueInputConcat: true,
                                        upsampling: [.nearest, .bilinear], initStd: 0.3))

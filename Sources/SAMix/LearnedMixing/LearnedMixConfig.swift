@@ -91,7 +91,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
     /// length (`momentumReferenceSteps` = 200,000; pass nil for the literal schedule).
     public static func automix(alpha: Double = 2, lambdaChannel: Bool = false,
                                momentumReferenceSteps: Int? = 200_000) throws -> LearnedMixConfig {
-        try LearnedMixConfig(name: "automix", alpha: alpha, mixer: .automix(lambdaChannel: lambdaChannel),
+        try LearnedMixConfig(name: "automix", alpha: alpha, mixer: try .automix(lambdaChannel: lambdaChannel),
                              maskLoss: MaskLoss(mode: .l1), mixerLoss: .mixupCrossEntropy,
                              momentumReferenceSteps: momentumReferenceSteps)
     }

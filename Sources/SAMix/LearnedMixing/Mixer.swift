@@ -49,9 +49,8 @@ public struct MixerConfig: Equatable, Sendable {
 
     /// AutoMix's Mix Block: no λ (CIFAR) or a λ channel (ImageNet, `lambdaChannel`), cross-attention
     /// with a shared projection, linear value, nearest upsampling.
-    public static func automix(lambdaChannel: Bool = false) -> MixerConfig {
-        // The arguments are valid by construction.
-        try! MixerConfig(lambdaEncoding: lambdaChannel ? .concat(valueOnly: false) : .none,
+    public static func automix(lambdaChannel: Bool = false) throws -> MixerConfig {
+        try MixerConfig(lambdaEncoding: lambdaChannel ? .concat(valueOnly: false) : .none,
                          attention: .crossShared, value: .linear, upsampling: [.nearest])
     }
 
