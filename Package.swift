@@ -23,9 +23,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL",
+                       providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "SAMix", dependencies: ["COpenBLAS", "CZlib"],
+        .target(name: "SAMix", dependencies: ["COpenBLAS", "CDNNL", "CZlib"],
                 swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
         .target(name: "SAMixCAPI", dependencies: ["SAMix"],
                 swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),

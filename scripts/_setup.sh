@@ -6,7 +6,7 @@ cd "$ROOT"
 VENV="${SAMIX_VENV:-$ROOT/.venv}"
 
 need_apt=()
-for pkg in libopenblas-dev zlib1g-dev dataset-fashion-mnist python3-venv gcc; do
+for pkg in libopenblas-dev libdnnl-dev zlib1g-dev dataset-fashion-mnist python3-venv gcc; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

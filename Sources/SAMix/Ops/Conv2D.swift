@@ -110,11 +110,13 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let y = try Tensor(uninitializedShape: [g.n, g.cout, g.ho, g.wo])
     ConvTrace.observer?(g)
     let hw = g.ho * g.wo, inSize = g.cin * g.h * g.w, outSize = g.cout * hw
+    let xp = x.data, wp = weight.data, yp = y.data
+    let bp = bias?.data
+    // oneDNN where available (Ops/DNNLConvolution.swift), else im2col + SGEMM.
+    if try !DNNLConvolution.forward(x: xp, weight: wp, bias: bp, y: yp, geometry: g) {
     let colCount = g.isPointwise ? 0 : g.colRows * hw
     let workers = parallelChunkCount(g.n)
     let cols = try (0..<workers).map { _ in try TensorStorage(count: colCount) }
-    let xp = x.data, wp = weight.data, yp = y.data
-    let bp = bias?.data
     parallelChunks(g.n) { worker, range in
         let col = cols[worker].pointer
         for img in range {
@@ -131,6 +133,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
                   beta: bp == nil ? 0 : 1, c: yi, ldc: hw)
         }
     }
+    }
     let xd = x.detached(), wd = weight.detached()
     var inputs = [x, weight]
     if let b = bias { inputs.append(b) }
@@ -144,6 +147,15 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
 
 func conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry g: Conv2DGeometry,
                     needInput: Bool, needWeight: Bool, needBias: Bool, hasBias: Bool) throws -> [Tensor?] {
+    if DNNLConvolution.backend == .dnnl && (needInput || needWeight || needBias) {
+        let dx = needInput ? try Tensor(uninitializedShape: x.shape) : nil
+        let dW = needWeight ? try Tensor(uninitializedShape: weight.shape) : nil
+        let dB = needBias ? try Tensor(uninitializedShape: [g.cout]) : nil
+        if try DNNLConvolution.backward(x: x.data, weight: weight.data, dy: dy.data, dx: dx?.data, dW: dW?.data,
+                                        db: dB?.data, hasBias: hasBias, geometry: g) {
+            return hasBias ? [dx, dW, dB] : [dx, dW]
+        }
+    }
     let hw = g.ho * g.wo, inSize = g.cin * g.h * g.w, outSize = g.cout * hw
     let wCount = g.cout * g.colRows
     let workers = parallelChunkCount(g.n)
