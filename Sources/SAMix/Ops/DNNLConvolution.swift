@@ -145,15 +145,23 @@ private struct Reorder {
 }
 
 /// 64-byte aligned scratch memory, freed with the object.
+/// A 64-byte-aligned work buffer from the engine's caching `BufferPool`: the layout copies and
+/// scratchpads of one call are handed to the next call of the same shape, so steady-state steps
+/// neither page-fault nor grow the heap.
 private final class Buffer {
     let pointer: UnsafeMutableRawPointer?
+    private let floats: Int
     init(bytes: Int) throws {
+        floats = (bytes + 3) / 4
         if bytes == 0 { pointer = nil; return }
-        var p: UnsafeMutableRawPointer?
-        guard posix_memalign(&p, 64, bytes) == 0, let p else { throw SAMixError.invalidState("out of memory (\(bytes) bytes)") }
-        pointer = p
+        guard let p = BufferPool.shared.allocate(floats) else {
+            throw SAMixError.outOfMemory("cannot allocate \(bytes) bytes for a oneDNN work buffer")
+        }
+        pointer = UnsafeMutableRawPointer(p)
     }
-    deinit { free(pointer) }
+    deinit {
+        if let pointer { BufferPool.shared.release(pointer.assumingMemoryBound(to: Float.self), count: floats) }
+    }
 }
 
 private final class Plan {
