@@ -242,23 +242,9 @@ public func samix_trainer_create_learned(_ model: UInt64, _ method: UnsafePointe
         let objective = try makeLearnedObjective(method: methodName, options: optionText, defaultSeed: seed)
         let id: UInt64 = try entry.lock.locked {
             let params = try Trainer.parameters(model: net, objective: objective)
-            let opt: Optimizer
-            switch optName {
-            case "sgd":
-                opt = try SGD(params, lr: Float(lr), momentum: Float(momentum), weightDecay: Float(weightDecay),
-                              nesterov: nesterov != 0)
-            case "adamw":
-                opt = try AdamW(params, lr: Float(lr), weightDecay: Float(weightDecay))
-            default:
-                throw CAPIError(.invalidArgument, "unknown optimizer '\(optName)'; expected sgd or adamw")
-            }
-            let kind: LearningRateSchedule.Kind
-            switch schedName {
-            case "cosine": kind = .cosine(minLR: 0)
-            case "constant": kind = .constant
-            default: throw CAPIError(.invalidArgument, "unknown schedule '\(schedName)'; expected cosine or constant")
-            }
-            let sched = try LearningRateSchedule(kind, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
+            let opt = try OptimizerFactory.make(optName, parameters: params, lr: Float(lr), momentum: Float(momentum),
+                                                weightDecay: Float(weightDecay), nesterov: nesterov != 0)
+            let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
             let box = TrainerBox(Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed))
             box.config = ["mix": objective.name, "learned_method": methodName.lowercased(),
                           "learned_options": optionText, "alpha": "default", "label_smoothing": "0.0",
@@ -353,12 +339,7 @@ public func samix_trainer_evaluate_heads(_ handle: UInt64, _ data: UInt64, _ bat
         let ds = try datasetValue(data)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            guard ds.channels == t.model.inChannels else {
-                throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(t.model.inChannels)")
-            }
-            guard ds.classCount <= t.model.numClasses else {
-                throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(t.model.numClasses)")
-            }
+            try checkDataset(ds, fits: t.model)
             let norm = b.normalization ?? Normalization.standard(for: ds)
             let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false,
                                         normalization: norm, training: false)

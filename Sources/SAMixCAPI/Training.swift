@@ -21,6 +21,16 @@ public typealias StepCallback = @convention(c) (UnsafeMutableRawPointer?, Int64,
 
 struct Interrupted: Error {}
 
+/// Checks that a dataset's images and labels fit a model's input channels and class count.
+func checkDataset(_ ds: ImageDataset, fits model: ImageClassifier) throws {
+    guard ds.channels == model.inChannels else {
+        throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(model.inChannels)")
+    }
+    guard ds.classCount <= model.numClasses else {
+        throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(model.numClasses)")
+    }
+}
+
 @_cdecl("samix_trainer_create")
 public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, _ alpha: Double,
                                  _ labelSmoothing: Double, _ optimizer: UnsafePointer<CChar>?, _ lr: Double,
@@ -48,23 +58,9 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
             let objective = try ObjectiveRegistry.make(mixName, alpha: alpha.isNaN ? nil : alpha,
                                                        labelSmoothing: Float(labelSmoothing))
             let params = try Trainer.parameters(model: net, objective: objective)
-            let opt: Optimizer
-            switch optName {
-            case "sgd":
-                opt = try SGD(params, lr: Float(lr), momentum: Float(momentum), weightDecay: Float(weightDecay),
-                              nesterov: nesterov != 0)
-            case "adamw":
-                opt = try AdamW(params, lr: Float(lr), weightDecay: Float(weightDecay))
-            default:
-                throw CAPIError(.invalidArgument, "unknown optimizer '\(optName)'; expected sgd or adamw")
-            }
-            let kind: LearningRateSchedule.Kind
-            switch schedName {
-            case "cosine": kind = .cosine(minLR: 0)
-            case "constant": kind = .constant
-            default: throw CAPIError(.invalidArgument, "unknown schedule '\(schedName)'; expected cosine or constant")
-            }
-            let sched = try LearningRateSchedule(kind, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
+            let opt = try OptimizerFactory.make(optName, parameters: params, lr: Float(lr), momentum: Float(momentum),
+                                                weightDecay: Float(weightDecay), nesterov: nesterov != 0)
+            let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
             let t = Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed)
             let box = TrainerBox(t)
             box.config = ["mix": mixName, "alpha": alpha.isNaN ? "default" : "\(alpha)",
@@ -101,12 +97,7 @@ public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchS
         let ds = try datasetValue(data)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            guard ds.channels == t.model.inChannels else {
-                throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(t.model.inChannels)")
-            }
-            guard ds.classCount <= t.model.numClasses else {
-                throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(t.model.numClasses)")
-            }
+            try checkDataset(ds, fits: t.model)
             guard Int(totalEpochs) > t.epochsDone else {
                 throw CAPIError(.invalidState, "training is already at epoch \(t.epochsDone) of \(totalEpochs)")
             }
@@ -139,12 +130,7 @@ public func samix_trainer_evaluate(_ handle: UInt64, _ data: UInt64, _ batchSize
         let ds = try datasetValue(data)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            guard ds.channels == t.model.inChannels else {
-                throw CAPIError(.shape, "images have \(ds.channels) channels, the model expects \(t.model.inChannels)")
-            }
-            guard ds.classCount <= t.model.numClasses else {
-                throw CAPIError(.invalidArgument, "data has \(ds.classCount) classes, the model only \(t.model.numClasses)")
-            }
+            try checkDataset(ds, fits: t.model)
             let norm = b.normalization ?? Normalization.standard(for: ds)
             let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false,
                                         normalization: norm, training: false)
