@@ -7,7 +7,7 @@ run in progress), then prints the table: top-1 as the median of the last 5 epoch
 for AutoMix/SAMix, the momentum head), mean over seeds, and the median time per epoch.
 
     python3 bench/accuracy_table.py --data /tmp/cifar --run        # run what is missing, then print
-    python3 bench/accuracy_table.py --results results/cifar10-r20   # print the table only
+    python3 bench/accuracy_table.py --epochs 20                    # print the table of the 20-epoch protocol
 """
 import argparse
 import json
@@ -87,12 +87,12 @@ def table(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="CIFAR-10 directory (needed with --run)")
-    ap.add_argument("--results", default=os.path.join(ROOT, "results", "cifar10-r20"))
+    ap.add_argument("--results", help="results directory (default: results/cifar10-<model>-e<epochs>-n<subset>)")
     ap.add_argument("--samix-bench", default=os.path.join(ROOT, ".build", "release", "samix-bench"))
     ap.add_argument("--methods", default="vanilla,mixup,cutmix,automix,samix")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--model", default="resnet20")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--train-subset", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--lr", type=float, default=0.1)
@@ -100,6 +100,8 @@ def main():
     ap.add_argument("--threads", type=int, help="worker threads per training run (default: all cores)")
     ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
     a = ap.parse_args()
+    if not a.results:
+        a.results = os.path.join(ROOT, "results", f"cifar10-{a.model}-e{a.epochs}-n{a.train_subset or 50000}")
     os.makedirs(a.results, exist_ok=True)
     if a.run:
         if not a.data:
