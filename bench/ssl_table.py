@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The self-supervised table of issue 6: MoCo v2, MoCo v2 + Mixup, SAMix-I and SAMix-C under one protocol.
+
+Runs ``samix-bench ssl ... --probe --json`` once per (method, seed) without a finished result, streaming
+its JSON lines into ``RESULTS/<method>-seed<S>.jsonl`` (the last line, ``"final": true``, holds the kNN and
+linear-probe top-1), then prints kNN / linear-probe top-1 (mean over seeds) and the pre-training time.
+
+    python3 bench/ssl_table.py --data /tmp/cifar --run --threads 1
+    python3 bench/ssl_table.py                       # print only
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip().startswith("{")]
+
+
+def final(path):
+    if not os.path.exists(path):
+        return None
+    rows = load(path)
+    return rows[-1] if rows and rows[-1].get("final") else None
+
+
+def run_one(a, method, seed, path):
+    cmd = [a.samix_bench, "ssl", "--data", a.data, "--method", method, "--model", a.model, "--epochs", str(a.epochs),
+           "--batch", str(a.batch), "--queue", str(a.queue), "--seed", str(seed), "--knn-every", str(a.knn_every),
+           "--probe", "--probe-epochs", str(a.probe_epochs), "--json"]
+    if a.train_subset:
+        cmd += ["--train-subset", str(a.train_subset)]
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
+    print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
+    tmp = path + ".partial"
+    with open(tmp, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            print(f"  {method} seed {seed}: {line.strip()}", file=sys.stderr, flush=True)
+        if proc.wait() != 0:
+            raise SystemExit(f"{method} seed {seed} failed (exit {proc.returncode}); partial log in {tmp}")
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="CIFAR-10 directory (needed with --run)")
+    ap.add_argument("--results", help="default: results/ssl-cifar10-<model>-e<epochs>-n<subset>")
+    ap.add_argument("--samix-bench", default=os.path.join(ROOT, ".build", "release", "samix-bench"))
+    ap.add_argument("--methods", default="moco,moco-mixup,samix-i,samix-c")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--model", default="resnet20")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--train-subset", type=int, default=10000)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--queue", type=int, default=4096)
+    ap.add_argument("--knn-every", type=int, default=10)
+    ap.add_argument("--probe-epochs", type=int, default=100)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
+    a = ap.parse_args()
+    if not a.results:
+        a.results = os.path.join(ROOT, "results", f"ssl-cifar10-{a.model}-e{a.epochs}-n{a.train_subset or 50000}")
+    os.makedirs(a.results, exist_ok=True)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    methods = a.methods.split(",")
+    if a.run:
+        if not a.data:
+            raise SystemExit("--run needs --data DIR")
+        for seed in seeds:
+            for m in methods:
+                path = os.path.join(a.results, f"{m}-seed{seed}.jsonl")
+                if final(path) is None:
+                    run_one(a, m, seed, path)
+    print(f"CIFAR-10 self-supervised, {a.model}, {a.train_subset or 50000} class-balanced images, {a.epochs} epochs, "
+          f"batch {a.batch}, queue {a.queue}; kNN (k=200) and linear probe ({a.probe_epochs} epochs) on the full test "
+          f"set; mean over seeds")
+    print(f"{'method':11} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'pretrain s':>11}")
+    for m in methods:
+        fins = [f for f in (final(os.path.join(a.results, f"{m}-seed{s}.jsonl")) for s in seeds) if f]
+        if not fins:
+            print(f"{m:11} {0:5d} {'(no finished run)':>10}")
+            continue
+        print(f"{m:11} {len(fins):5d} {statistics.mean(f['knn_top1'] for f in fins):10.2f} "
+              f"{statistics.mean(f['probe_top1'] for f in fins):12.2f} "
+              f"{statistics.median(f['pretrain_seconds'] for f in fins):11.1f}")
+
+
+if __name__ == "__main__":
+    main()
