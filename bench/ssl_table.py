@@ -9,19 +9,16 @@ linear-probe top-1), then prints kNN / linear-probe top-1 (mean over seeds) and 
     python3 bench/ssl_table.py                       # print only
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_log import load, stream_run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-
-def load(path):
-    with open(path) as f:
-        return [json.loads(l) for l in f if l.strip().startswith("{")]
 
 
 def final(path):
@@ -39,17 +36,7 @@ def run_one(a, method, seed, path):
         cmd += ["--train-subset", str(a.train_subset)]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
-    print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
-    tmp = path + ".partial"
-    with open(tmp, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-            print(f"  {method} seed {seed}: {line.strip()}", file=sys.stderr, flush=True)
-        if proc.wait() != 0:
-            raise SystemExit(f"{method} seed {seed} failed (exit {proc.returncode}); partial log in {tmp}")
-    os.replace(tmp, path)
+    stream_run(cmd, path, f"{method} seed {seed}")
 
 
 def main():

@@ -333,16 +333,10 @@ public func samix_trainer_evaluate_heads(_ handle: UInt64, _ data: UInt64, _ bat
                                          _ losses: UnsafeMutablePointer<Double>?,
                                          _ accuracies: UnsafeMutablePointer<Double>?, _ count: Int64) -> Int32 {
     guarded("samix_trainer_evaluate_heads") {
-        guard batchSize >= 1, batchSize <= 1 << 20 else {
-            throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
-        }
         let ds = try datasetValue(data)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            try checkDataset(ds, fits: t.model)
-            let norm = b.normalization ?? Normalization.standard(for: ds)
-            let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false,
-                                        normalization: norm, training: false)
+            let loader = try evaluationLoader(b, ds, batchSize: batchSize)
             try evaluateHeads(t, loader, losses, accuracies, count)
         }
     }

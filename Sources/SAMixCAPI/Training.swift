@@ -21,6 +21,17 @@ public typealias StepCallback = @convention(c) (UnsafeMutableRawPointer?, Int64,
 
 struct Interrupted: Error {}
 
+/// A non-shuffling, non-augmenting loader over a dataset for evaluating a trainer's networks,
+/// normalised like its training data; checks the batch size and that the data fits the model.
+func evaluationLoader(_ b: TrainerBox, _ ds: ImageDataset, batchSize: Int64) throws -> DataLoader {
+    guard batchSize >= 1, batchSize <= 1 << 20 else {
+        throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
+    }
+    try checkDataset(ds, fits: b.trainer.model)
+    let norm = b.normalization ?? Normalization.standard(for: ds)
+    return try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false, normalization: norm, training: false)
+}
+
 /// Checks that a dataset's images and labels fit a model's input channels and class count.
 func checkDataset(_ ds: ImageDataset, fits model: ImageClassifier) throws {
     guard ds.channels == model.inChannels else {
@@ -124,16 +135,10 @@ public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchS
 public func samix_trainer_evaluate(_ handle: UInt64, _ data: UInt64, _ batchSize: Int64,
                                    _ outLoss: UnsafeMutablePointer<Double>?, _ outAccuracy: UnsafeMutablePointer<Double>?) -> Int32 {
     guarded("samix_trainer_evaluate") {
-        guard batchSize >= 1, batchSize <= 1 << 20 else {
-            throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
-        }
         let ds = try datasetValue(data)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            try checkDataset(ds, fits: t.model)
-            let norm = b.normalization ?? Normalization.standard(for: ds)
-            let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: false,
-                                        normalization: norm, training: false)
+            let loader = try evaluationLoader(b, ds, batchSize: batchSize)
             let e = try Trainer.evaluate(t.model, on: loader)
             outLoss?.pointee = e.loss
             outAccuracy?.pointee = e.accuracy
