@@ -2,8 +2,8 @@
 """The CIFAR accuracy table of issue 5: one fixed protocol for every mixing method.
 
 Runs ``samix-bench train`` once per (method, seed) that has no finished result yet, streaming each
-epoch's JSON line into ``RESULTS/<method>-seed<S>.jsonl`` (so an interrupted session loses at most the
-run in progress), then prints the table: top-1 as the median of the last 5 epochs (online head and,
+epoch's JSON line into ``RESULTS/<method>-seed<S>.jsonl`` and a trainer checkpoint after every epoch
+(``.ckpt``, so an interrupted run continues bit-identically from its last finished epoch), then prints the table: top-1 as the median of the last 5 epochs (online head and,
 for AutoMix/SAMix, the momentum head), mean over seeds, and the median time per epoch.
 
     python3 bench/accuracy_table.py --data /tmp/cifar --run        # run what is missing, then print
@@ -37,7 +37,9 @@ def run_one(a, method, seed, path):
         cmd += ["--train-subset", str(a.train_subset)]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
-    stream_run(cmd, path, f"{method} seed {seed}")
+    ckpt = path + ".ckpt"
+    cmd += ["--eval-every", str(a.eval_every), "--checkpoint", ckpt]
+    stream_run(cmd, path, f"{method} seed {seed}", checkpoint=ckpt)
 
 
 def table(a):
@@ -80,6 +82,8 @@ def main():
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--threads", type=int, help="worker threads per training run (default: all cores)")
+    ap.add_argument("--eval-every", type=int, default=5,
+                    help="test-set evaluation every N epochs and in each of the last 5 (default: 5)")
     ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
     a = ap.parse_args()
     if not a.results:

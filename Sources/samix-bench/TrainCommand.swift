@@ -26,6 +26,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Use the first N test images.") var testSubset: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Worker threads.") var threads: Int?
+    @Option(help: "Evaluate on the test set every N epochs (and in each of the last 5 epochs).") var evalEvery = 1
+    @Option(help: ArgumentHelp("Trainer checkpoint: resume from it when the file exists, rewrite it after every epoch.",
+                               discussion: "Resuming continues bit-identically; the file must come from the same command line."))
+    var checkpoint: String?
+    @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
     @Flag(help: "Print one JSON object per epoch.") var json = false
 
     func run() throws {
@@ -55,9 +60,16 @@ struct TrainCommand: ParsableCommand {
         let opt = try Trainer.sgd(model: net, objective: objective, lr: lr, weightDecay: weightDecay)
         let trainer = Trainer(model: net, objective: objective, optimizer: opt,
                               schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: lr), seed: seed)
+        if let path = checkpoint, FileIO.exists(path) {
+            try Checkpoint.load(into: trainer, from: path)
+            FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
+        }
         FileIO.stderr("\(model) on \(train.name): \(train.count) train / \(test.count) test images, mix=\(objective.name), "
             + "\(epochs) epochs, batch \(batch), threads \(Engine.threads)\n")
-        try trainer.fit(trainLoader, epochs: epochs, test: testLoader) { record in
+        guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
+        let evaluateAt = { (e: Int) in e % evalEvery == 0 || e > epochs - 5 }
+        var saveError: Error?
+        try trainer.fit(trainLoader, epochs: epochs, test: testLoader, evaluateAt: evaluateAt) { record in
             let online = record.evaluation["online"]
             // Every evaluated network: "online", plus e.g. "momentum" for AutoMix/SAMix.
             let heads = record.evaluation.keys.sorted()
@@ -74,13 +86,19 @@ struct TrainCommand: ParsableCommand {
                 for (k, v) in record.metrics.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(format3(v))") }
                 print("{" + fields.joined(separator: ", ") + "}")
             } else {
+                let testLoss = online.map { " test loss \(format3($0.loss))" } ?? ""
                 let evals = heads.map { "\($0) top-1 \(format3((record.evaluation[$0]?.accuracy ?? .nan) * 100))%" }
-                print("epoch \(record.epoch) loss \(format3(record.trainLoss)) test loss \(format3(online?.loss ?? .nan)) "
+                print("epoch \(record.epoch) loss \(format3(record.trainLoss))\(testLoss) "
                     + evals.joined(separator: ", ") + " lr \(format3(record.learningRate)) time \(format3(record.seconds)) s")
             }
             flushStdout()
-            return true
+            // Printed first, saved second: a line may repeat after a crash, never go missing.
+            if let path = checkpoint {
+                do { try Checkpoint.save(trainer, to: path) } catch { saveError = error; return false }
+            }
+            return record.epoch < (stopAfter ?? epochs)
         }
+        if let saveError { throw saveError }
         if let path = saveMixer, let learned = objective as? LearnedMixObjective {
             try learned.checkpoint(model: net).save(to: path)
             FileIO.stderr("saved the Mixer to \(path)\n")

@@ -25,6 +25,11 @@ public enum FileIO {
         var s = s
         s.withUTF8 { b in _ = write(2, b.baseAddress, b.count) }
     }
+
+    /// Whether `path` names an existing file or directory.
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
 }
 
 /// Formats a Double with 3 decimals (no Foundation).

@@ -136,10 +136,12 @@ public final class Trainer {
         return out
     }
 
-    /// Trains until `epochs` epochs are done, evaluating on `test` after each; `onEpoch` sees every
-    /// record as it is made (return false to stop early).
+    /// Trains until `epochs` epochs are done, evaluating on `test` after each epoch `e` (1-based)
+    /// for which `evaluateAt(e)` is true (default: every epoch; the record's `evaluation` is empty
+    /// otherwise); `onEpoch` sees every record as it is made (return false to stop early).
     @discardableResult
     public func fit(_ train: BatchSource, epochs: Int, test: BatchSource? = nil,
+                    evaluateAt: ((Int) -> Bool)? = nil,
                     onStep: ((Int, Double) -> Void)? = nil,
                     onEpoch: ((EpochRecord) -> Bool)? = nil) throws -> [EpochRecord] {
         try require(epochs >= 1, "epochs must be ≥ 1, got \(epochs)")
@@ -147,7 +149,8 @@ public final class Trainer {
             let t0 = Clock.now()
             let (loss, lr, metrics) = try trainEpoch(train, totalEpochs: epochs, onStep: onStep)
             let trainSeconds = Clock.now() - t0
-            let eval = try test.map { try evaluateAll(on: $0) } ?? [:]
+            let evaluate = evaluateAt?(epochsDone) ?? true
+            let eval = try test.map { evaluate ? try evaluateAll(on: $0) : [:] } ?? [:]
             let record = EpochRecord(epoch: epochsDone, trainLoss: loss, learningRate: lr, evaluation: eval,
                                      seconds: trainSeconds, metrics: metrics)
             history.append(record)
