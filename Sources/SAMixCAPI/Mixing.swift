@@ -161,7 +161,9 @@ public func samix_policy_mix(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ out
             let bshape = try ImageBatchShape(batch: B, channels: C, height: H, width: W,
                                              layout: channelsLast != 0 ? .nhwc : .nchw)
             let xp = try nonNull(x, "x"), op = try nonNull(out, "out")
-            try requireFinite(xp, bshape.elementCount, "x")
+            // Only policies that plan from pixel values need finite pixels; elsewhere NaN/Inf propagate
+            // into the output like any elementwise op (and a full scan would cost as much as the mix).
+            if b.policy.readsPixels { try requireFinite(xp, bshape.elementCount, "x") }
             let fixed: Double? = lambda.isNaN ? nil : lambda
             if let l = fixed, !(l >= 0 && l <= 1) {
                 throw CAPIError(.invalidArgument, "lambda must be in [0, 1] (or NaN to sample it), got \(l)")

@@ -110,17 +110,20 @@ class _PolicyBase(Handle):
         check(lib.samix_policy_rng_state(self.handle, ctypes.addressof(s), 1))
 
     def _mix(self, x: Any, y: Any, num_classes: Optional[int], label_smoothing: float, lam: Optional[float],
-             out: Optional[np.ndarray], return_masks: bool, channels_last: bool) -> MixResult:
+             out: Optional[np.ndarray], return_masks: bool, channels_last: bool,
+             details: bool = True) -> MixResult:
+        # Hot path (called once per training batch): every NumPy → pointer conversion costs ~2 µs, so
+        # the small outputs share one buffer (one conversion) and the shape array is cached.
         xa = as_f32(x, "x", ndim=4)
         if out is None:
             out = np.empty_like(xa)
-        else:
+        elif out is not xa:
             check_out(out, xa.shape)
-            if out is not xa and np.shares_memory(out, xa) and out.ctypes.data != xa.ctypes.data:
+            if np.shares_memory(out, xa) and out.ctypes.data != xa.ctypes.data:
                 raise ShapeError("out partially overlaps x (use out=x to mix in place)")
         n = xa.shape[0]
         h, w = (xa.shape[1], xa.shape[2]) if channels_last else (xa.shape[2], xa.shape[3])
-        targets = labels = None
+        labels = None
         k = 0
         if y is not None:
             labels = as_labels(y, "y")
@@ -129,23 +132,41 @@ class _PolicyBase(Handle):
             if num_classes is None:
                 raise InvalidArgumentError("num_classes is required when labels are given")
             k = _int_arg(num_classes, "num_classes", 1, 1 << 24)
-            targets = np.empty((n, k), dtype=np.float32)
-        lam_arr = np.empty(n, dtype=np.float32)
-        label_lam = np.empty(n, dtype=np.float32)
-        partner = np.empty(n, dtype=np.int64)
-        boxes = np.empty((n, 4), dtype=np.int64)
-        masks = np.empty((n, h, w), dtype=np.float32) if return_masks else None
         fixed = math.nan if lam is None else _float_arg(lam, "lam")
         if lam is not None and not 0.0 <= fixed <= 1.0:
             raise InvalidArgumentError(f"lam must be in [0, 1], got {fixed}")
         ls = _float_arg(label_smoothing, "label_smoothing")
-        shape = shape_array(xa.shape)
+        # One buffer: partner (n int64), boxes (4n int64), lam (n f32), label_lam (n f32), targets (n·k f32).
+        nd = 5 * n if details else 0
+        buf = np.empty(8 * nd + 4 * ((2 * n if details else 0) + n * k), dtype=np.uint8)
+        base = buf.ctypes.data
+        o_lam = 8 * nd
+        o_targets = o_lam + (8 * n if details else 0)
+        masks = np.empty((n, h, w), dtype=np.float32) if return_masks else None
+        shape = self._shape_ptr(xa.shape)
+        xp = xa.ctypes.data
         check(lib.samix_policy_mix(
-            self.handle, xa.ctypes.data, out.ctypes.data, shape.ctypes.data, 1 if channels_last else 0,
+            self.handle, xp, xp if out is xa else out.ctypes.data, shape, 1 if channels_last else 0,
             None if labels is None else labels.ctypes.data, k, ls, fixed,
-            None if targets is None else targets.ctypes.data, lam_arr.ctypes.data, label_lam.ctypes.data,
-            partner.ctypes.data, None if masks is None else masks.ctypes.data, boxes.ctypes.data))
-        return MixResult(out, targets, lam_arr, label_lam, partner, masks, boxes)
+            base + o_targets if k else None,
+            base + o_lam if details else None, base + o_lam + 4 * n if details else None,
+            base if details else None, None if masks is None else masks.ctypes.data,
+            base + 8 * n if details else None))
+        targets = buf[o_targets:].view(np.float32).reshape(n, k) if k else None
+        if not details:
+            return MixResult(out, targets, None, None, None, masks, None)  # type: ignore[arg-type]
+        ints = buf[:8 * nd].view(np.int64)
+        floats = buf[o_lam:o_targets].view(np.float32)
+        return MixResult(out, targets, floats[:n], floats[n:], ints[:n], masks, ints[n:].reshape(n, 4))
+
+    def _shape_ptr(self, shape: tuple[int, ...]) -> int:
+        """Address of a cached C int64[4] holding ``shape``."""
+        cached = getattr(self, "_shape_cache", None)
+        if cached is None or cached[0] != shape:
+            arr = shape_array(shape)
+            cached = (shape, arr, arr.ctypes.data)
+            self._shape_cache = cached
+        return cached[2]
 
 
 class MixPolicy(_PolicyBase):
@@ -183,7 +204,9 @@ class MixPolicy(_PolicyBase):
         """Mixes one batch.
 
         Args:
-            x: images (N, C, H, W), or (N, H, W, C) with ``channels_last=True``; finite values.
+            x: images (N, C, H, W), or (N, H, W, C) with ``channels_last=True``. NaN/Inf propagate
+                into the mixed pixels (as in NumPy), except for ``saliencymix``, whose saliency map
+                needs finite pixels (NumericalError).
             y: optional (N,) integer labels; then ``num_classes`` is required and soft targets returned.
             num_classes: number of classes of the soft targets.
             label_smoothing: epsilon of the soft targets, in [0, 1).
@@ -268,7 +291,8 @@ class Mixup(_PolicyBase):
         """Mixes ``x`` (N, C, H, W) and returns ``(mixed x, soft targets (N, num_classes))``."""
         in_place = (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
                     and x.flags.aligned and x.flags.writeable)
-        r = self.mix(x, target, out=x if in_place else None)
+        r = self._mix(x, target, self.num_classes, self.label_smoothing, None, x if in_place else None,
+                      False, False, details=False)
         assert r.targets is not None
         return r.images, r.targets
 

@@ -148,11 +148,17 @@ def test_bad_inputs():
             samix.mix(args.pop("x"), args.pop("y"), **args)
     bad = x.copy()
     bad[2, 1, 3, 3] = np.nan
+    # The saliency map needs finite pixels; elementwise policies let NaN/Inf propagate like NumPy.
     with pytest.raises(NumericalError, match="NaN or Inf"):
-        samix.mix(bad, y, num_classes=10)
+        samix.mix(bad, y, method="saliencymix", num_classes=10)
     bad[2, 1, 3, 3] = np.inf
     with pytest.raises(NumericalError):
-        samix.mix(bad, y, num_classes=10)
+        samix.mix(bad, y, method="saliencymix", num_classes=10)
+    bad[2, 1, 3, 3] = np.nan
+    r_nan = samix.mix(bad, y, method="mixup", lam=0.5, num_classes=10, seed=3)
+    assert np.isnan(r_nan.images[2, 1, 3, 3]) and np.isnan(r_nan.images[list(r_nan.partner).index(2), 1, 3, 3])
+    assert np.isfinite(np.delete(r_nan.images.reshape(len(x), -1), [2, list(r_nan.partner).index(2)], axis=0)).all()
+    assert np.isfinite(r_nan.targets).all()
     ro = x.copy()
     ro.flags.writeable = False
     with pytest.raises(SamixTypeError):

@@ -12,6 +12,8 @@ public enum MixTargets {
     ///   - partner: π(i), `count` values in `0..<count`.
     ///   - smoothing: ε ∈ [0, 1).
     /// - Complexity: O(B·K).
+    @_specialize(where L == Int64)
+    @_specialize(where L == Int)
     public static func build<L: BinaryInteger>(labels: UnsafePointer<L>, count: Int, numClasses: Int, smoothing: Float,
                                                lambda: [Float], partner: [Int],
                                                into out: UnsafeMutablePointer<Float>) throws {
@@ -122,6 +124,7 @@ extension MixResult {
     }
 
     /// Pointer variant for the C ABI: integer labels in, `B × K` floats out.
+    @_specialize(where L == Int64)
     public func softTargets<L: BinaryInteger>(labels: UnsafePointer<L>, numClasses: Int, smoothing: Float,
                                               into out: UnsafeMutablePointer<Float>) throws {
         try MixTargets.build(labels: labels, count: batch, numClasses: numClasses, smoothing: smoothing,

@@ -243,9 +243,14 @@ public protocol MixPolicy {
     /// of sampling it; it must be in [0, 1].
     func plan<T: MixElement>(images: UnsafePointer<T>, shape: ImageBatchShape, lambda: Double?,
                              rng: inout SplitMix64) throws -> MixResult
+    /// Whether `plan` reads pixel values (saliency) rather than only the batch shape. Policies that do
+    /// need finite inputs; for the others NaN/Inf simply propagate into the mixed pixels, as in NumPy.
+    var readsPixels: Bool { get }
 }
 
 extension MixPolicy {
+    public var readsPixels: Bool { false }
+
     /// Mixes `images` in place and returns what was done.
     @discardableResult
     public func mix<T: MixElement>(_ images: UnsafeMutablePointer<T>, shape: ImageBatchShape, lambda: Double? = nil,

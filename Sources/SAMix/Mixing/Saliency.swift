@@ -99,6 +99,9 @@ public struct SaliencyMix: MixPolicy, Sendable {
         self.perSample = perSample
     }
 
+    /// The saliency map is computed from the pixels.
+    public var readsPixels: Bool { true }
+
     public func plan<T: MixElement>(images: UnsafePointer<T>, shape: ImageBatchShape, lambda: Double?,
                                     rng: inout SplitMix64) throws -> MixResult {
         try checkAlpha(alpha, "SaliencyMix")
