@@ -25,10 +25,11 @@ final class MixingKernelTests: XCTestCase {
     }
 
     func testInPlaceEqualsOutOfPlaceForAllPairings() throws {
-        // 96×3×16×16 = 73 728 elements: above the parallel threshold, so long cycles are split between
-        // workers and sources read across a split must be saved.
-        let savedThreads = Engine.threads
-        defer { Engine.threads = savedThreads }
+        // 96×3×16×16 = 73 728 elements: above the (lowered) parallel threshold, so long cycles are split
+        // between workers and sources read across a split must be saved.
+        let savedThreads = Engine.threads, savedThreshold = MixApplyTuning.parallelThreshold
+        defer { Engine.threads = savedThreads; MixApplyTuning.parallelThreshold = savedThreshold }
+        MixApplyTuning.parallelThreshold = 1 << 16
         for threads in [1, 2, 3] {
             Engine.threads = threads
             for B in [1, 2, 5, 96] {
@@ -68,6 +69,47 @@ final class MixingKernelTests: XCTestCase {
                         XCTAssertTrue(ui == uo, "uint8 B \(B) map \(mi)")
                     }
                 }
+            }
+        }
+    }
+
+    func testBoxTwoCyclesSwapInPlace() throws {
+        // Flip pairing with CutMix boxes: two-cycles sharing one box are swapped in one pass, pairs with
+        // different boxes (and box/blend pairs) go through the saving scheduler; all must agree with
+        // out of place and with the reference, on 1 and 2 workers.
+        let savedThreads = Engine.threads, savedThreshold = MixApplyTuning.parallelThreshold
+        defer { Engine.threads = savedThreads; MixApplyTuning.parallelThreshold = savedThreshold }
+        MixApplyTuning.parallelThreshold = 1 << 10
+        let B = 10, H = 12, W = 9
+        let shared = MixBox(y0: 2, y1: 9, x0: 1, x1: 6)
+        var ops = [SampleMix](repeating: .box(shared), count: B)
+        ops[1] = .box(MixBox(y0: 0, y1: 4, x0: 3, x1: 9))   // pair (1, 8) with different boxes
+        ops[3] = .blend(0.3)                                  // pair (3, 6): box + blend
+        ops[4] = .box(MixBox(y0: 0, y1: 0, x0: 0, x1: 0))    // pair (4, 5): one empty box
+        ops[5] = .box(MixBox(y0: 0, y1: 0, x0: 0, x1: 0))
+        let partner = (0..<B).map { B - 1 - $0 }
+        for threads in [1, 2] {
+            Engine.threads = threads
+            for layout in [PixelLayout.nchw, .nhwc] {
+                let s = try ImageBatchShape(batch: B, channels: 3, height: H, width: W, layout: layout)
+                let r = try makeMixResult(shape: s, partner: partner, ops: ops)
+                let x = MixRef.images(s.elementCount, seed: 11)
+                var out = [Float](repeating: 0, count: x.count)
+                try x.withUnsafeBufferPointer { xp in
+                    try out.withUnsafeMutableBufferPointer { try r.apply(input: xp.baseAddress!, output: $0.baseAddress!, shape: s) }
+                }
+                var y = x
+                try y.withUnsafeMutableBufferPointer { try r.apply(inPlace: $0.baseAddress!, shape: s) }
+                XCTAssertTrue(y == out, "threads \(threads) \(layout)")
+                if layout == .nchw { XCTAssertTrue(MixRef.mix(x, s, r).elementsEqual(out) { abs($0 - $1) <= 1e-6 }) }
+                // the shared-box pair (0, 9) really exchanged its boxes and nothing else
+                let n = 3 * H * W
+                for c in 0..<3 { for yy in 0..<H { for xx in 0..<W {
+                    let o = layout == .nchw ? (c * H + yy) * W + xx : (yy * W + xx) * 3 + c
+                    let inside = yy >= shared.y0 && yy < shared.y1 && xx >= shared.x0 && xx < shared.x1
+                    XCTAssertEqual(y[o], inside ? x[9 * n + o] : x[o])
+                    XCTAssertEqual(y[9 * n + o], inside ? x[o] : x[9 * n + o])
+                } } }
             }
         }
     }

@@ -19,7 +19,10 @@ struct ImageGeometry {
 
 /// Elements of work below which kernels run on the calling thread only: waking the workers costs
 /// ~10 µs, more than a single-threaded pass over a 1.5 MB CIFAR batch saves (measured, 2 cores).
-private let parallelThreshold = 1 << 19
+enum MixApplyTuning {
+    /// Tests lower it to exercise the multi-worker scheduler on small batches.
+    nonisolated(unsafe) static var parallelThreshold = 1 << 19
+}
 
 extension MixResult {
     /// Applies this result to a batch (`input` → `output`; the two may be the same memory).
@@ -66,7 +69,7 @@ extension MixResult {
             default: work &+= n
             }
         }
-        let parallel = batch >= 2 && work >= parallelThreshold
+        let parallel = batch >= 2 && work >= MixApplyTuning.parallelThreshold
 
         try masks.withUnsafeBufferPointer { mbuf in
             let maskBase = mbuf.baseAddress
@@ -88,6 +91,8 @@ extension MixResult {
 
     private enum Unit {
         case single(Int)
+        /// A two-cycle mixed in one pass without saving either image: a blend pair, or a CutMix pair
+        /// with one shared box (the two boxes are swapped).
         case pair(Int, Int)
     }
 
@@ -118,6 +123,8 @@ extension MixResult {
                     if case .keep = ops[start] { continue }
                     units.append(.single(start))
                 } else if cycle.count == 2, case .blend = ops[cycle[0]], case .blend = ops[cycle[1]] {
+                    units.append(.pair(cycle[0], cycle[1]))
+                } else if cycle.count == 2, case .box(let b0) = ops[cycle[0]], case .box(let b1) = ops[cycle[1]], b0 == b1 {
                     units.append(.pair(cycle[0], cycle[1]))
                 } else {
                     for t in cycle { if case .keep = ops[t] {} else { units.append(.single(t)) } }
@@ -176,9 +183,14 @@ extension MixResult {
                 }
             }
         }
-        let scratchCount = saveSource.count &* n
-        let scratch = UnsafeMutablePointer<T>.allocate(capacity: max(scratchCount, 1))
-        defer { scratch.deallocate() }
+        // Saved sources live in the engine's caching pool: a fresh multi-megabyte allocation per call
+        // would be mmap'ed and page-faulted every time.
+        let scratchFloats = (saveSource.count &* n &* MemoryLayout<T>.stride &+ 3) / 4
+        guard let scratchMemory = BufferPool.shared.allocate(max(scratchFloats, 1)) else {
+            throw SAMixError.outOfMemory("cannot allocate \(scratchFloats * 4) bytes of mixing scratch")
+        }
+        defer { BufferPool.shared.release(scratchMemory, count: max(scratchFloats, 1)) }
+        let scratch = UnsafeMutableRawPointer(scratchMemory).bindMemory(to: T.self, capacity: saveSource.count &* n)
         for k in 0..<saveSource.count {
             if let region = saveRegion[k] {
                 copyRegion(from: UnsafePointer(images + saveSource[k] &* n), to: scratch + k &* n, box: region, g: g)
@@ -190,8 +202,14 @@ extension MixResult {
                 for p in bounds[c] {
                     switch unitsCopy[p] {
                     case .pair(let i, let j):
-                        guard case .blend(let li) = ops[i], case .blend(let lj) = ops[j] else { continue }
-                        blendPairInPlace(images + i &* n, images + j &* n, li, lj, n)
+                        switch (ops[i], ops[j]) {
+                        case (.blend(let li), .blend(let lj)):
+                            blendPairInPlace(images + i &* n, images + j &* n, li, lj, n)
+                        case (.box(let box), .box):
+                            swapRegion(images + i &* n, images + j &* n, box: box, g: g)
+                        default:
+                            continue
+                        }
                     case .single(let t):
                         let s = self.partner[t]
                         let src: UnsafePointer<T> = saveSlot[s] >= 0 ? UnsafePointer(scratch + saveSlot[s] &* n)
@@ -225,6 +243,37 @@ func copyRegion<T>(from src: UnsafePointer<T>, to dst: UnsafeMutablePointer<T>, 
         for y in box.y0..<box.y1 {
             let o = (y &* g.w &+ box.x0) &* g.c
             (dst + o).update(from: src + o, count: len)
+        }
+    }
+}
+
+/// Exchanges the pixels of `box` (all channels) between two images of the same geometry.
+@inline(__always)
+func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
+    if box.isEmpty { return }
+    @inline(__always) func swapRun(_ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>, _ len: Int) {
+        var k = 0
+        while k < len {
+            let t = a[k]
+            a[k] = b[k]
+            b[k] = t
+            k &+= 1
+        }
+    }
+    switch g.layout {
+    case .nchw:
+        let len = box.x1 &- box.x0
+        for c in 0..<g.c {
+            for y in box.y0..<box.y1 {
+                let o = c &* g.plane &+ y &* g.w &+ box.x0
+                swapRun(p + o, q + o, len)
+            }
+        }
+    case .nhwc:
+        let len = (box.x1 &- box.x0) &* g.c
+        for y in box.y0..<box.y1 {
+            let o = (y &* g.w &+ box.x0) &* g.c
+            swapRun(p + o, q + o, len)
         }
     }
 }

@@ -144,7 +144,6 @@ private struct Reorder {
     }
 }
 
-/// 64-byte aligned scratch memory, freed with the object.
 /// A 64-byte-aligned work buffer from the engine's caching `BufferPool`: the layout copies and
 /// scratchpads of one call are handed to the next call of the same shape, so steady-state steps
 /// neither page-fault nor grow the heap.
