@@ -39,6 +39,8 @@ def run_one(a, method, seed, path):
         cmd += ["--threads", str(a.threads)]
     ckpt = path + ".ckpt"
     cmd += ["--eval-every", str(a.eval_every), "--checkpoint", ckpt]
+    if method in ("automix", "samix"):  # keep the trained Mixer for mask pictures and SAMix^P
+        cmd += ["--save-mixer", path.replace(".jsonl", ".mixer.safetensors")]
     stream_run(cmd, path, f"{method} seed {seed}", checkpoint=ckpt)
 
 

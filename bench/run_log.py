@@ -34,7 +34,7 @@ def stream_run(cmd, path, label, checkpoint=None):
     kept = []
     done = checkpoint_epochs(checkpoint) if checkpoint and os.path.exists(checkpoint) else None
     if done is not None and os.path.exists(tmp):
-        kept = [r for r in load(tmp) if r.get("epoch", 0) <= done]
+        kept = [r for r in load(tmp) if "epoch" in r and r["epoch"] <= done]
         if len(kept) != done:  # the log does not match the checkpoint: start over
             kept = []
             os.remove(checkpoint)

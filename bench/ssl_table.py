@@ -36,7 +36,9 @@ def run_one(a, method, seed, path):
         cmd += ["--train-subset", str(a.train_subset)]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
-    stream_run(cmd, path, f"{method} seed {seed}")
+    ckpt = path + ".ckpt"
+    cmd += ["--checkpoint", ckpt]
+    stream_run(cmd, path, f"{method} seed {seed}", checkpoint=ckpt)
 
 
 def main():
@@ -72,15 +74,18 @@ def main():
     print(f"CIFAR-10 self-supervised, {a.model}, {a.train_subset or 50000} class-balanced images, {a.epochs} epochs, "
           f"batch {a.batch}, queue {a.queue}; kNN (k=200) and linear probe ({a.probe_epochs} epochs) on the full test "
           f"set; mean over seeds")
-    print(f"{'method':11} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'pretrain s':>11}")
+    print(f"{'method':11} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'s/epoch':>8}")
     for m in methods:
-        fins = [f for f in (final(os.path.join(a.results, f"{m}-seed{s}.jsonl")) for s in seeds) if f]
+        paths = [os.path.join(a.results, f"{m}-seed{s}.jsonl") for s in seeds]
+        fins = [f for f in (final(p) for p in paths) if f]
         if not fins:
             print(f"{m:11} {0:5d} {'(no finished run)':>10}")
             continue
+        # Training seconds per epoch (a resumed run's pretrain_seconds covers only its last part).
+        epoch_seconds = [r["seconds"] for p in paths if final(p) for r in load(p) if "epoch" in r]
         print(f"{m:11} {len(fins):5d} {statistics.mean(f['knn_top1'] for f in fins):10.2f} "
               f"{statistics.mean(f['probe_top1'] for f in fins):12.2f} "
-              f"{statistics.median(f['pretrain_seconds'] for f in fins):11.1f}")
+              f"{statistics.median(epoch_seconds):8.1f}")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,8 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Save the query backbone to this file after training.") var save: String?
     @Flag(help: "Run the linear probe on the trained backbone at the end.") var probe = false
+    @Option(help: "Trainer checkpoint: resume from it when the file exists, rewrite it after every epoch.") var checkpoint: String?
+    @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
     @Flag(help: "Print one JSON object per epoch.") var json = false
 
     func run() throws {
@@ -125,6 +127,10 @@ struct SSLCommand: ParsableCommand {
         if queue >= train.count {
             FileIO.stderr("warning: queue \(queue) ≥ training images \(train.count): stale keys of the same images act as negatives\n")
         }
+        if let path = checkpoint, FileIO.exists(path) {
+            try SSLCheckpoint.load(into: trainer, from: path)
+            FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
+        }
         let t0 = Clock.now()
         try trainer.fit(train: train, test: test) { r in
             var f: [(String, String)] = [("epoch", "\(r.epoch)"), ("method", method.jsonQuoted), ("model", model.jsonQuoted),
@@ -135,8 +141,11 @@ struct SSLCommand: ParsableCommand {
             f += [("lr", format3(Double(r.learningRate))), ("seconds", format3(r.seconds)),
                   ("img_per_s", format3(Double(r.steps * batch) / r.seconds))]
             printRecord(f, json: json)
-            return true
+            // Printed first, saved second: a line may repeat after a crash, never go missing.
+            if let path = checkpoint { try SSLCheckpoint.save(trainer, to: path) }
+            return r.epoch < (stopAfter ?? epochs)
         }
+        if trainer.epochsDone < epochs { return }   // --stop-after: the probe waits for the last epoch
         if let save {
             try BackboneCheckpoint.save(moco.backbone, architecture: model, inChannels: train.channels,
                                         metadata: [("method", method), ("epochs", "\(epochs)"), ("seed", "\(seed)"),

@@ -177,6 +177,58 @@ final class SSLEvalTests: XCTestCase {
         }
     }
 
+    /// Stopping after one epoch, saving, loading into a fresh trainer and finishing gives exactly the
+    /// uninterrupted run (weights, queue, optimizer state), for every method; a checkpoint from a
+    /// differently seeded model is refused without touching the trainer.
+    func testCheckpointResumeIsBitIdentical() throws {
+        let data = try toyDataset(8, seed: 4)
+        let norm = Normalization.computed(from: data)
+        let methods: [SSLMix] = [.none, .mixup(alpha: 2),
+                                 .samix(try SAMixSSLConfig(variant: .instance, maskLayer: 1, clusters: 2)),
+                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5))]
+        let dir = try DataFixtures.tempDir("sslresume")
+        defer { DataFixtures.remove(dir) }
+        let path = dir + "/ssl.safetensors"
+        for mix in methods {
+            func make() throws -> SSLTrainer {
+                let cfg = try MoCoConfig(architecture: "resnet20", neckHidden: 16, embeddingDim: 8, queueSize: 8, seed: 2)
+                return try SSLTrainer(model: try MoCo(config: cfg, mix: mix),
+                                      config: try SSLTrainingConfig(epochs: 2, batchSize: 4, knnEvery: 0, seed: 5),
+                                      augmentation: try .mocoV2(height: 8, width: 8), normalization: norm)
+            }
+            func state(_ t: SSLTrainer) throws -> [(String, [Float])] {
+                var v: [(String, [Float])] = []
+                for (p, m) in SSLCheckpoint.modules(t.model) { for (n, x) in m.stateDict() { v.append((p + n, x.scalars)) } }
+                for (n, x) in try t.optimizer.stateDict() { v.append(("optimizer." + n, x.scalars)) }
+                return v + [("queue", t.model.queue.keys.scalars), ("counters", [Float(t.model.queue.pointer), Float(t.step)])]
+            }
+            func assertSame(_ a: [(String, [Float])], _ b: [(String, [Float])], _ what: String) {
+                XCTAssertEqual(a.map { $0.0 }, b.map { $0.0 }, what)
+                let differing = zip(a, b).filter { $0.0.1 != $0.1.1 }.map { $0.0.0 }
+                XCTAssertTrue(differing.isEmpty, "\(what): \(differing.count) tensors differ, first \(differing.prefix(3))")
+            }
+            let full = try make()
+            try full.fit(train: data)
+            let first = try make()
+            try first.fit(train: data) { _ in false }
+            XCTAssertEqual(first.epochsDone, 1)
+            try SSLCheckpoint.save(first, to: path)
+            let resumed = try make()
+            try SSLCheckpoint.load(into: resumed, from: path)
+            XCTAssertEqual(resumed.epochsDone, 1)
+            try resumed.fit(train: data)
+            assertSame(try state(resumed), try state(full), "\(mix.name) resume")
+            // A checkpoint of another method is refused and changes nothing.
+            let other = try SSLTrainer(model: try MoCo(config: try MoCoConfig(architecture: "resnet20", neckHidden: 16, embeddingDim: 8,
+                                                                               queueSize: 8, seed: 3), mix: mix),
+                                       config: try SSLTrainingConfig(epochs: 2, batchSize: 4, seed: 5),
+                                       augmentation: try .mocoV2(height: 8, width: 8), normalization: norm)
+            let before = try state(other)
+            XCTAssertThrowsError(try SSLCheckpoint.load(into: other, from: path))
+            assertSame(try state(other), before, "\(mix.name) refused load")
+        }
+    }
+
     func testLinearProbeOnABackboneEndToEnd() throws {
         let data = try toyDataset(16, seed: 3)
         var rng = SplitMix64(seed: 1)

@@ -131,4 +131,13 @@ public final class KeyQueue {
         pointer = (pointer + b) % k
         filled = Swift.min(k, filled + b)
     }
+
+    /// Restores a saved queue (checkpoint resume): keys [K, d], write pointer and fill count.
+    public func restore(keys saved: Tensor, pointer p: Int, filled f: Int) throws {
+        try requireShape(saved.shape == keys.shape, "queue keys must be \(keys.shape), got \(saved.shape)")
+        try require(p >= 0 && p < capacity && f >= 0 && f <= capacity, "queue pointer \(p) / filled \(f) outside 0..<\(capacity)")
+        keys.data.update(from: saved.data, count: keys.count)
+        pointer = p
+        filled = f
+    }
 }

@@ -56,7 +56,9 @@ public final class SSLTrainer {
     public let normalization: Normalization
     public let optimizer: SGD
     public let schedule: LearningRateSchedule
-    public private(set) var step = 0
+    /// Optimizer steps and epochs done (restored by `SSLCheckpoint.load`; `fit` continues from them).
+    public internal(set) var step = 0
+    public internal(set) var epochsDone = 0
 
     public init(model: MoCo, config: SSLTrainingConfig, augmentation: SSLAugmentation, normalization: Normalization) throws {
         self.model = model
@@ -89,8 +91,8 @@ public final class SSLTrainer {
                                           k: config.knnK, temperature: config.knnTemperature)
     }
 
-    /// Trains for `config.epochs` epochs on `train` (labels unused except by the kNN monitor).
-    /// `onEpoch` returns false to stop early.
+    /// Trains until `config.epochs` epochs are done on `train` (labels unused except by the kNN
+    /// monitor), continuing after `epochsDone` (a resumed checkpoint). `onEpoch` returns false to stop early.
     public func fit(train: ImageDataset, test: ImageDataset? = nil,
                     onEpoch: (SSLEpochRecord) throws -> Bool = { _ in true }) throws {
         let b = config.batchSize
@@ -98,7 +100,10 @@ public final class SSLTrainer {
         let stepsPerEpoch = train.count / b    // drop the last partial batch (constant batch for BN and the queue)
         let totalSteps = stepsPerEpoch * config.epochs
         let root = SplitMix64(seed: config.seed)
-        for epoch in 0..<config.epochs {
+        try require(step == epochsDone * stepsPerEpoch,
+                    "trainer at step \(step) is not at an epoch boundary of \(stepsPerEpoch) steps (different dataset or batch size?)")
+        while epochsDone < config.epochs {
+            let epoch = epochsDone
             let start = Clock.now()
             var inertia: Double? = nil
             if case .samix(let s) = model.mix, s.variant == .cluster {
@@ -141,6 +146,7 @@ public final class SSLTrainer {
                                         knnTop1: knn, clusterInertia: inertia,
                                         learningRate: optimizer.learningRate, seconds: Clock.now() - start,
                                         steps: stepsPerEpoch)
+            epochsDone += 1
             if try !onEpoch(record) { break }
         }
     }
