@@ -168,51 +168,115 @@ public func samix_policy_mix(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ out
             if let l = fixed, !(l >= 0 && l <= 1) {
                 throw CAPIError(.invalidArgument, "lambda must be in [0, 1] (or NaN to sample it), got \(l)")
             }
-            if targets != nil {
-                let lp = try nonNull(labels, "labels")
-                guard numClasses >= 1, numClasses <= 1 << 24 else {
-                    throw CAPIError(.invalidArgument, "num_classes must be in 1...\(1 << 24), got \(numClasses)")
-                }
-                let (bk, overflow) = Int64(B).multipliedReportingOverflow(by: numClasses)
-                guard !overflow, bk <= 1 << 36 else {
-                    throw CAPIError(.invalidArgument, "targets of \(B)×\(numClasses) are too large")
-                }
-                guard labelSmoothing >= 0, labelSmoothing < 1 else {
-                    throw CAPIError(.invalidArgument, "label_smoothing must be in [0, 1), got \(labelSmoothing)")
-                }
-                for i in 0..<B where lp[i] < 0 || lp[i] >= numClasses {
-                    throw CAPIError(.invalidArgument, "label \(lp[i]) at index \(i) is outside 0..<\(numClasses)")
-                }
-            }
+            try validateTargetArguments(targets: targets, labels: labels, batch: B, numClasses: numClasses,
+                                        labelSmoothing: labelSmoothing)
             let r = try b.policy.plan(images: xp, shape: bshape, lambda: fixed, rng: &b.rng)
             try r.apply(input: xp, output: op, shape: bshape)
-            if let targets, let lp = labels {
-                try r.softTargets(labels: lp, numClasses: Int(numClasses), smoothing: Float(labelSmoothing), into: targets)
+            try writeMixOutputs(r, labels: labels, numClasses: numClasses, labelSmoothing: labelSmoothing, targets: targets,
+                                lam: lam, labelLam: labelLam, partner: partner, masks: masks, boxes: boxes)
+        }
+    }
+}
+
+/// Checks the soft-target arguments shared by the mixing entry points (before any output is touched).
+func validateTargetArguments(targets: UnsafeMutablePointer<Float>?, labels: UnsafePointer<Int64>?, batch B: Int,
+                             numClasses: Int64, labelSmoothing: Double) throws {
+    guard targets != nil else { return }
+    let lp = try nonNull(labels, "labels")
+    guard numClasses >= 1, numClasses <= 1 << 24 else {
+        throw CAPIError(.invalidArgument, "num_classes must be in 1...\(1 << 24), got \(numClasses)")
+    }
+    let (bk, overflow) = Int64(B).multipliedReportingOverflow(by: numClasses)
+    guard !overflow, bk <= 1 << 36 else {
+        throw CAPIError(.invalidArgument, "targets of \(B)×\(numClasses) are too large")
+    }
+    guard labelSmoothing >= 0, labelSmoothing < 1 else {
+        throw CAPIError(.invalidArgument, "label_smoothing must be in [0, 1), got \(labelSmoothing)")
+    }
+    for i in 0..<B where lp[i] < 0 || lp[i] >= numClasses {
+        throw CAPIError(.invalidArgument, "label \(lp[i]) at index \(i) is outside 0..<\(numClasses)")
+    }
+}
+
+/// Writes what a mixing step did into the caller's optional buffers (NULL = skip): soft targets,
+/// realised λ, label λ, partners, N×H×W partner-weight masks and N×4 boxes (-1 rows without a box).
+func writeMixOutputs(_ r: MixResult, labels: UnsafePointer<Int64>?, numClasses: Int64, labelSmoothing: Double,
+                     targets: UnsafeMutablePointer<Float>?, lam: UnsafeMutablePointer<Float>?,
+                     labelLam: UnsafeMutablePointer<Float>?, partner: UnsafeMutablePointer<Int64>?,
+                     masks: UnsafeMutablePointer<Float>?, boxes: UnsafeMutablePointer<Int64>?) throws {
+    let B = r.batch, H = r.height, W = r.width
+    if let targets, let lp = labels {
+        try r.softTargets(labels: lp, numClasses: Int(numClasses), smoothing: Float(labelSmoothing), into: targets)
+    }
+    for i in 0..<B {
+        lam?[i] = r.lambda[i]
+        labelLam?[i] = r.labelLambda[i]
+        partner?[i] = Int64(r.partner[i])
+        if let boxes {
+            switch r.ops[i] {
+            case .box(let bx), .resizedBox(let bx):
+                boxes[4 * i] = Int64(bx.y0); boxes[4 * i + 1] = Int64(bx.y1)
+                boxes[4 * i + 2] = Int64(bx.x0); boxes[4 * i + 3] = Int64(bx.x1)
+            default:
+                for k in 0..<4 { boxes[4 * i + k] = -1 }
             }
-            for i in 0..<B {
-                lam?[i] = r.lambda[i]
-                labelLam?[i] = r.labelLambda[i]
-                partner?[i] = Int64(r.partner[i])
-                if let boxes {
-                    switch r.ops[i] {
-                    case .box(let bx), .resizedBox(let bx):
-                        boxes[4 * i] = Int64(bx.y0); boxes[4 * i + 1] = Int64(bx.y1)
-                        boxes[4 * i + 2] = Int64(bx.x0); boxes[4 * i + 3] = Int64(bx.x1)
-                    default:
-                        for k in 0..<4 { boxes[4 * i + k] = -1 }
+        }
+    }
+    if let masks {
+        let hw = H * W
+        for i in 0..<B {
+            let m = try r.partnerWeightMap(sample: i)
+            guard m.count == hw else { throw CAPIError(.internalError, "mask of \(m.count) values for \(H)×\(W)") }
+            m.withUnsafeBufferPointer { src in
+                if let s = src.baseAddress { (masks + i * hw).update(from: s, count: hw) }
+            }
+        }
+    }
+}
+
+/// Model-based input mixing (AttentiveMix, PuzzleMix): the classifier `model` supplies attention or
+/// saliency. One-shot: the random stream is seeded by `seed`. x is N×C×H×W float (finite); out is a
+/// separate N×C×H×W buffer or x itself. Other arguments as samix_policy_mix (no boxes).
+@_cdecl("samix_model_policy_mix")
+public func samix_model_policy_mix(_ model: UInt64, _ method: UnsafePointer<CChar>?, _ alpha: Double, _ seed: UInt64,
+                                   _ x: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>?,
+                                   _ shape: UnsafePointer<Int64>?, _ labels: UnsafePointer<Int64>?,
+                                   _ numClasses: Int64, _ labelSmoothing: Double, _ lambda: Double,
+                                   _ targets: UnsafeMutablePointer<Float>?, _ lam: UnsafeMutablePointer<Float>?,
+                                   _ labelLam: UnsafeMutablePointer<Float>?, _ partner: UnsafeMutablePointer<Int64>?,
+                                   _ masks: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded("samix_model_policy_mix") {
+        let name = try readString(method, "method", maxBytes: 64)
+        if !alpha.isNaN, !(alpha > 0 && alpha.isFinite) {
+            throw CAPIError(.invalidArgument, "alpha must be a finite value > 0, got \(alpha)")
+        }
+        let policy = try ModelMixPolicy(name: name, alpha: alpha.isNaN ? nil : alpha)
+        try Registry.shared.with(model, .model, as: ImageClassifier.self) { m in
+            let (xp, dims) = try readImageBatch(x, shape, channels: m.inChannels)
+            let op = try nonNull(out, "out")
+            let n = dims[0]
+            let fixed: Double? = lambda.isNaN ? nil : lambda
+            if let l = fixed, !(l >= 0 && l <= 1) {
+                throw CAPIError(.invalidArgument, "lambda must be in [0, 1] (or NaN to sample it), got \(l)")
+            }
+            try validateTargetArguments(targets: targets, labels: labels, batch: n, numClasses: numClasses,
+                                        labelSmoothing: labelSmoothing)
+            // Labels feed PuzzleMix's saliency (required there) and the soft targets.
+            var y: [Int] = []
+            if let lp = labels {
+                y = try (0..<n).map { i in
+                    guard lp[i] >= 0, lp[i] < Int64(m.numClasses) else {
+                        throw CAPIError(.invalidArgument, "label \(lp[i]) at index \(i) is outside the model's 0..<\(m.numClasses)")
                     }
+                    return Int(lp[i])
                 }
             }
-            if let masks {
-                let hw = H * W
-                for i in 0..<B {
-                    let m = try r.partnerWeightMap(sample: i)
-                    guard m.count == hw else { throw CAPIError(.internalError, "mask of \(m.count) values for \(H)×\(W)") }
-                    m.withUnsafeBufferPointer { src in
-                        if let s = src.baseAddress { (masks + i * hw).update(from: s, count: hw) }
-                    }
-                }
-            }
+            let input = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
+            var rng = SplitMix64(seed: seed)
+            let (mixed, r) = try policy.mix(images: input, labels: y, model: m, lambda: fixed, rng: &rng)
+            op.update(from: mixed.data, count: mixed.count)   // mixed is a new tensor: out may be x
+            try writeMixOutputs(r, labels: labels, numClasses: numClasses, labelSmoothing: labelSmoothing, targets: targets,
+                                lam: lam, labelLam: labelLam, partner: partner, masks: masks, boxes: nil)
         }
     }
 }

@@ -38,10 +38,14 @@ from ._handle import Handle
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 
-__all__ = ["METHODS", "MixResult", "MixPolicy", "Mixup", "mix"]
+__all__ = ["METHODS", "MODEL_METHODS", "MixResult", "MixPolicy", "Mixup", "mix"]
 
 #: Methods accepted by :func:`mix` and :class:`MixPolicy`.
 METHODS = ("mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix")
+#: Methods of :func:`mix` that need a classifier (``model=``): its attention (AttentiveMix) or its input
+#: saliency (PuzzleMix). ManifoldMix and AlignMix mix hidden features, so they are trainer objectives only
+#: (``samix.Trainer(mix="manifoldmix" | "alignmix")``).
+MODEL_METHODS = ("attentivemix", "puzzlemix")
 
 _PARTNERS = {None: 0, "permutation": 1, "derangement": 2, "flip": 3, "roll": 4}
 _MODES = {"batch": 0, "pair": 1, "elem": 2}
@@ -186,6 +190,9 @@ class MixPolicy(_PolicyBase):
                  partner: Optional[str] = None, seed: int = 0) -> None:
         if not isinstance(method, str):
             raise SamixTypeError(f"method must be a str, got {type(method).__name__}")
+        if method.lower() in MODEL_METHODS:
+            raise InvalidArgumentError(f"{method!r} needs a classifier: use samix.mix(x, y, method={method.lower()!r}, "
+                                       f"model=...) or samix.Trainer(mix={method.lower()!r})")
         if partner not in _PARTNERS:
             raise InvalidArgumentError(f"partner must be one of {[p for p in _PARTNERS if p]} or None, got {partner!r}")
         a = math.nan if alpha is None else _float_arg(alpha, "alpha")
@@ -226,16 +233,69 @@ class MixPolicy(_PolicyBase):
 def mix(x: Any, y: Any = None, method: str = "mixup", alpha: Optional[float] = None,
         num_classes: Optional[int] = None, label_smoothing: float = 0.0, lam: Optional[float] = None,
         per_sample: bool = False, partner: Optional[str] = None, seed: int = 0,
-        out: Optional[np.ndarray] = None, return_masks: bool = True, channels_last: bool = False) -> MixResult:
+        out: Optional[np.ndarray] = None, return_masks: bool = True, channels_last: bool = False,
+        model: Any = None) -> MixResult:
     """Mixes one batch with a hand-crafted policy (see :class:`MixPolicy` for the arguments).
+
+    ``method="attentivemix"`` / ``"puzzlemix"`` (:data:`MODEL_METHODS`) take a classifier ``model``
+    (:class:`samix.models.Model`, run in eval mode, its weights untouched): AttentiveMix keeps the top cells of
+    the model's last-stage attention, PuzzleMix labels blocks by the input saliency ``|dCE/dx|`` (needs
+    ``y``) and transports salient pixels. ``x`` is then the NCHW float batch the model consumes; the
+    images come back in a new array (or ``out``); ``boxes`` rows are -1.
 
     Returns:
         :class:`MixResult` with ``images`` (``out`` when given), ``targets`` (N, num_classes) when ``y``
         is given, ``lam``, ``label_lam``, ``partner``, ``masks`` (N, H, W) and ``boxes`` (N, 4).
     """
+    if isinstance(method, str) and method.lower() in MODEL_METHODS:
+        if per_sample or partner is not None or channels_last:
+            raise InvalidArgumentError(f"{method} supports neither per_sample, partner nor channels_last")
+        return _model_mix(x, y, method.lower(), model, alpha, num_classes, label_smoothing, lam, seed, out, return_masks)
+    if model is not None:
+        raise InvalidArgumentError(f"model= is only used by {', '.join(MODEL_METHODS)}, not {method!r}")
     with MixPolicy(method, alpha=alpha, per_sample=per_sample, partner=partner, seed=seed) as p:
         return p(x, y, num_classes=num_classes, label_smoothing=label_smoothing, lam=lam, out=out,
                  return_masks=return_masks, channels_last=channels_last)
+
+
+def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], num_classes: Optional[int],
+               label_smoothing: float, lam: Optional[float], seed: int, out: Optional[np.ndarray],
+               return_masks: bool) -> MixResult:
+    from .models import Model  # models imports nothing from here; deferred to keep import order free
+
+    if not isinstance(model, Model):
+        raise SamixTypeError(f"{method} needs model=samix.models.Model(...), got {type(model).__name__}")
+    xa = as_f32(x, "x", ndim=4)
+    if out is None:
+        out = np.empty_like(xa)
+    elif out is not xa:
+        check_out(out, xa.shape)
+    n, _, h, w = xa.shape
+    labels = None
+    k = 0
+    if y is not None:
+        labels = as_labels(y, "y")
+        if labels.shape[0] != n:
+            raise ShapeError(f"y has {labels.shape[0]} labels for a batch of {n}")
+        k = model.num_classes if num_classes is None else _int_arg(num_classes, "num_classes", 1, 1 << 24)
+    elif method == "puzzlemix":
+        raise InvalidArgumentError("puzzlemix needs labels y (its saliency is the gradient of the cross-entropy)")
+    fixed = math.nan if lam is None else _float_arg(lam, "lam")
+    if lam is not None and not 0.0 <= fixed <= 1.0:
+        raise InvalidArgumentError(f"lam must be in [0, 1], got {fixed}")
+    a = math.nan if alpha is None else _float_arg(alpha, "alpha")
+    targets = np.empty((n, k), np.float32) if labels is not None else None
+    lam_arr = np.empty(n, np.float32)
+    label_lam = np.empty(n, np.float32)
+    partner = np.empty(n, np.int64)
+    masks = np.empty((n, h, w), np.float32) if return_masks else None
+    shape = shape_array(xa.shape)
+    check(lib.samix_model_policy_mix(
+        model.handle, method.encode(), a, _seed(seed), xa.ctypes.data, out.ctypes.data, shape.ctypes.data,
+        None if labels is None else labels.ctypes.data, k, _float_arg(label_smoothing, "label_smoothing"), fixed,
+        None if targets is None else targets.ctypes.data, lam_arr.ctypes.data, label_lam.ctypes.data,
+        partner.ctypes.data, None if masks is None else masks.ctypes.data))
+    return MixResult(out, targets, lam_arr, label_lam, partner, masks, np.full((n, 4), -1, np.int64))
 
 
 class Mixup(_PolicyBase):

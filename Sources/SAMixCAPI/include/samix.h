@@ -185,8 +185,9 @@ samix_status samix_policy_create_timm(double mixup_alpha, double cutmix_alpha, d
 samix_status samix_policy_free(samix_handle policy);
 /* set = 0: *state = generator state; set = 1: generator state = *state. */
 samix_status samix_policy_rng_state(samix_handle policy, uint64_t *state, int32_t set);
-/* Mixes a finite float batch x (shape[4]: N,C,H,W, or N,H,W,C when channels_last = 1) into out
- * (out == x mixes in place; partial overlap is an error). lambda: NaN = sample it, else fixed in
+/* Mixes a float batch x (shape[4]: N,C,H,W, or N,H,W,C when channels_last = 1) into out
+ * (out == x mixes in place; partial overlap is an error). NaN/Inf pixels propagate into the output,
+ * except for "saliencymix", whose saliency needs finite pixels (SAMIX_E_NUMERICAL). lambda: NaN = sample it, else fixed in
  * [0, 1]. Optional outputs (NULL = skip): targets N×num_classes soft targets of labels[N] with
  * label_smoothing in [0, 1) (labels required then); lam[N] realised weight of the original;
  * label_lam[N] its weight in the targets; partner[N]; masks N×H×W partner-weight maps;
@@ -195,6 +196,18 @@ samix_status samix_policy_mix(samix_handle policy, const float *x, float *out, c
                               int32_t channels_last, const int64_t *labels, int64_t num_classes,
                               double label_smoothing, double lambda, float *targets, float *lam,
                               float *label_lam, int64_t *partner, float *masks, int64_t *boxes);
+/* Model-based input mixing: method "attentivemix" (top-k cells of the model's last-stage attention)
+ * or "puzzlemix" (saliency |d CE / dx| + block labelling + transport). The classifier runs in eval
+ * mode; its parameters and gradients are untouched. x: finite N×C×H×W float batch the model consumes
+ * (shape[4]); out: N×C×H×W (may be x). labels[N] (in the model's classes): required by PuzzleMix
+ * (saliency) and with targets; alpha NaN =
+ * default (2 / 1); seed seeds this call's random draws; lambda NaN = sampled. Optional outputs as
+ * samix_policy_mix (masks = partner weight per pixel; for PuzzleMix the images include its transport). */
+samix_status samix_model_policy_mix(samix_handle model, const char *method, double alpha, uint64_t seed,
+                                    const float *x, float *out, const int64_t *shape,
+                                    const int64_t *labels, int64_t num_classes, double label_smoothing,
+                                    double lambda, float *targets, float *lam, float *label_lam,
+                                    int64_t *partner, float *masks);
 
 /* MARK: - Trainers
  * The engine's supervised training loop over a model handle (the trainer shares the model's lock).
