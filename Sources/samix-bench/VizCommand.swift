@@ -14,6 +14,8 @@ struct VizCommand: ParsableCommand {
     @Option(help: "Beta(α, α) parameter (not for smoothmix).") var alpha = 1.0
     @Option(help: "Pixel scale factor (default: 3 for images up to 32 pixels, else 1).") var scale: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Draw the masks of a trained Mixer (from `train --save-mixer`) instead of --method.") var mixer: String?
+    @Option(help: "λ (weight of the original) for --mixer.") var lam: Float = 0.5
 
     /// The policy with one λ per sample and a derangement (no sample paired with itself), so every
     /// column shows a real mix.
@@ -32,6 +34,7 @@ struct VizCommand: ParsableCommand {
 
     func run() throws {
         guard count >= 2, count <= 64 else { throw ValidationError("--count must be in 2...64") }
+        if let mixer { return try drawLearned(mixerPath: mixer) }
         let policy = try VizCommand.policy(method, alpha: alpha)
         let kind: DatasetKind = data == nil ? .idx : .auto
         let ds = try ImageDataset.load(directory: data ?? "/usr/share/datasets/fashion-mnist", split: .test, kind: kind)
@@ -51,5 +54,30 @@ struct VizCommand: ParsableCommand {
         try PNGWriter.write(out, width: width, height: height, channels: 3, pixels: px)
         let lams = r.lambda.map { String(Int(($0 * 100).rounded())) }.joined(separator: " ")
         print("\(out): \(method) on \(count) images of \(ds.name), \(width)×\(height) px; λ (%): \(lams)")
+    }
+
+    /// Masks of a trained (frozen) Mixer at ratio `lam`, partner of column i = column i+1. The encoder
+    /// sees the images normalised as in training; the grid shows them in [0, 1].
+    func drawLearned(mixerPath: String) throws {
+        guard lam >= 0, lam <= 1 else { throw ValidationError("--lam must be in [0, 1]") }
+        let obj = try PretrainedMixerObjective(path: mixerPath)
+        let ds = try ImageDataset.load(directory: data ?? "/usr/share/datasets/fashion-mnist", split: .test,
+                                       kind: data == nil ? .idx : .auto)
+        guard ds.count >= count else { throw ValidationError("the dataset has only \(ds.count) images") }
+        try obj.prepare(inChannels: ds.channels)
+        let (c, h, w) = (ds.channels, ds.height, ds.width)
+        let x = try Tensor(uninitializedShape: [count, c, h, w])
+        for i in 0..<x.count { x.data[i] = Float(ds.pixels[i]) / 255 }
+        let normalized = try ds.normalizedTensor(.standard(for: ds), indices: Array(0..<count))
+        let partner = (0..<count).map { ($0 + 1) % count }
+        var rng = SplitMix64(seed: seed)
+        let m = try obj.masks(images: normalized, lam: lam, permutation: partner, rng: &rng)
+        let mixed = try x.mixed(withPartners: partner, partnerMask: m)
+        let grid = try MixGrid(scale: scale ?? (max(h, w) <= 32 ? 3 : 1), gap: 2)
+        let (width, height, px) = try grid.render(original: x, masks: m.scalars, mixed: mixed)
+        try PNGWriter.write(out, width: width, height: height, channels: 3, pixels: px)
+        let means = (0..<count).map { i in m.scalars[(i * h * w)..<((i + 1) * h * w)].reduce(0, +) / Float(h * w) }
+        print("\(out): Mixer \(mixerPath) at λ = \(lam) on \(count) images of \(ds.name); partner-weight mask means (%): "
+              + means.map { String(Int(($0 * 100).rounded())) }.joined(separator: " "))
     }
 }

@@ -40,9 +40,14 @@ public final class PretrainedMixerObjective: TrainingObjective {
     }
 
     public func prepare(model: ImageClassifier) throws {
+        try prepare(inChannels: model.inChannels)
+    }
+
+    /// Builds the frozen encoder and Mixer for images with `inChannels` channels (idempotent).
+    public func prepare(inChannels: Int) throws {
         if mixer != nil { return }
-        try require(model.inChannels == checkpoint.encoderInChannels,
-                    "\(name): the classifier takes \(model.inChannels) input channels, the Mixer's encoder \(checkpoint.encoderInChannels)")
+        try require(inChannels == checkpoint.encoderInChannels,
+                    "\(name): the images have \(inChannels) channels, the Mixer's encoder takes \(checkpoint.encoderInChannels)")
         encoder = try checkpoint.makeEncoder()
         mixer = try checkpoint.makeMixer()
     }
