@@ -94,8 +94,36 @@ def _int_arg(v: Any, name: str, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
     return v
 
 
+def _lam_arg(lam: Any) -> float:
+    """A fixed λ in [0, 1], or NaN (sample it) for None."""
+    if lam is None:
+        return math.nan
+    v = _float_arg(lam, "lam")
+    if not 0.0 <= v <= 1.0:
+        raise InvalidArgumentError(f"lam must be in [0, 1], got {v}")
+    return v
+
+
 def _seed(seed: Any) -> int:
     return _int_arg(seed, "seed", 0, 2**64 - 1)
+
+
+def _batch_args(x: Any, y: Any, out: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """The (N, ...) float32 batch, the output array (new, ``x`` itself, or a checked ``out``) and the
+    int64 labels (None without ``y``)."""
+    xa = as_f32(x, "x", ndim=4)
+    if out is None:
+        out = np.empty_like(xa)
+    elif out is not xa:
+        check_out(out, xa.shape)
+        if np.shares_memory(out, xa) and out.ctypes.data != xa.ctypes.data:
+            raise ShapeError("out partially overlaps x (use out=x to mix in place)")
+    labels = None
+    if y is not None:
+        labels = as_labels(y, "y")
+        if labels.shape[0] != xa.shape[0]:
+            raise ShapeError(f"y has {labels.shape[0]} labels for a batch of {xa.shape[0]}")
+    return xa, out, labels
 
 
 class _PolicyBase(Handle):
@@ -118,27 +146,15 @@ class _PolicyBase(Handle):
              details: bool = True) -> MixResult:
         # Hot path (called once per training batch): every NumPy → pointer conversion costs ~2 µs, so
         # the small outputs share one buffer (one conversion) and the shape array is cached.
-        xa = as_f32(x, "x", ndim=4)
-        if out is None:
-            out = np.empty_like(xa)
-        elif out is not xa:
-            check_out(out, xa.shape)
-            if np.shares_memory(out, xa) and out.ctypes.data != xa.ctypes.data:
-                raise ShapeError("out partially overlaps x (use out=x to mix in place)")
+        xa, out, labels = _batch_args(x, y, out)
         n = xa.shape[0]
         h, w = (xa.shape[1], xa.shape[2]) if channels_last else (xa.shape[2], xa.shape[3])
-        labels = None
         k = 0
-        if y is not None:
-            labels = as_labels(y, "y")
-            if labels.shape[0] != n:
-                raise ShapeError(f"y has {labels.shape[0]} labels for a batch of {n}")
+        if labels is not None:
             if num_classes is None:
                 raise InvalidArgumentError("num_classes is required when labels are given")
             k = _int_arg(num_classes, "num_classes", 1, 1 << 24)
-        fixed = math.nan if lam is None else _float_arg(lam, "lam")
-        if lam is not None and not 0.0 <= fixed <= 1.0:
-            raise InvalidArgumentError(f"lam must be in [0, 1], got {fixed}")
+        fixed = _lam_arg(lam)
         ls = _float_arg(label_smoothing, "label_smoothing")
         # One buffer: partner (n int64), boxes (4n int64), lam (n f32), label_lam (n f32), targets (n·k f32).
         nd = 5 * n if details else 0
@@ -265,24 +281,14 @@ def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], 
 
     if not isinstance(model, Model):
         raise SamixTypeError(f"{method} needs model=samix.models.Model(...), got {type(model).__name__}")
-    xa = as_f32(x, "x", ndim=4)
-    if out is None:
-        out = np.empty_like(xa)
-    elif out is not xa:
-        check_out(out, xa.shape)
+    xa, out, labels = _batch_args(x, y, out)
     n, _, h, w = xa.shape
-    labels = None
     k = 0
-    if y is not None:
-        labels = as_labels(y, "y")
-        if labels.shape[0] != n:
-            raise ShapeError(f"y has {labels.shape[0]} labels for a batch of {n}")
+    if labels is not None:
         k = model.num_classes if num_classes is None else _int_arg(num_classes, "num_classes", 1, 1 << 24)
     elif method == "puzzlemix":
         raise InvalidArgumentError("puzzlemix needs labels y (its saliency is the gradient of the cross-entropy)")
-    fixed = math.nan if lam is None else _float_arg(lam, "lam")
-    if lam is not None and not 0.0 <= fixed <= 1.0:
-        raise InvalidArgumentError(f"lam must be in [0, 1], got {fixed}")
+    fixed = _lam_arg(lam)
     a = math.nan if alpha is None else _float_arg(alpha, "alpha")
     targets = np.empty((n, k), np.float32) if labels is not None else None
     lam_arr = np.empty(n, np.float32)

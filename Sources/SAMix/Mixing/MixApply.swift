@@ -225,55 +225,40 @@ extension MixResult {
 
 // MARK: - per-image kernels
 
-/// Copies the pixels of `box` (all channels) from `src` to `dst` (same image geometry).
+/// Calls `body(offset, length)` for every contiguous run of elements covering `box` (all channels)
+/// in an image of geometry `g`: one run per channel row in NCHW, one per row in NHWC.
 @inline(__always)
-func copyRegion<T>(from src: UnsafePointer<T>, to dst: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
+func forEachRun(of box: MixBox, in g: ImageGeometry, _ body: (Int, Int) -> Void) {
     if box.isEmpty { return }
     switch g.layout {
     case .nchw:
         let len = box.x1 &- box.x0
         for c in 0..<g.c {
-            for y in box.y0..<box.y1 {
-                let o = c &* g.plane &+ y &* g.w &+ box.x0
-                (dst + o).update(from: src + o, count: len)
-            }
+            for y in box.y0..<box.y1 { body(c &* g.plane &+ y &* g.w &+ box.x0, len) }
         }
     case .nhwc:
         let len = (box.x1 &- box.x0) &* g.c
-        for y in box.y0..<box.y1 {
-            let o = (y &* g.w &+ box.x0) &* g.c
-            (dst + o).update(from: src + o, count: len)
-        }
+        for y in box.y0..<box.y1 { body((y &* g.w &+ box.x0) &* g.c, len) }
     }
+}
+
+/// Copies the pixels of `box` (all channels) from `src` to `dst` (same image geometry).
+@inline(__always)
+func copyRegion<T>(from src: UnsafePointer<T>, to dst: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
+    forEachRun(of: box, in: g) { o, len in (dst + o).update(from: src + o, count: len) }
 }
 
 /// Exchanges the pixels of `box` (all channels) between two images of the same geometry.
 @inline(__always)
 func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
-    if box.isEmpty { return }
-    @inline(__always) func swapRun(_ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>, _ len: Int) {
+    forEachRun(of: box, in: g) { o, len in
+        let a = p + o, b = q + o
         var k = 0
         while k < len {
             let t = a[k]
             a[k] = b[k]
             b[k] = t
             k &+= 1
-        }
-    }
-    switch g.layout {
-    case .nchw:
-        let len = box.x1 &- box.x0
-        for c in 0..<g.c {
-            for y in box.y0..<box.y1 {
-                let o = c &* g.plane &+ y &* g.w &+ box.x0
-                swapRun(p + o, q + o, len)
-            }
-        }
-    case .nhwc:
-        let len = (box.x1 &- box.x0) &* g.c
-        for y in box.y0..<box.y1 {
-            let o = (y &* g.w &+ box.x0) &* g.c
-            swapRun(p + o, q + o, len)
         }
     }
 }
