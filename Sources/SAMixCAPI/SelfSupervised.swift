@@ -137,9 +137,10 @@ public typealias RecordCallback = @convention(c) (UnsafeMutableRawPointer?, Unsa
 @_cdecl("samix_ssl_fit")
 public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ epochs: Int64, _ batchSize: Int64,
                           _ lr: Double, _ weightDecay: Double, _ knnEvery: Int64, _ knnK: Int64,
-                          _ knnTemperature: Double, _ callback: RecordCallback?,
-                          _ user: UnsafeMutableRawPointer?) -> Int32 {
+                          _ knnTemperature: Double, _ checkpoint: UnsafePointer<CChar>?,
+                          _ callback: RecordCallback?, _ user: UnsafeMutableRawPointer?) -> Int32 {
     guarded("samix_ssl_fit") {
+        let checkpointPath = try checkpoint.map { try readString($0, "checkpoint", maxBytes: 4096) }
         guard epochs >= 1, epochs <= 1 << 20 else { throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(epochs)") }
         guard batchSize >= 2, batchSize <= 1 << 20 else {
             throw CAPIError(.invalidArgument, "batch_size must be ≥ 2, got \(batchSize)")
@@ -175,11 +176,18 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
                                              knnTemperature: Float(knnTemperature), seed: seed)
             let aug = try SSLAugmentation.mocoV2(height: trainSet.height, width: trainSet.width)
             let trainer = try SSLTrainer(model: b.moco, config: tcfg, augmentation: aug, normalization: norm)
+            if let path = checkpointPath, FileIO.exists(path) {
+                try SSLCheckpoint.load(into: trainer, from: path)
+            }
             b.normalization = norm
             b.fits += 1
             b.moco.train()
             var stopped = false
+            var saveError: Error?
             try trainer.fit(train: trainSet, test: valSet) { r in
+                if let path = checkpointPath {
+                    do { try SSLCheckpoint.save(trainer, to: path) } catch { saveError = error; return false }
+                }
                 var lines = ["epoch=\(r.epoch)", "loss=\(r.loss)", "lr=\(r.learningRate)", "seconds=\(r.seconds)",
                              "steps=\(r.steps)"]
                 if let k = r.knnTop1 { lines.append("knn_top1=\(k)") }
@@ -191,6 +199,7 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
                 if stop { stopped = true }
                 return !stop
             }
+            if let saveError { throw saveError }
             if stopped { throw CAPIError(.invalidState, "interrupted by the epoch callback") }
         }
     }

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _FIX = (
     "Reinstall samix from its source tree so the Swift library is rebuilt and bundled: "
@@ -110,7 +110,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_ssl_create": (_status, [c_char_p, _i64, c_char_p, c_char_p, c_uint64, _ptr]),
     "samix_ssl_free": (_status, [_handle]),
     "samix_ssl_fit": (_status, [_handle, _handle, _handle, _i64, _i64, c_double, c_double, _i64, _i64,
-                                c_double, _ptr, _ptr]),
+                                c_double, c_char_p, _ptr, _ptr]),
     "samix_ssl_save_backbone": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
     "samix_model_load_backbone": (_status, [_handle, c_char_p]),
     "samix_backbone_features": (_status, [_handle, _handle, c_int32, _ptr, _i64, _ptr]),

@@ -230,7 +230,7 @@ class MoCo(Handle):
     def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = 128, lr: float = 0.06,
             weight_decay: float = 5e-4, knn_every: int = 5, knn_k: int = 200, knn_temperature: float = 0.1,
             val: Optional[tuple[Any, Any]] = None, callbacks: Sequence[Callable[[dict], Optional[bool]]] = (),
-            verbose: bool = True) -> list[dict]:
+            verbose: bool = True, checkpoint: Optional[PathLike] = None) -> list[dict]:
         """Pre-trains for ``epochs`` epochs (one full cosine learning-rate schedule per call; weights,
         queue and normalisation carry over to later calls).
 
@@ -243,6 +243,11 @@ class MoCo(Handle):
             val: (x, y) queries of the kNN monitor.
             callbacks: called with each epoch's record; returning False stops.
             verbose: print one line per epoch to stderr.
+            checkpoint: a file rewritten (atomically) after every epoch with everything this call needs
+                to continue — encoders, Mixer, cluster heads, queue, SGD state, counters. When it
+                exists, the call resumes from it: rerunning the same call (same data, epochs, batch
+                size, seed) after an interruption, even in a new process, ends bit-identical to an
+                uninterrupted run. Records then carry ``fit_epoch`` (the epoch within this call).
 
         Returns:
             :attr:`history`.
@@ -258,6 +263,7 @@ class MoCo(Handle):
                 raise SamixTypeError("val must be a pair (x, y)")
             if y is None:
                 raise InvalidArgumentError("the kNN monitor on val needs the training labels y (its memory bank)")
+        ckpt = None if checkpoint is None else path_arg(checkpoint, "checkpoint")
         k = _num_classes(*(v for v in (y, None if val is None else val[1]) if v is not None))
         errors: list[BaseException] = []
         records: list[dict] = []
@@ -265,6 +271,7 @@ class MoCo(Handle):
         def on_epoch(_user: Any, text: bytes) -> int:
             try:
                 rec = _parse_record(text.decode())
+                rec["fit_epoch"] = rec.get("epoch")
                 rec["epoch"] = len(self.history) + 1
                 self.history.append(rec)
                 records.append(rec)
@@ -282,7 +289,8 @@ class MoCo(Handle):
             vset = _Images(val[0], val[1], "val x", k) if val is not None else None
             try:
                 status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle, epochs,
-                                           batch_size, lr, weight_decay, knn_every, knn_k, knn_temperature, cb, None)
+                                           batch_size, lr, weight_decay, knn_every, knn_k, knn_temperature,
+                                           ckpt, cb, None)
             finally:
                 if vset is not None:
                     vset.close()

@@ -81,6 +81,29 @@ def test_callback_stops():
         assert len(h) == 1
 
 
+@pytest.mark.parametrize("case", ["moco", "samix-c"])
+def test_checkpoint_resume_in_a_new_object_is_bit_identical(case, tmp_path):
+    x, y = colour_data(32)
+    with small_moco(**CASES[case]) as m:
+        full = strip(m.fit(x, epochs=2, batch_size=16, verbose=False))
+        f_full = m.features(x[:4])
+    path = tmp_path / "ssl.ckpt"
+    with small_moco(**CASES[case]) as m:   # interrupted after epoch 1 (the file holds epoch 1)
+        h = m.fit(x, epochs=2, batch_size=16, callbacks=[lambda r: False], verbose=False, checkpoint=path)
+        assert len(h) == 1 and path.exists()
+    with small_moco(**CASES[case]) as m:   # a new process would do the same: resume from the file
+        h = m.fit(x, epochs=2, batch_size=16, verbose=False, checkpoint=path)
+        assert [r["fit_epoch"] for r in h] == [2]
+        assert strip(h)[0] == {**full[1], "epoch": 1, "fit_epoch": 2}
+        np.testing.assert_array_equal(m.features(x[:4]), f_full)
+    with small_moco(**{**CASES[case], "seed": 5}) as m:   # another seed: refused, nothing trained
+        with pytest.raises(InvalidArgumentError, match="seed"):
+            m.fit(x, epochs=2, batch_size=16, verbose=False, checkpoint=path)
+        assert m.history == []
+    with pytest.raises(InvalidArgumentError):
+        small_moco().fit(x, epochs=1, batch_size=16, verbose=False, checkpoint="")
+
+
 def test_knn_and_linear_probe_on_separable_data():
     x, y = colour_data(90, seed=1)
     xt, yt = colour_data(45, seed=2)

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 1
+#define SAMIX_ABI_VERSION 2
 
 /* MARK: - Status codes */
 
@@ -312,11 +312,13 @@ samix_status samix_ssl_free(samix_handle ssl);
 typedef int32_t (*samix_record_callback)(void *user, const char *record);
 /* Pre-trains for `epochs` epochs (a full cosine schedule per call) on a uint8 dataset (labels used
  * only as the kNN memory bank); val (0 = none) is the kNN query set, monitored every knn_every
- * epochs and after the last (0 = never). */
+ * epochs and after the last (0 = never). checkpoint (NULL = none): a trainer checkpoint rewritten
+ * atomically after every epoch and resumed from when the file exists, so the same call continues
+ * bit-identically after an interruption (encoders, Mixer, cluster heads, queue, SGD state). */
 samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle val, int64_t epochs,
                            int64_t batch_size, double lr, double weight_decay, int64_t knn_every,
-                           int64_t knn_k, double knn_temperature, samix_record_callback callback,
-                           void *user);
+                           int64_t knn_k, double knn_temperature, const char *checkpoint,
+                           samix_record_callback callback, void *user);
 /* Saves the query backbone with n caller key/value pairs. */
 samix_status samix_ssl_save_backbone(samix_handle ssl, const char *path, int64_t n,
                                      const char *const *keys, const char *const *values);
