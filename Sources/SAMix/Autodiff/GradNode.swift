@@ -1,13 +1,31 @@
-/// One recorded op: its differentiable inputs and the function that maps the gradient of the op's
-/// output to gradients of those inputs (nil where an input needs none).
+/// One recorded op: where each of its inputs' gradients go, and the function that maps the gradient
+/// of the op's output to gradients of those inputs (nil where an input needs none).
+///
+/// The graph links nodes, not tensors: an edge points at the node that produced a non-leaf input, or
+/// at a leaf tensor that accumulates `grad`. Intermediate tensors are therefore freed as soon as
+/// nothing but the graph would hold them — a backward function keeps exactly what it captured (a
+/// ReLU its output, a convolution its input), as in PyTorch, instead of every activation of the step.
 final class GradNode {
+    enum Edge {
+        /// The input needs no gradient.
+        case none
+        /// A tensor without history that requires grad: its gradient accumulates into `grad`.
+        case leaf(Tensor)
+        /// The node that produced the input.
+        case node(GradNode)
+    }
+
     let name: String
-    var inputs: [Tensor]
+    var edges: [Edge]
     var backward: ((Tensor) throws -> [Tensor?])?
 
     init(name: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.name = name
-        self.inputs = inputs
+        self.edges = inputs.map { t in
+            guard t.requiresGrad else { return .none }
+            if let n = t.gradFn { return .node(n) }
+            return .leaf(t)
+        }
         self.backward = backward
     }
 }
@@ -50,41 +68,41 @@ extension Tensor {
             try requireShape(count == 1, "backward() without a gradient needs a scalar, got \(shape)")
             seed = try Tensor(repeating: 1, shape: shape)
         }
-        // Topological order of the tensors with history, by iterative DFS.
-        var order: [Tensor] = []
+        guard let root = gradFn else {
+            try accumulateGrad(seed)   // self is a leaf: d self / d self = seed
+            return
+        }
+        // Topological order of the nodes, by iterative DFS.
+        var order: [GradNode] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            let id = ObjectIdentifier(t)
+        var stack: [(GradNode, Bool)] = [(root, false)]
+        while let (n, expanded) = stack.popLast() {
+            if expanded { order.append(n); continue }
+            let id = ObjectIdentifier(n)
             if visited.contains(id) { continue }
             visited.insert(id)
-            stack.append((t, true))
-            if let node = t.gradFn {
-                for input in node.inputs where input.requiresGrad && input.gradFn != nil
-                    && !visited.contains(ObjectIdentifier(input)) {
-                    stack.append((input, false))
-                }
+            stack.append((n, true))
+            for case .node(let input) in n.edges where !visited.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
             }
         }
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
         var owned = Set<ObjectIdentifier>()
-        for t in order.reversed() {
-            let id = ObjectIdentifier(t)
-            guard let node = t.gradFn else {
-                continue
-            }
-            guard let g = grads.removeValue(forKey: id) else { continue }
+        for node in order.reversed() {
+            guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
             guard let fn = node.backward else {
                 throw SAMixError.invalidState("backward through '\(node.name)' whose graph was already freed")
             }
             let inputGrads = try fn(g)
             node.backward = nil
-            for (input, maybeGrad) in zip(node.inputs, inputGrads) {
-                guard input.requiresGrad, let gi = maybeGrad else { continue }
-                if input.gradFn == nil {
-                    try input.accumulateGrad(gi)
-                } else {
+            for (edge, maybeGrad) in zip(node.edges, inputGrads) {
+                guard let gi = maybeGrad else { continue }
+                switch edge {
+                case .none:
+                    continue
+                case .leaf(let t):
+                    try t.accumulateGrad(gi)
+                case .node(let input):
                     let iid = ObjectIdentifier(input)
                     if let existing = grads[iid] {
                         if owned.contains(iid) {
@@ -100,11 +118,7 @@ extension Tensor {
                     }
                 }
             }
-            node.inputs = []
-        }
-        if gradFn == nil {
-            // self is a leaf: d self / d self = seed.
-            try accumulateGrad(seed)
+            node.edges = []
         }
     }
 

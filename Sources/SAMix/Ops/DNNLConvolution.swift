@@ -1,5 +1,6 @@
 import CDNNL
 import Glibc
+import Synchronization
 
 /// Which implementation `conv2d` / `conv2dBackward` use: oneDNN (default where its primitives can be
 /// created) or samix's im2col + OpenBLAS path. `SAMIX_CONV=im2col|dnnl` selects it at start-up.
@@ -9,7 +10,8 @@ enum ConvBackend { case im2col, dnnl }
 /// on samix's NCHW/OIHW tensors. Primitives use the layouts oneDNN prefers (`format_tag_any`, e.g.
 /// nChw16c); plain tensors are reordered in and out around each call. Primitive descriptors,
 /// primitives and reorders are created once per (geometry, bias, thread count) and cached behind a
-/// lock; scratchpads are user-managed and allocated per call, so cached primitives may run
+/// lock; scratchpads are user-managed: one shared arena sized to the largest scratchpad (a call
+/// that finds it busy on another thread takes a pool buffer), so cached primitives may run
 /// concurrently. oneDNN runs its own OpenMP team of `Engine.threads` threads (set per call: the
 /// OpenMP thread count is per calling thread). Results are bitwise reproducible for a fixed thread
 /// count on a given machine (oneDNN's reductions — backward weights over the batch — use a fixed
@@ -108,6 +110,39 @@ private func userScratchpadAttr() throws -> OpaquePointer? {
     try check(dnnl_primitive_attr_create(&attr), "attr")
     try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
     return attr
+}
+
+/// The scratchpad memory of every oneDNN primitive: scratchpads live only for one execute, so a
+/// single buffer grown to the largest request serves them all (keeping one per size in the pool held
+/// ~450 MB of idle Winograd scratch in a ResNet-18 step). A call that finds the arena in use on
+/// another thread gets a pool buffer instead.
+private final class ScratchArena: Sendable {
+    static let shared = ScratchArena()
+
+    private struct Block: @unchecked Sendable {
+        var pointer: UnsafeMutablePointer<Float>?
+        var floats = 0
+    }
+    private let block = Mutex(Block())
+
+    func withScratch<R>(bytes: Int, _ body: (UnsafeMutableRawPointer?) throws -> R) throws -> R {
+        if bytes == 0 { return try body(nil) }
+        let floats = (bytes + 3) / 4
+        let outcome: Result<R, Error>? = block.withLockIfAvailable { b in
+            if b.floats < floats {
+                if let p = b.pointer { BufferPool.shared.release(p, count: b.floats); b.pointer = nil; b.floats = 0 }
+                guard let p = BufferPool.shared.allocate(floats) else {
+                    return .failure(SAMixError.outOfMemory("cannot allocate \(bytes) bytes of oneDNN scratchpad"))
+                }
+                b.pointer = p
+                b.floats = floats
+            }
+            return Result { try body(UnsafeMutableRawPointer(b.pointer)) }
+        }
+        if let outcome { return try outcome.get() }
+        let own = try Buffer(bytes: bytes)
+        return try body(own.pointer)
+    }
 }
 
 /// A primitive with its scratchpad size.
@@ -261,11 +296,13 @@ private final class Plan {
             try check(dnnl_primitive_desc_create(&dpd, &dd, attr, engine, fwdPD), "bwd data pd")
             defer { dnnl_primitive_desc_destroy(dpd) }
             var wd = dnnl_convolution_desc_t()
+            let weightsAlgorithm = getenv("SAMIX_WINOGRAD_BWD_WEIGHTS").map { String(cString: $0) == "0" } == true
+                ? dnnl_convolution_direct : algorithm
             if hasBias {
-                try check(dnnl_convolution_backward_weights_desc_init(&wd, algorithm, &xA, &wA,
+                try check(dnnl_convolution_backward_weights_desc_init(&wd, weightsAlgorithm, &xA, &wA,
                                                                       &b, &yA, strides, padL, padR), "bwd weights desc")
             } else {
-                try check(dnnl_convolution_backward_weights_desc_init(&wd, algorithm, &xA, &wA,
+                try check(dnnl_convolution_backward_weights_desc_init(&wd, weightsAlgorithm, &xA, &wA,
                                                                       nil, &yA, strides, padL, padR), "bwd weights desc")
             }
             var wpd: OpaquePointer?
@@ -294,19 +331,20 @@ private final class Plan {
                          stream: OpaquePointer?) throws {
         var mems: [OpaquePointer?] = []
         defer { for m in mems { dnnl_memory_destroy(m) } }
-        var all = args
-        let scratch = try Buffer(bytes: p.scratchBytes)
-        if p.scratchBytes > 0 { all.append((samix_dnnl_arg_scratchpad, p.scratch, scratch.pointer)) }
-        var execArgs: [dnnl_exec_arg_t] = []
-        for (arg, md, ptr) in all {
-            var m: OpaquePointer?
-            var d = md
-            try check(dnnl_memory_create(&m, &d, engine, ptr), "memory")
-            mems.append(m)
-            execArgs.append(dnnl_exec_arg_t(arg: arg, memory: m))
+        try ScratchArena.shared.withScratch(bytes: p.scratchBytes) { scratch in
+            var all = args
+            if p.scratchBytes > 0 { all.append((samix_dnnl_arg_scratchpad, p.scratch, scratch)) }
+            var execArgs: [dnnl_exec_arg_t] = []
+            for (arg, md, ptr) in all {
+                var m: OpaquePointer?
+                var d = md
+                try check(dnnl_memory_create(&m, &d, engine, ptr), "memory")
+                mems.append(m)
+                execArgs.append(dnnl_exec_arg_t(arg: arg, memory: m))
+            }
+            try check(dnnl_primitive_execute(p.prim, stream, Int32(execArgs.count), execArgs), "execute")
+            try check(dnnl_stream_wait(stream), "stream wait")
         }
-        try check(dnnl_primitive_execute(p.prim, stream, Int32(execArgs.count), execArgs), "execute")
-        try check(dnnl_stream_wait(stream), "stream wait")
     }
 
     /// The data at `ptr` (plain layout) in the reorder's target layout: `ptr` itself or a new buffer.
