@@ -219,7 +219,8 @@ private final class Plan {
     /// oneDNN's algorithm for this geometry. Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions with
     /// at least `winogradMinChannels` input and output channels (measured: ResNet-18's 64–512-channel
     /// layers train 1.2–1.4× faster per step; ResNet-20's 16/32-channel ones slower), direct otherwise.
-    /// `SAMIX_CONV_ALGO=direct` disables Winograd, `=winograd` uses it for every 3×3 stride-1 layer;
+    /// `SAMIX_CONV_ALGO=direct` disables Winograd, `=winograd` uses it for every 3×3 stride-1 layer,
+    /// `SAMIX_WINOGRAD_MIN_CHANNELS=N` moves the channel threshold;
     /// where oneDNN has no Winograd kernel (e.g. without AVX-512) the plan falls back to direct.
     let algorithm: dnnl_alg_kind_t
 
@@ -296,13 +297,11 @@ private final class Plan {
             try check(dnnl_primitive_desc_create(&dpd, &dd, attr, engine, fwdPD), "bwd data pd")
             defer { dnnl_primitive_desc_destroy(dpd) }
             var wd = dnnl_convolution_desc_t()
-            let weightsAlgorithm = getenv("SAMIX_WINOGRAD_BWD_WEIGHTS").map { String(cString: $0) == "0" } == true
-                ? dnnl_convolution_direct : algorithm
             if hasBias {
-                try check(dnnl_convolution_backward_weights_desc_init(&wd, weightsAlgorithm, &xA, &wA,
+                try check(dnnl_convolution_backward_weights_desc_init(&wd, algorithm, &xA, &wA,
                                                                       &b, &yA, strides, padL, padR), "bwd weights desc")
             } else {
-                try check(dnnl_convolution_backward_weights_desc_init(&wd, weightsAlgorithm, &xA, &wA,
+                try check(dnnl_convolution_backward_weights_desc_init(&wd, algorithm, &xA, &wA,
                                                                       nil, &yA, strides, padL, padR), "bwd weights desc")
             }
             var wpd: OpaquePointer?
