@@ -50,6 +50,22 @@ final class AutodiffTests: XCTestCase {
         XCTAssertEqual(a.grad?.scalars, [2])
     }
 
+    func testGraphDoesNotKeepActivationsNoBackwardCaptured() throws {
+        // a = 2x is an intermediate whose storage only ReLU's input would hold; ReLU's backward keeps its
+        // output, so once the caller drops `a`, nothing may keep it alive — the graph links nodes.
+        let x = try Tensor([-1, 2, 3, -4], shape: [4]); x.requiresGrad = true
+        weak var intermediate: Tensor?
+        let y: Tensor
+        do {
+            let a = try x * 2
+            intermediate = a
+            y = try a.relu()
+        }
+        XCTAssertNil(intermediate, "the autodiff graph keeps an activation no backward needs")
+        try y.sum().backward()
+        XCTAssertEqual(x.grad?.scalars, [0, 2, 2, 0])
+    }
+
     func testSecondBackwardThroughFreedGraphThrows() throws {
         let a = try Tensor([2], shape: [1]); a.requiresGrad = true
         let y = try (a * a).sum()
