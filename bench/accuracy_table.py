@@ -8,6 +8,8 @@ for AutoMix/SAMix, the momentum head), mean over seeds, and the median time per 
 
     python3 bench/accuracy_table.py --data /tmp/cifar --run        # run what is missing, then print
     python3 bench/accuracy_table.py --epochs 20                    # print the table of the 20-epoch protocol
+    python3 bench/accuracy_table.py --data /tmp/cifar --run --methods samix,samix:eta=0,samix:mask-loss-weight=0
+                                                                   # η and mask-loss ablations of SAMix
 """
 import argparse
 import os
@@ -29,8 +31,25 @@ def finished(path, epochs):
     return bool(rows) and rows[-1].get("epoch") == epochs
 
 
+def parse_method(token):
+    """``samix:eta=0:mask-loss-weight=0`` → ("samix", ["--eta", "0", "--mask-loss-weight", "0"]) for ablations."""
+    name, *opts = token.split(":")
+    extra = []
+    for o in opts:
+        k, _, v = o.partition("=")
+        if not k or not v:
+            raise SystemExit(f"bad method option {o!r} in {token!r} (expected key=value)")
+        extra += ["--" + k, v]
+    return name, extra
+
+
+def file_stem(token):
+    return token.replace(":", "_").replace("=", "")
+
+
 def run_one(a, method, seed, path):
-    cmd = [a.samix_bench, "train", "--dataset", "cifar10", "--data", a.data, "--model", a.model, "--mix", method,
+    method, extra = parse_method(method)
+    cmd = [a.samix_bench, "train", "--dataset", "cifar10", "--data", a.data, "--model", a.model, "--mix", method] + extra + [
            "--epochs", str(a.epochs), "--batch", str(a.batch), "--lr", str(a.lr), "--weight-decay", str(a.weight_decay),
            "--seed", str(seed), "--json"]
     if a.train_subset:
@@ -48,11 +67,11 @@ def table(a):
     print(f"CIFAR-10, {a.model}, {a.train_subset or 50000} class-balanced training images, full 10,000-image test set, "
           f"{a.epochs} epochs, batch {a.batch}, SGD lr {a.lr} momentum 0.9 wd {a.weight_decay}, cosine, crop+flip; "
           f"top-1 = median of the last 5 epochs, mean over seeds")
-    print(f"{'method':10} {'seeds':>5} {'top-1 online':>14} {'top-1 momentum':>15} {'per seed (online)':>28} {'s/epoch':>8}")
+    print(f"{'method':24} {'seeds':>5} {'top-1 online':>14} {'top-1 momentum':>15} {'per seed (online)':>28} {'s/epoch':>8}")
     for method in a.methods.split(","):
         per_seed, per_seed_k, times = [], [], []
         for seed in [int(s) for s in a.seeds.split(",")]:
-            path = os.path.join(a.results, f"{method}-seed{seed}.jsonl")
+            path = os.path.join(a.results, f"{file_stem(method)}-seed{seed}.jsonl")
             if not finished(path, a.epochs):
                 continue
             rows = load(path)
@@ -62,11 +81,11 @@ def table(a):
                 per_seed_k.append(statistics.median(r["test_top1_momentum"] for r in last))
             times += [r["seconds"] for r in rows]
         if not per_seed:
-            print(f"{method:10} {0:5d} {'(no finished run)':>14}")
+            print(f"{method:24} {0:5d} {'(no finished run)':>14}")
             continue
         mk = f"{statistics.mean(per_seed_k):15.2f}" if per_seed_k else f"{'-':>15}"
         seeds = ", ".join(f"{v:.2f}" for v in per_seed)
-        print(f"{method:10} {len(per_seed):5d} {statistics.mean(per_seed):14.2f} {mk} {seeds:>28} "
+        print(f"{method:24} {len(per_seed):5d} {statistics.mean(per_seed):14.2f} {mk} {seeds:>28} "
               f"{statistics.median(times):8.1f}")
 
 
@@ -75,7 +94,9 @@ def main():
     ap.add_argument("--data", help="CIFAR-10 directory (needed with --run)")
     ap.add_argument("--results", help="results directory (default: results/cifar10-<model>-e<epochs>-n<subset>)")
     ap.add_argument("--samix-bench", default=os.path.join(ROOT, ".build", "release", "samix-bench"))
-    ap.add_argument("--methods", default="vanilla,mixup,cutmix,automix,samix")
+    ap.add_argument("--methods", default="vanilla,mixup,cutmix,automix,samix",
+                    help="comma-separated; ablations as name:option=value[:option=value], e.g. "
+                         "samix:eta=0, samix:mixer-loss=official, samix:mask-loss-weight=0")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--epochs", type=int, default=100)
@@ -96,7 +117,7 @@ def main():
             raise SystemExit("--run needs --data DIR")
         for seed in [int(s) for s in a.seeds.split(",")]:
             for method in a.methods.split(","):
-                path = os.path.join(a.results, f"{method}-seed{seed}.jsonl")
+                path = os.path.join(a.results, f"{file_stem(method)}-seed{seed}.jsonl")
                 if not finished(path, a.epochs):
                     run_one(a, method, seed, path)
     table(a)

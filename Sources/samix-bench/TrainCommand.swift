@@ -18,6 +18,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Beta(α, α) parameter of the mixing method (default: the method's CIFAR default).") var alpha: Double?
     @Option(help: "SAMix^P: train with this saved, frozen Mixer (from --save-mixer) instead of --mix.") var mixer: String?
     @Option(help: "After training with --mix automix|samix, save the Mixer and its encoder here (SAMix^P).") var saveMixer: String?
+    @Option(help: "AutoMix/SAMix: η of the η-balanced Mixer objective (local + η·global; SAMix default 0.5).") var eta: Float?
+    @Option(help: "AutoMix/SAMix: Mixer objective: eta (η-balanced), official (global mixup CE only), bce.") var mixerLoss: String?
+    @Option(help: "AutoMix/SAMix: weight of the mask loss (default 0.1; 0 = ablated).") var maskLossWeight: Float?
     @Option(help: "Epochs.") var epochs = 15
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Base learning rate (SGD, momentum 0.9, cosine to 0).") var lr: Float = 0.1
@@ -53,7 +56,7 @@ struct TrainCommand: ParsableCommand {
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: norm, training: false)
         let net = try ModelZoo.make(model, numClasses: train.classCount, inChannels: train.channels, seed: seed)
         let objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha ?? 2) }
-            ?? ObjectiveRegistry.make(mix, alpha: alpha)
+            ?? learnedVariant() ?? ObjectiveRegistry.make(mix, alpha: alpha)
         if saveMixer != nil, !(objective is LearnedMixObjective) {
             throw ValidationError("--save-mixer needs --mix automix or samix")
         }
@@ -103,5 +106,28 @@ struct TrainCommand: ParsableCommand {
             try learned.checkpoint(model: net).save(to: path)
             FileIO.stderr("saved the Mixer to \(path)\n")
         }
+    }
+
+    /// AutoMix/SAMix with the ablation options (--eta, --mixer-loss, --mask-loss-weight); nil when none is given.
+    func learnedVariant() throws -> TrainingObjective? {
+        guard eta != nil || mixerLoss != nil || maskLossWeight != nil else { return nil }
+        guard mix == "samix" || mix == "automix" else {
+            throw ValidationError("--eta, --mixer-loss and --mask-loss-weight apply to --mix samix or automix")
+        }
+        var config = mix == "samix" ? try LearnedMixConfig.samix(alpha: alpha ?? 2, eta: eta ?? 0.5)
+                                    : try LearnedMixConfig.automix(alpha: alpha ?? 2)
+        if let w = maskLossWeight {
+            guard w >= 0, w.isFinite else { throw ValidationError("--mask-loss-weight must be ≥ 0") }
+            config.maskLossWeight = w
+        }
+        switch mixerLoss {
+        case nil: if let e = eta { config.mixerLoss = .etaBalanced(eta: e) }
+        case "eta": config.mixerLoss = .etaBalanced(eta: eta ?? 0.5)
+        case "official": config.mixerLoss = .mixupCrossEntropy
+        case "bce": config.mixerLoss = .sigmoidBCE(negativeWeight: 1)
+        case let other?: throw ValidationError("--mixer-loss must be eta, official or bce, got \(other)")
+        }
+        if let e = eta, !(e >= 0 && e.isFinite) { throw ValidationError("--eta must be ≥ 0") }
+        return LearnedMixObjective(config: config)
     }
 }
