@@ -57,27 +57,28 @@ final class DNNLConvolutionTests: XCTestCase {
         }
     }
 
+    /// oneDNN twice (bitwise equal) and im2col once (close within `tolerance`) on one bias-free layer.
+    private func assertReproducibleAndClose(x: [Int], w: [Int], dy: [Int], stride: Int, seed: UInt64,
+                                            tolerance: Float = 2e-5, _ what: String) throws {
+        let xt = try random(x, seed: seed), wt = try random(w, seed: seed + 1), dyt = try random(dy, seed: seed + 2)
+        let a = try run(.dnnl, x: xt, w: wt, b: nil, dy: dyt, stride: stride, padding: 1)
+        let b = try run(.dnnl, x: xt, w: wt, b: nil, dy: dyt, stride: stride, padding: 1)
+        XCTAssertEqual(a, b, "\(what) not bitwise reproducible")
+        let ref = try run(.im2col, x: xt, w: wt, b: nil, dy: dyt, stride: stride, padding: 1)
+        for (k, name) in ["y", "dx", "dW"].enumerated() { assertClose(a[k], ref[k], "\(what) \(name)", tolerance: tolerance) }
+    }
+
     /// Batch-128 ResNet-shaped layer: dW sums over the whole batch (oneDNN's threaded reduction).
     func testBackwardWeightsReproducibleAtTrainingShape() throws {
-        let x = try random([64, 16, 16, 16], seed: 7), w = try random([32, 16, 3, 3], seed: 8)
-        let dy = try random([64, 32, 8, 8], seed: 9)
-        let a = try run(.dnnl, x: x, w: w, b: nil, dy: dy, stride: 2, padding: 1)
-        let b = try run(.dnnl, x: x, w: w, b: nil, dy: dy, stride: 2, padding: 1)
-        XCTAssertEqual(a, b)
-        let ref = try run(.im2col, x: x, w: w, b: nil, dy: dy, stride: 2, padding: 1)
-        for k in 0..<3 { assertClose(a[k], ref[k], "training shape \(k)") }
+        try assertReproducibleAndClose(x: [64, 16, 16, 16], w: [32, 16, 3, 3], dy: [64, 32, 8, 8], stride: 2, seed: 7,
+                                       "training shape")
     }
 
     /// 3×3 stride-1 layers with ≥ 64 channels take oneDNN's Winograd F(4×4, 3×3) where it has a kernel:
     /// forward and both backward passes still match im2col (Winograd's transforms cost a little
     /// precision) and stay bitwise reproducible.
     func testWinogradShapeMatchesIm2colAndIsReproducible() throws {
-        let x = try random([8, 64, 8, 8], seed: 21), w = try random([64, 64, 3, 3], seed: 22)
-        let dy = try random([8, 64, 8, 8], seed: 23)
-        let a = try run(.dnnl, x: x, w: w, b: nil, dy: dy, stride: 1, padding: 1)
-        let b = try run(.dnnl, x: x, w: w, b: nil, dy: dy, stride: 1, padding: 1)
-        XCTAssertEqual(a, b)
-        let ref = try run(.im2col, x: x, w: w, b: nil, dy: dy, stride: 1, padding: 1)
-        for (k, name) in ["y", "dx", "dW"].enumerated() { assertClose(a[k], ref[k], "winograd \(name)", tolerance: 1e-3) }
+        try assertReproducibleAndClose(x: [8, 64, 8, 8], w: [64, 64, 3, 3], dy: [8, 64, 8, 8], stride: 1, seed: 21,
+                                       tolerance: 1e-3, "winograd")
     }
 }
