@@ -74,16 +74,17 @@ final class MixingKernelTests: XCTestCase {
     }
 
     func testBoxTwoCyclesSwapInPlace() throws {
-        // Flip pairing with CutMix boxes: two-cycles sharing one box are swapped in one pass, pairs with
-        // different boxes (and box/blend pairs) go through the saving scheduler; all must agree with
-        // out of place and with the reference, on 1 and 2 workers.
+        // Flip pairing with CutMix boxes: two-cycles sharing one box are swapped in one pass; pairs with
+        // different boxes (overlapping, sharing rows but not columns, empty) and box/blend pairs go through
+        // the saving scheduler; all must agree with out of place and with the reference, on 1 and 2 workers.
         let savedThreads = Engine.threads, savedThreshold = MixApplyTuning.parallelThreshold
         defer { Engine.threads = savedThreads; MixApplyTuning.parallelThreshold = savedThreshold }
         MixApplyTuning.parallelThreshold = 1 << 10
         let B = 10, H = 12, W = 9
         let shared = MixBox(y0: 2, y1: 9, x0: 1, x1: 6)
         var ops = [SampleMix](repeating: .box(shared), count: B)
-        ops[1] = .box(MixBox(y0: 0, y1: 4, x0: 3, x1: 9))   // pair (1, 8) with different boxes
+        ops[1] = .box(MixBox(y0: 0, y1: 4, x0: 3, x1: 9))   // pair (1, 8): overlapping different boxes
+        ops[2] = .box(MixBox(y0: 5, y1: 12, x0: 6, x1: 9))  // pair (2, 7): common rows, disjoint columns
         ops[3] = .blend(0.3)                                  // pair (3, 6): box + blend
         ops[4] = .box(MixBox(y0: 0, y1: 0, x0: 0, x1: 0))    // pair (4, 5): one empty box
         ops[5] = .box(MixBox(y0: 0, y1: 0, x0: 0, x1: 0))
