@@ -247,9 +247,6 @@ public func samix_model_policy_mix(_ model: UInt64, _ method: UnsafePointer<CCha
                                    _ masks: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded("samix_model_policy_mix") {
         let name = try readString(method, "method", maxBytes: 64)
-        if !alpha.isNaN, !(alpha > 0 && alpha.isFinite) {
-            throw CAPIError(.invalidArgument, "alpha must be a finite value > 0, got \(alpha)")
-        }
         let policy = try ModelMixPolicy(name: name, alpha: alpha.isNaN ? nil : alpha)
         try Registry.shared.with(model, .model, as: ImageClassifier.self) { m in
             let (xp, dims) = try readImageBatch(x, shape, channels: m.inChannels)
@@ -261,16 +258,8 @@ public func samix_model_policy_mix(_ model: UInt64, _ method: UnsafePointer<CCha
             }
             try validateTargetArguments(targets: targets, labels: labels, batch: n, numClasses: numClasses,
                                         labelSmoothing: labelSmoothing)
-            // Labels feed PuzzleMix's saliency (required there) and the soft targets.
-            var y: [Int] = []
-            if let lp = labels {
-                y = try (0..<n).map { i in
-                    guard lp[i] >= 0, lp[i] < Int64(m.numClasses) else {
-                        throw CAPIError(.invalidArgument, "label \(lp[i]) at index \(i) is outside the model's 0..<\(m.numClasses)")
-                    }
-                    return Int(lp[i])
-                }
-            }
+            // Labels feed PuzzleMix's saliency (the engine checks them against the model) and the targets.
+            let y = labels.map { lp in (0..<n).map { Int(lp[$0]) } } ?? []
             let input = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
             var rng = SplitMix64(seed: seed)
             let (mixed, r) = try policy.mix(images: input, labels: y, model: m, lambda: fixed, rng: &rng)

@@ -87,8 +87,8 @@ def test_errors(model):
         samix.mix(x[:, :1], y, method="attentivemix", model=model)
     with pytest.raises(InvalidArgumentError, match="outside"):
         samix.mix(x, np.full(6, 12), method="puzzlemix", model=model)
-    with pytest.raises(InvalidArgumentError, match="alpha"):
-        samix.mix(x, y, method="attentivemix", model=model, alpha=-1.0)
+    with pytest.raises(InvalidArgumentError, match="α must be"):
+        samix.mix(x, y, method="attentivemix", model=model, alpha=-1.0)  # the engine names α
     bad = x.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(samix.errors.NumericalError):
