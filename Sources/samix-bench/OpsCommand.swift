@@ -9,7 +9,7 @@ struct OpsCommand: ParsableCommand {
 
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Image sides, comma-separated.") var size = "32,224"
-    @Option(help: "Comma-separated policies (default: all).") var methods = "mixup,mixup-flip,cutmix,fmix,gridmix,resizemix,smoothmix,saliencymix,timm-batch,timm-elem"
+    @Option(help: "Comma-separated policies (default: all).") var methods = "mixup,mixup-flip,cutmix,fmix,gridmix,resizemix,smoothmix,saliencymix,timm-batch,timm-elem,timm-mixup-pair,timm-mixup-elem,timm-cutmix-pair,timm-cutmix-elem"
     @Option(help: "Timed calls per policy and size.") var iters = 41
     @Option(help: "Worker threads.") var threads: Int?
     @Flag(help: "Print one JSON object.") var json = false
@@ -26,6 +26,11 @@ struct OpsCommand: ParsableCommand {
         case "saliencymix": return try SaliencyMix(alpha: 1)
         case "timm-batch": return try TimmMixup(MixupConfig(numClasses: 10, mixupAlpha: 1, cutmixAlpha: 1, mode: .batch))
         case "timm-elem": return try TimmMixup(MixupConfig(numClasses: 10, mixupAlpha: 1, cutmixAlpha: 1, mode: .elem))
+        case "timm-mixup-pair", "timm-mixup-elem", "timm-cutmix-pair", "timm-cutmix-elem":
+            // timm's per-sample modes with one method only, as compare_ops.py and torch_reference.py time them.
+            let cut = name.contains("cutmix")
+            return try TimmMixup(MixupConfig(numClasses: 10, mixupAlpha: cut ? 0 : 1, cutmixAlpha: cut ? 1 : 0,
+                                             mode: name.hasSuffix("pair") ? .pair : .elem))
         default: throw ValidationError("unknown policy '\(name)'")
         }
     }
@@ -44,18 +49,28 @@ struct OpsCommand: ParsableCommand {
             for i in 0..<x.count { x.data[i] = Float(rng.normal()) }
             for name in methods.split(separator: ",").map(String.init) {
                 let p = try OpsCommand.policy(name)
-                var times: [Double] = []
+                // One call = plan (λ, partners, boxes/masks) + in-place apply; both halves are timed so a
+                // change can be attributed to the random draws or to the pixel kernels.
+                var times: [Double] = [], planTimes: [Double] = [], applyTimes: [Double] = []
                 for it in 0..<(iters + 3) {
                     let t0 = Clock.now()
-                    try p.mix(x.data, shape: shape, rng: &rng)
-                    if it >= 3 { times.append((Clock.now() - t0) * 1e6) }
+                    let r = try p.plan(images: UnsafePointer(x.data), shape: shape, lambda: nil, rng: &rng)
+                    let t1 = Clock.now()
+                    try r.apply(inPlace: x.data, shape: shape)
+                    let t2 = Clock.now()
+                    if it >= 3 {
+                        times.append((t2 - t0) * 1e6)
+                        planTimes.append((t1 - t0) * 1e6)
+                        applyTimes.append((t2 - t1) * 1e6)
+                    }
                 }
-                times.sort()
-                let med = times[times.count / 2], best = times[0]
+                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+                let med = median(times), best = times.min() ?? 0
+                let planMed = median(planTimes), applyMed = median(applyTimes)
                 if json {
-                    rows.append("{\"policy\": \"\(name)\", \"size\": \(s), \"batch\": \(batch), \"median_us\": \(format3(med)), \"best_us\": \(format3(best))}")
+                    rows.append("{\"policy\": \"\(name)\", \"size\": \(s), \"batch\": \(batch), \"median_us\": \(format3(med)), \"best_us\": \(format3(best)), \"plan_median_us\": \(format3(planMed)), \"apply_median_us\": \(format3(applyMed))}")
                 } else {
-                    print("\(name) \(batch)x3x\(s)x\(s): median \(format3(med)) µs, best \(format3(best)) µs")
+                    print("\(name) \(batch)x3x\(s)x\(s): median \(format3(med)) µs (plan \(format3(planMed)), apply \(format3(applyMed))), best \(format3(best)) µs")
                 }
             }
         }

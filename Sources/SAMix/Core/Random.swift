@@ -76,7 +76,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// Beta(a, b) as X/(X+Y) with X ~ Gamma(a), Y ~ Gamma(b). Both parameters must be > 0.
+    /// Beta(1, 1) — the CutMix/Mixup default α = 1 — is exactly Uniform(0, 1) and takes one draw
+    /// instead of two Gamma variates (each a Box–Muller normal plus a rejection test).
     public mutating func beta(_ a: Double, _ b: Double) -> Double {
+        if a == 1 && b == 1 { return uniformDouble() }
         let x = gamma(shape: a)
         let y = gamma(shape: b)
         let s = x + y

@@ -91,9 +91,17 @@ extension MixResult {
 
     private enum Unit {
         case single(Int)
-        /// A two-cycle mixed in one pass without saving either image: a blend pair, or a CutMix pair
-        /// with one shared box (the two boxes are swapped).
+        /// A two-cycle mixed in one pass without saving either image (kernels in PairInPlaceKernels.swift):
+        /// two blends, two boxes, or one blend and one box.
         case pair(Int, Int)
+    }
+
+    /// Whether a two-cycle with these ops has a one-pass kernel.
+    private static func hasPairKernel(_ a: SampleMix, _ b: SampleMix) -> Bool {
+        switch (a, b) {
+        case (.blend, .blend), (.box, .box), (.blend, .box), (.box, .blend): return true
+        default: return false
+        }
     }
 
     private func applyInPlace<T: MixElement>(images: UnsafeMutablePointer<T>, ops: [SampleMix], g: ImageGeometry,
@@ -122,9 +130,7 @@ extension MixResult {
                 if cycle.count == 1 {
                     if case .keep = ops[start] { continue }
                     units.append(.single(start))
-                } else if cycle.count == 2, case .blend = ops[cycle[0]], case .blend = ops[cycle[1]] {
-                    units.append(.pair(cycle[0], cycle[1]))
-                } else if cycle.count == 2, case .box(let b0) = ops[cycle[0]], case .box(let b1) = ops[cycle[1]], b0 == b1 {
+                } else if cycle.count == 2, Self.hasPairKernel(ops[cycle[0]], ops[cycle[1]]) {
                     units.append(.pair(cycle[0], cycle[1]))
                 } else {
                     for t in cycle { if case .keep = ops[t] {} else { units.append(.single(t)) } }
@@ -205,8 +211,16 @@ extension MixResult {
                         switch (ops[i], ops[j]) {
                         case (.blend(let li), .blend(let lj)):
                             blendPairInPlace(images + i &* n, images + j &* n, li, lj, n)
-                        case (.box(let box), .box):
-                            swapRegion(images + i &* n, images + j &* n, box: box, g: g)
+                        case (.box(let bi), .box(let bj)):
+                            if bi == bj {
+                                swapRegion(images + i &* n, images + j &* n, box: bi, g: g)
+                            } else {
+                                exchangeBoxes(images + i &* n, images + j &* n, bi, bj, g: g)
+                            }
+                        case (.blend(let li), .box(let bj)):
+                            blendBoxPairInPlace(images + i &* n, images + j &* n, li, bj, g: g)
+                        case (.box(let bi), .blend(let lj)):
+                            blendBoxPairInPlace(images + j &* n, images + i &* n, lj, bi, g: g)
                         default:
                             continue
                         }
@@ -246,21 +260,6 @@ func forEachRun(of box: MixBox, in g: ImageGeometry, _ body: (Int, Int) -> Void)
 @inline(__always)
 func copyRegion<T>(from src: UnsafePointer<T>, to dst: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
     forEachRun(of: box, in: g) { o, len in (dst + o).update(from: src + o, count: len) }
-}
-
-/// Exchanges the pixels of `box` (all channels) between two images of the same geometry.
-@inline(__always)
-func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
-    forEachRun(of: box, in: g) { o, len in
-        let a = p + o, b = q + o
-        var k = 0
-        while k < len {
-            let t = a[k]
-            a[k] = b[k]
-            b[k] = t
-            k &+= 1
-        }
-    }
 }
 
 /// dst = wa·a + wb·b elementwise over `n` values (dst may equal a or b).
@@ -315,20 +314,6 @@ func maskInPlaceKernel<T: MixElement>(_ dst: UnsafeMutablePointer<T>, _ b: Unsaf
             }
             k &+= 1
         }
-    }
-}
-
-/// In-place symmetric blend of a pair: p ← λp·p + (1−λp)·q, q ← λq·q + (1−λq)·p, one pass, no copy.
-@inline(__always)
-func blendPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>,
-                                     _ lp: Float, _ lq: Float, _ n: Int) {
-    let wp = 1 - lp, wq = 1 - lq
-    var k = 0
-    while k < n {
-        let a = p[k], b = q[k]
-        p[k] = T.mix(a, b, lp, wp)
-        q[k] = T.mix(b, a, lq, wq)
-        k &+= 1
     }
 }
 
