@@ -119,8 +119,10 @@ extension MixResult {
         units.reserveCapacity(B)
         if isPerm {
             var visited = [Bool](repeating: false, count: B)
+            var cycle: [Int] = []   // reused: one allocation per call, not one per cycle
+            cycle.reserveCapacity(B)
             for start in 0..<B where !visited[start] {
-                var cycle: [Int] = []
+                cycle.removeAll(keepingCapacity: true)
                 var t = start
                 while !visited[t] {
                     visited[t] = true
