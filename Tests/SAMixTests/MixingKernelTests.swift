@@ -75,19 +75,22 @@ final class MixingKernelTests: XCTestCase {
 
     func testBoxTwoCyclesSwapInPlace() throws {
         // Flip pairing with CutMix boxes: every two-cycle is mixed in one pass by a pair kernel (shared box:
-        // swap; different boxes: overlapping, sharing rows but not columns, one empty; box + blend in both
-        // orders); all must agree with out of place and with the reference, float32 and uint8, 1 and 2 workers.
+        // swap; different boxes: overlapping, sharing rows but not columns, with rows between them, one
+        // empty; box + blend in both orders); all must agree with out of place and with the reference,
+        // float32 and uint8, 1 and 2 workers.
         let savedThreads = Engine.threads, savedThreshold = MixApplyTuning.parallelThreshold
         defer { Engine.threads = savedThreads; MixApplyTuning.parallelThreshold = savedThreshold }
         MixApplyTuning.parallelThreshold = 1 << 10
-        let B = 12, H = 12, W = 9
+        let B = 14, H = 12, W = 9
         let shared = MixBox(y0: 2, y1: 9, x0: 1, x1: 6)
         var ops = [SampleMix](repeating: .box(shared), count: B)
-        ops[1] = .box(MixBox(y0: 0, y1: 4, x0: 3, x1: 9))   // pair (1, 10): overlapping different boxes
-        ops[2] = .box(MixBox(y0: 5, y1: 12, x0: 6, x1: 9))  // pair (2, 9): common rows, disjoint columns
-        ops[3] = .blend(0.3)                                  // pair (3, 8): blend first, box second
-        ops[4] = .box(MixBox(y0: 0, y1: 0, x0: 0, x1: 0))    // pair (4, 7): one empty box
-        ops[6] = .blend(0.6)                                  // pair (5, 6): box first, blend second
+        ops[1] = .box(MixBox(y0: 0, y1: 4, x0: 3, x1: 9))   // pair (1, 12): overlapping different boxes
+        ops[2] = .box(MixBox(y0: 5, y1: 12, x0: 6, x1: 9))  // pair (2, 11): common rows, disjoint columns
+        ops[3] = .blend(0.3)                                  // pair (3, 10): blend first, box second
+        ops[4] = .box(MixBox(y0: 0, y1: 0, x0: 0, x1: 0))    // pair (4, 9): one empty box
+        ops[8] = .blend(0.6)                                  // pair (5, 8): box first, blend second
+        ops[6] = .box(MixBox(y0: 0, y1: 3, x0: 0, x1: 4))    // pair (6, 7): rows 3..<7 lie between the boxes
+        ops[7] = .box(MixBox(y0: 7, y1: 12, x0: 2, x1: 9))
         let partner = (0..<B).map { B - 1 - $0 }
         for threads in [1, 2] {
             Engine.threads = threads
@@ -110,13 +113,13 @@ final class MixingKernelTests: XCTestCase {
                 }
                 try ui.withUnsafeMutableBufferPointer { try r.apply(inPlace: $0.baseAddress!, shape: s) }
                 XCTAssertTrue(ui == uo, "uint8 threads \(threads) \(layout)")
-                // the shared-box pair (0, 11) really exchanged its boxes and nothing else
+                // the shared-box pair (0, 13) really exchanged its boxes and nothing else
                 let n = 3 * H * W
                 for c in 0..<3 { for yy in 0..<H { for xx in 0..<W {
                     let o = layout == .nchw ? (c * H + yy) * W + xx : (yy * W + xx) * 3 + c
                     let inside = yy >= shared.y0 && yy < shared.y1 && xx >= shared.x0 && xx < shared.x1
-                    XCTAssertEqual(y[o], inside ? x[11 * n + o] : x[o])
-                    XCTAssertEqual(y[11 * n + o], inside ? x[o] : x[11 * n + o])
+                    XCTAssertEqual(y[o], inside ? x[13 * n + o] : x[o])
+                    XCTAssertEqual(y[13 * n + o], inside ? x[o] : x[13 * n + o])
                 } } }
             }
         }

@@ -2,7 +2,8 @@
 // both images are rewritten from each other's ORIGINAL pixels in one pass, without saving either
 // image to scratch. Each kernel is specialised per element type through `MixElement`.
 
-/// Calls `body(pRowOffset, inP, inQ)` for every row (per channel in NCHW) that either box covers, where
+/// Calls `body(pRowOffset, inP, inQ)` for every row (per channel in NCHW) from the first to the last row
+/// either box covers — rows between two disjoint boxes come with both flags false —, where
 /// `inP`/`inQ` tell whether the row lies inside box `bp`/`bq`. Row offsets index both images; in NCHW a
 /// row is `w` values, in NHWC `w·c` interleaved values.
 @inline(__always)
@@ -27,55 +28,20 @@ func rowColumns(_ b: MixBox, _ g: ImageGeometry) -> (Int, Int) {
     g.layout == .nchw ? (b.x0, b.x1) : (b.x0 &* g.c, b.x1 &* g.c)
 }
 
+/// Vector width (elements) to which select loops round their span: values outside the boxes are
+/// written back unchanged, so a span may grow to whole vectors and the loop runs without a scalar tail.
+let selectSpanQuantum = 8
+
+/// `[lo, hi)` widened to multiples of `selectSpanQuantum`, within `[0, rowLength)`.
 @inline(__always)
-func copyRun<T>(_ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, _ from: Int, _ to: Int) {
-    var k = from
-    while k < to {
-        dst[k] = src[k]
-        k &+= 1
-    }
+func widenedSpan(_ lo: Int, _ hi: Int, rowLength: Int) -> (Int, Int) {
+    let q = selectSpanQuantum
+    return (lo & ~(q &- 1), min(rowLength, (hi &+ q &- 1) & ~(q &- 1)))
 }
 
-@inline(__always)
-func swapRun<T>(_ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>, _ from: Int, _ to: Int) {
-    var k = from
-    while k < to {
-        let t = a[k]
-        a[k] = b[k]
-        b[k] = t
-        k &+= 1
-    }
-}
-
-/// Exchanges the pixels of `box` (all channels) between two images of the same geometry.
-@inline(__always)
-func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
-    forEachRun(of: box, in: g) { o, len in swapRun(p + o, q + o, 0, len) }
-}
-
-/// CutMix of a pair with two different boxes: `p[bp] ← q[bp]` and `q[bq] ← p[bq]`, both from the
-/// original images, one row at a time. A row inside both boxes is rewritten over the union of the two
-/// column ranges with a branch-free select (each value read once before either image is written), which
-/// vectorises; per-run copies of a few values each cost more in loop overhead than they save in stores.
-func exchangeBoxes<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ bp: MixBox, _ bq: MixBox,
-                      g: ImageGeometry) {
-    let (pa, pb) = rowColumns(bp, g), (qa, qb) = rowColumns(bq, g)
-    let lo = min(pa, qa), hi = max(pb, qb)
-    let pa32 = Int32(pa), pb32 = Int32(pb), qa32 = Int32(qa), qb32 = Int32(qb)
-    forEachRowOfUnion(bp, bq, in: g) { o, inP, inQ in
-        let rp = p + o, rq = q + o
-        if inP && inQ {
-            selectRow(rp, rq, lo, hi, pa32, pb32, qa32, qb32)
-        } else if inP {
-            copyRun(rp, rq, pa, pb)
-        } else if inQ {
-            copyRun(rq, rp, qa, qb)
-        }
-    }
-}
-
-/// One row inside both boxes: `rp[k] ← rq[k]` for k in [pa, pb), `rq[k] ← rp[k]` for k in [qa, qb), over
-/// [lo, hi) ⊇ both ranges. Indices are compared as Int32 so a vector compare covers 8 lanes.
+/// Over `[lo, hi)` of one row: `rp[k] ← rq[k]` for k in [pa, pb), `rq[k] ← rp[k]` for k in [qa, qb) (both
+/// from the values before the call), everything else rewritten unchanged. Branch-free; indices are
+/// compared as Int32 so one vector compare covers 8 lanes.
 @inline(__always)
 func selectRow<T>(_ rp: UnsafeMutablePointer<T>, _ rq: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int,
                   _ pa: Int32, _ pb: Int32, _ qa: Int32, _ qb: Int32) {
@@ -87,6 +53,37 @@ func selectRow<T>(_ rp: UnsafeMutablePointer<T>, _ rq: UnsafeMutablePointer<T>, 
         rq[k] = (k32 >= qa && k32 < qb) ? a : b
         k &+= 1
         k32 &+= 1
+    }
+}
+
+/// Exchanges the pixels of `box` (all channels) between two images of the same geometry.
+@inline(__always)
+func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
+    exchangeBoxes(p, q, box, box, g: g)
+}
+
+/// CutMix of a pair: `p[bp] ← q[bp]` and `q[bq] ← p[bq]`, both from the original images (`bp == bq` is
+/// a plain swap). Row by row over the rows either box covers, each row with one branch-free select over
+/// the union of its column ranges widened to whole vectors: per-run copies of a few values each cost
+/// more in loop overhead and scalar tails than the extra unchanged stores (measured, `samix-bench ops`).
+@inline(__always)
+func exchangeBoxes<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ bp: MixBox, _ bq: MixBox,
+                      g: ImageGeometry) {
+    let (pa, pb) = rowColumns(bp, g), (qa, qb) = rowColumns(bq, g)
+    let rowLength = g.layout == .nchw ? g.w : g.w &* g.c
+    let both = widenedSpan(min(pa, qa), max(pb, qb), rowLength: rowLength)
+    let onlyP = widenedSpan(pa, pb, rowLength: rowLength), onlyQ = widenedSpan(qa, qb, rowLength: rowLength)
+    let pa32 = Int32(pa), pb32 = Int32(pb), qa32 = Int32(qa), qb32 = Int32(qb)
+    forEachRowOfUnion(bp, bq, in: g) { o, inP, inQ in
+        let rp = p + o, rq = q + o
+        if inP && inQ {
+            selectRow(rp, rq, both.0, both.1, pa32, pb32, qa32, qb32)
+        } else if inP {
+            selectRow(rp, rq, onlyP.0, onlyP.1, pa32, pb32, 0, 0)
+        } else if inQ {
+            selectRow(rp, rq, onlyQ.0, onlyQ.1, 0, 0, qa32, qb32)
+        }   // else: a row between two boxes that share no row
+
     }
 }
 
@@ -105,13 +102,14 @@ func blendPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMu
 }
 
 /// A pair where `p` is blended with weight `lp` (p ← lp·p + (1−lp)·q everywhere) and `q` takes `p`'s
-/// original pixels inside `bq` (CutMix): one pass over `p`, the box of `q` written on the way.
+/// original pixels inside `bq` (CutMix): one pass over `p`; rows of the box rewrite `q`'s whole row.
 func blendBoxPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ lp: Float,
                                         _ bq: MixBox, g: ImageGeometry) {
     let wp = 1 - lp
     let rowLength = g.layout == .nchw ? g.w : g.w &* g.c
     let rows = g.count / rowLength
     let (qa, qb) = rowColumns(bq, g)
+    let qa32 = Int32(qa), qb32 = Int32(qb)
     for r in 0..<rows {
         let o = r &* rowLength
         let rp = p + o, rq = q + o
@@ -120,14 +118,15 @@ func blendBoxPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: Unsaf
             blendInPlaceKernel(rp, UnsafePointer(rq), lp, wp, rowLength)
             continue
         }
-        blendInPlaceKernel(rp, UnsafePointer(rq), lp, wp, qa)
-        var k = qa
-        while k < qb {
+        // One pass over the row: p blended everywhere, q takes p's original inside the box columns.
+        var k = 0
+        var k32: Int32 = 0
+        while k < rowLength {
             let a = rp[k], b = rq[k]
             rp[k] = T.mix(a, b, lp, wp)
-            rq[k] = a
+            rq[k] = (k32 >= qa32 && k32 < qb32) ? a : b
             k &+= 1
+            k32 &+= 1
         }
-        blendInPlaceKernel(rp + qb, UnsafePointer(rq + qb), lp, wp, rowLength &- qb)
     }
 }
