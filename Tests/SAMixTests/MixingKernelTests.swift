@@ -78,10 +78,15 @@ final class MixingKernelTests: XCTestCase {
         // swap; different boxes: overlapping, sharing rows but not columns, with rows between them, one
         // empty; box + blend in both orders); all must agree with out of place and with the reference,
         // float32 and uint8, 1 and 2 workers.
+        // W = 9 rows take the vector-select path, W = 70 rows (> selectRowMaxLength) the copy/swap runs.
+        for W in [9, 70] { try checkBoxTwoCycles(width: W) }
+    }
+
+    func checkBoxTwoCycles(width W: Int) throws {
         let savedThreads = Engine.threads, savedThreshold = MixApplyTuning.parallelThreshold
         defer { Engine.threads = savedThreads; MixApplyTuning.parallelThreshold = savedThreshold }
         MixApplyTuning.parallelThreshold = 1 << 10
-        let B = 14, H = 12, W = 9
+        let B = 14, H = 12
         let shared = MixBox(y0: 2, y1: 9, x0: 1, x1: 6)
         var ops = [SampleMix](repeating: .box(shared), count: B)
         ops[1] = .box(MixBox(y0: 0, y1: 4, x0: 3, x1: 9))   // pair (1, 12): overlapping different boxes
@@ -104,7 +109,7 @@ final class MixingKernelTests: XCTestCase {
                 }
                 var y = x
                 try y.withUnsafeMutableBufferPointer { try r.apply(inPlace: $0.baseAddress!, shape: s) }
-                XCTAssertTrue(y == out, "threads \(threads) \(layout)")
+                XCTAssertTrue(y == out, "threads \(threads) \(layout) W \(W)")
                 if layout == .nchw { XCTAssertTrue(MixRef.mix(x, s, r).elementsEqual(out) { abs($0 - $1) <= 1e-6 }) }
                 let u = MixRef.bytes(s.elementCount, seed: 3)
                 var uo = [UInt8](repeating: 0, count: u.count), ui = u
@@ -112,7 +117,7 @@ final class MixingKernelTests: XCTestCase {
                     try uo.withUnsafeMutableBufferPointer { try r.apply(input: up.baseAddress!, output: $0.baseAddress!, shape: s) }
                 }
                 try ui.withUnsafeMutableBufferPointer { try r.apply(inPlace: $0.baseAddress!, shape: s) }
-                XCTAssertTrue(ui == uo, "uint8 threads \(threads) \(layout)")
+                XCTAssertTrue(ui == uo, "uint8 threads \(threads) \(layout) W \(W)")
                 // the shared-box pair (0, 13) really exchanged its boxes and nothing else
                 let n = 3 * H * W
                 for c in 0..<3 { for yy in 0..<H { for xx in 0..<W {

@@ -56,6 +56,11 @@ func selectRow<T>(_ rp: UnsafeMutablePointer<T>, _ rq: UnsafeMutablePointer<T>, 
     }
 }
 
+/// Rows up to this many elements are rewritten with a vector select (`exchangeBoxes`); longer rows with
+/// plain copies/swaps of the exact column runs, which are then long enough to run at memory speed
+/// (measured with `samix-bench ops`: select wins at 32 px, runs win at 224 px).
+let selectRowMaxLength = 64
+
 /// Exchanges the pixels of `box` (all channels) between two images of the same geometry.
 @inline(__always)
 func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, box: MixBox, g: ImageGeometry) {
@@ -63,14 +68,31 @@ func swapRegion<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, b
 }
 
 /// CutMix of a pair: `p[bp] ← q[bp]` and `q[bq] ← p[bq]`, both from the original images (`bp == bq` is
-/// a plain swap). Row by row over the rows either box covers, each row with one branch-free select over
-/// the union of its column ranges widened to whole vectors: per-run copies of a few values each cost
-/// more in loop overhead and scalar tails than the extra unchanged stores (measured, `samix-bench ops`).
+/// a plain swap), row by row over the rows either box covers. Short rows: one branch-free select over
+/// the union of the column ranges widened to whole vectors (per-run copies of a few values each cost more
+/// in loop overhead and scalar tails than the extra unchanged stores). Long rows: inside `bp ∩ bq` the
+/// values are swapped, in the rest of each box copied one way, so no original is overwritten unread.
 @inline(__always)
 func exchangeBoxes<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ bp: MixBox, _ bq: MixBox,
                       g: ImageGeometry) {
     let (pa, pb) = rowColumns(bp, g), (qa, qb) = rowColumns(bq, g)
     let rowLength = g.layout == .nchw ? g.w : g.w &* g.c
+    if rowLength > selectRowMaxLength {
+        let lo = max(pa, qa), hi = min(pb, qb)
+        forEachRowOfUnion(bp, bq, in: g) { o, inP, inQ in
+            let rp = p + o, rq = q + o
+            if inP && inQ && lo < hi {
+                swapRun(rp, rq, lo, hi)
+                copyRun(rp, rq, pa, lo); copyRun(rp, rq, hi, pb)
+                copyRun(rq, rp, qa, lo); copyRun(rq, rp, hi, qb)
+            } else {
+                // Disjoint column ranges (or one box on this row): the copies never touch the same value.
+                if inP { copyRun(rp, rq, pa, pb) }
+                if inQ { copyRun(rq, rp, qa, qb) }
+            }
+        }
+        return
+    }
     let both = widenedSpan(min(pa, qa), max(pb, qb), rowLength: rowLength)
     let onlyP = widenedSpan(pa, pb, rowLength: rowLength), onlyQ = widenedSpan(qa, qb, rowLength: rowLength)
     let pa32 = Int32(pa), pb32 = Int32(pb), qa32 = Int32(qa), qb32 = Int32(qb)
@@ -83,7 +105,22 @@ func exchangeBoxes<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>
         } else if inQ {
             selectRow(rp, rq, onlyQ.0, onlyQ.1, 0, 0, qa32, qb32)
         }   // else: a row between two boxes that share no row
+    }
+}
 
+@inline(__always)
+func copyRun<T>(_ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, _ from: Int, _ to: Int) {
+    if to > from { (dst + from).update(from: src + from, count: to &- from) }
+}
+
+@inline(__always)
+func swapRun<T>(_ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>, _ from: Int, _ to: Int) {
+    var k = from
+    while k < to {
+        let t = a[k]
+        a[k] = b[k]
+        b[k] = t
+        k &+= 1
     }
 }
 
