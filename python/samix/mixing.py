@@ -33,7 +33,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-from ._arrays import as_f32, as_labels, check_out, shape_array
+from ._arrays import F32, I64, as_f32, as_labels, check_out, shape_array
 from ._handle import Handle
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
@@ -355,6 +355,19 @@ class Mixup(_PolicyBase):
 
     def __call__(self, x: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
         """Mixes ``x`` (N, C, H, W) and returns ``(mixed x, soft targets (N, num_classes))``."""
+        if type(x) is np.ndarray and type(target) is np.ndarray:
+            # Hot path, once per training batch: a float32 NCHW batch mixed in place with int64 labels
+            # needs none of the conversions of the general path (each NumPy → pointer costs ~0.9 µs).
+            fx = x.flags
+            if (x.dtype == F32 and target.dtype == I64 and x.ndim == 4 and target.ndim == 1
+                    and fx.c_contiguous and fx.aligned and fx.writeable and target.flags.c_contiguous
+                    and target.shape[0] == x.shape[0]):
+                targets = np.empty((x.shape[0], self.num_classes), dtype=np.float32)
+                xp = x.ctypes.data
+                check(lib.samix_policy_mix(self.handle, xp, xp, self._shape_ptr(x.shape), 0, target.ctypes.data,
+                                           self.num_classes, self.label_smoothing, math.nan, targets.ctypes.data,
+                                           None, None, None, None, None))
+                return x, targets
         in_place = (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
                     and x.flags.aligned and x.flags.writeable)
         r = self._mix(x, target, self.num_classes, self.label_smoothing, None, x if in_place else None,

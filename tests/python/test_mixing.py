@@ -100,6 +100,25 @@ def test_timm_mixup_in_place_like_timm():
     f.close()
 
 
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_timm_mixup_fast_path_matches_general_path(mode):
+    # float32 NCHW + int64 labels take Mixup.__call__'s direct call; int32 labels the general path.
+    x, y = batch(n=9, seed=4)
+    kw = dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode=mode, label_smoothing=0.1, num_classes=10)
+    fast, general = samix.Mixup(**kw, seed=7), samix.Mixup(**kw, seed=7)
+    for _ in range(3):
+        xa, xb = x.copy(), x.copy()
+        ma, ta = fast(xa, y.astype(np.int64))
+        mb, tb = general(xb, y.astype(np.int32))
+        assert ma is xa and mb is xb
+        np.testing.assert_array_equal(ma, mb)
+        np.testing.assert_array_equal(ta, tb)
+    with pytest.raises(InvalidArgumentError, match="label"):
+        fast(x.copy(), np.full(9, 10, dtype=np.int64))    # class index out of range
+    with pytest.raises(ShapeError):
+        fast(x.copy(), np.zeros(8, dtype=np.int64))       # one label short
+
+
 def test_other_dtypes_and_layouts_are_converted_once():
     x, y = batch()
     r64 = samix.mix(x.astype(np.float64), y, num_classes=10, seed=2)
