@@ -89,7 +89,8 @@ def main():
             sb = min(ours["samix.MixPolicy in place"], ours["samix.Mixup batch"])
             print(f"  {size} {op}: batch mode: fastest reference ({fastest['library']} {fastest['variant']}) "
                   f"{fastest['us_median']:.1f} µs vs samix {sb:.1f} µs -> {fastest['us_median'] / sb:.1f}x "
-                  f"(one memory pass {floor:.1f} µs caps any in-place mix at {fastest['us_median'] / floor:.1f}x)")
+                  f"(one single-threaded memory pass {floor:.1f} µs caps any single-threaded in-place mix "
+                  f"at {fastest['us_median'] / floor:.1f}x)")
             for mode in ("pair", "elem"):
                 t = [r for r in refs if r["library"] == "timm" and f"mode={mode}" in r["variant"]]
                 if t:
