@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--methods", default="moco,moco-mixup,samix-i,samix-c")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--model", default="resnet20")
-    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--train-subset", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--queue", type=int, default=4096)
