@@ -56,6 +56,33 @@ func selectRow<T>(_ rp: UnsafeMutablePointer<T>, _ rq: UnsafeMutablePointer<T>, 
     }
 }
 
+/// `selectRow` for Float rows in explicit 8-lane vectors (whole-vector loads, selects and stores; the
+/// auto-vectorised form of a one-way select becomes a masked store, slow on this CPU), writing an image's
+/// row only when it can change (`writeP` / `writeQ`).
+@inline(__always)
+func selectRowFloat(_ rp: UnsafeMutablePointer<Float>, _ rq: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int,
+                    _ pa: Int32, _ pb: Int32, _ qa: Int32, _ qb: Int32, writeP: Bool, writeQ: Bool) {
+    var k = lo
+    var index = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &+ Int32(truncatingIfNeeded: lo)
+    let pa8 = SIMD8<Int32>(repeating: pa), pb8 = SIMD8<Int32>(repeating: pb)
+    let qa8 = SIMD8<Int32>(repeating: qa), qb8 = SIMD8<Int32>(repeating: qb)
+    while k &+ 8 <= hi {
+        let a = UnsafeRawPointer(rp + k).loadUnaligned(as: SIMD8<Float>.self)
+        let b = UnsafeRawPointer(rq + k).loadUnaligned(as: SIMD8<Float>.self)
+        if writeP {
+            let inP = (index .>= pa8) .& (index .< pb8)
+            UnsafeMutableRawPointer(rp + k).storeBytes(of: a.replacing(with: b, where: inP), as: SIMD8<Float>.self)
+        }
+        if writeQ {
+            let inQ = (index .>= qa8) .& (index .< qb8)
+            UnsafeMutableRawPointer(rq + k).storeBytes(of: b.replacing(with: a, where: inQ), as: SIMD8<Float>.self)
+        }
+        k &+= 8
+        index &+= 8
+    }
+    if k < hi { selectRow(rp, rq, k, hi, pa, pb, qa, qb) }   // a row length that is not a multiple of 8
+}
+
 /// Rows up to this many elements are rewritten with a vector select (`exchangeBoxes`); longer rows with
 /// plain copies/swaps of the exact column runs, which are then long enough to run at memory speed
 /// (measured with `samix-bench ops`: select wins at 32 px, runs win at 224 px).
@@ -96,6 +123,20 @@ func exchangeBoxes<T>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>
     let both = widenedSpan(min(pa, qa), max(pb, qb), rowLength: rowLength)
     let onlyP = widenedSpan(pa, pb, rowLength: rowLength), onlyQ = widenedSpan(qa, qb, rowLength: rowLength)
     let pa32 = Int32(pa), pb32 = Int32(pb), qa32 = Int32(qa), qb32 = Int32(qb)
+    if T.self == Float.self {
+        let fp = UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+        let fq = UnsafeMutableRawPointer(q).assumingMemoryBound(to: Float.self)
+        forEachRowOfUnion(bp, bq, in: g) { o, inP, inQ in
+            if inP && inQ {
+                selectRow(fp + o, fq + o, both.0, both.1, pa32, pb32, qa32, qb32)   // auto-vectorised: as fast
+            } else if inP {
+                selectRowFloat(fp + o, fq + o, onlyP.0, onlyP.1, pa32, pb32, 0, 0, writeP: true, writeQ: false)
+            } else if inQ {
+                selectRowFloat(fp + o, fq + o, onlyQ.0, onlyQ.1, 0, 0, qa32, qb32, writeP: false, writeQ: true)
+            }
+        }
+        return
+    }
     forEachRowOfUnion(bp, bq, in: g) { o, inP, inQ in
         let rp = p + o, rq = q + o
         if inP && inQ {
