@@ -1,0 +1,101 @@
+"""The table and plot scripts under bench/ (they produce the results the issue notes quote)."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(ROOT, "bench")
+sys.path.insert(0, BENCH)
+
+import plot_runs  # noqa: E402
+import run_log  # noqa: E402
+
+
+def write_run(folder, name, accs, momentum=None, seconds=10.0):
+    """A fake ``<name>.jsonl`` with one line per epoch (test top-1 ``accs[e]``)."""
+    with open(os.path.join(folder, name + ".jsonl"), "w") as f:
+        for e, acc in enumerate(accs, 1):
+            row = {"epoch": e, "epochs": len(accs), "train_loss": 2.0 / e, "seconds": seconds + e, "test_top1": acc}
+            if momentum is not None:
+                row["test_top1_momentum"] = momentum[e - 1]
+            f.write(json.dumps(row) + "\n")
+
+
+def accuracy_table(folder, epochs, methods):
+    out = subprocess.run([sys.executable, os.path.join(BENCH, "accuracy_table.py"), "--results", str(folder),
+                          "--epochs", str(epochs), "--methods", methods, "--seeds", "0,1"],
+                         check=True, capture_output=True, text=True).stdout
+    return {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+
+
+def test_accuracy_table_medians_means_and_unfinished_runs(tmp_path):
+    write_run(tmp_path, "vanilla-seed0", [10, 50, 60, 70, 80, 90])          # median of last 5 = 70
+    write_run(tmp_path, "vanilla-seed1", [10, 52, 62, 72, 82, 92])          # 72
+    write_run(tmp_path, "automix-seed0", [1, 2, 3, 4, 5, 6], momentum=[6, 5, 4, 3, 2, 1])   # 4 / 3
+    write_run(tmp_path, "mixup-seed0", [1, 2, 3, 4, 5])                     # stopped after epoch 5: not finished
+    rows = accuracy_table(tmp_path, 6, "vanilla,automix,mixup,samix:eta=0")
+    assert rows["vanilla"][1:5] == ["2", "71.00", "-", "70.00,"]
+    assert rows["automix"][1:4] == ["1", "4.00", "3.00"]
+    assert "(no finished run)" in " ".join(rows["mixup"])
+    assert "(no finished run)" in " ".join(rows["samix:eta=0"])
+    # s/epoch = median of every epoch's time over the finished seeds: 11..16 twice → 13.5
+    assert rows["vanilla"][-1] == "13.5"
+
+
+def test_stream_run_renames_only_on_success(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    lines = 'import json\nfor e in (1, 2): print(json.dumps({"epoch": e}))'
+    run_log.stream_run([sys.executable, "-c", lines], path, "ok")
+    assert [r["epoch"] for r in run_log.load(path)] == [1, 2] and not os.path.exists(path + ".partial")
+    bad = str(tmp_path / "bad.jsonl")
+    with pytest.raises(SystemExit, match="failed"):
+        run_log.stream_run([sys.executable, "-c", 'print("{\\"epoch\\": 1}"); raise SystemExit(3)'], bad, "bad")
+    assert not os.path.exists(bad) and run_log.load(bad + ".partial") == [{"epoch": 1}]
+
+
+def fake_checkpoint(path, epochs_done):
+    header = json.dumps({"__metadata__": {"epochs_done": str(epochs_done)}}).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+
+
+def test_stream_run_resumes_after_the_checkpointed_epoch(tmp_path):
+    path, ckpt = str(tmp_path / "run.jsonl"), str(tmp_path / "run.jsonl.ckpt")
+    with open(path + ".partial", "w") as f:      # epochs 1-3 printed, only 1-2 checkpointed
+        for e in (1, 2, 3):
+            f.write(json.dumps({"epoch": e, "old": True}) + "\n")
+    fake_checkpoint(ckpt, 2)
+    assert run_log.checkpoint_epochs(ckpt) == 2
+    lines = 'import json\nfor e in (3, 4): print(json.dumps({"epoch": e}))'
+    run_log.stream_run([sys.executable, "-c", lines], path, "resume", checkpoint=ckpt)
+    rows = run_log.load(path)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and [r.get("old") for r in rows] == [True, True, None, None]
+    assert not os.path.exists(ckpt)               # a finished run drops its checkpoint
+    # a log that does not match its checkpoint starts over (and the stale checkpoint is removed)
+    path2, ckpt2 = str(tmp_path / "b.jsonl"), str(tmp_path / "b.jsonl.ckpt")
+    with open(path2 + ".partial", "w") as f:
+        f.write(json.dumps({"epoch": 1}) + "\n")
+    fake_checkpoint(ckpt2, 3)
+    run_log.stream_run([sys.executable, "-c", lines], path2, "mismatch", checkpoint=ckpt2)
+    assert [r["epoch"] for r in run_log.load(path2)] == [3, 4]
+
+
+def test_plot_runs_curves_average_seeds(tmp_path):
+    write_run(tmp_path, "mixup-seed0", [10, 20], seconds=1)
+    write_run(tmp_path, "mixup-seed1", [30, 40], seconds=1)
+    write_run(tmp_path, "samix-seed0", [5, 6], momentum=[7, 8])
+    c = plot_runs.curves(str(tmp_path))
+    assert dict(c["mixup"]["test_top1"]) == {1: [10, 30], 2: [20, 40]}
+    assert dict(c["samix"]["test_top1_momentum"]) == {1: [7], 2: [8]}
+    assert "test_top1_momentum" not in c["mixup"]
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    subprocess.run([sys.executable, os.path.join(BENCH, "plot_runs.py"), str(tmp_path), "--out", str(out)], check=True,
+                   capture_output=True)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
