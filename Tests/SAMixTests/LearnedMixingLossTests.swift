@@ -65,6 +65,13 @@ final class LearnedMixingLossTests: XCTestCase {
         }
     }
 
+    func testMaskStatisticsOfTheTrainingRecords() throws {
+        // Sample 0 binary half/half (spatial std 0.5, own share 0.5), sample 1 constant 0.2 (std 0, own 0.8).
+        let m1 = try Tensor([0, 1, 0, 1, 0.2, 0.2, 0.2, 0.2], shape: [2, 1, 2, 2])
+        XCTAssertEqual(LearnedMixing.meanSpatialStd(m1), 0.25, accuracy: 1e-7)
+        XCTAssertEqual(LearnedMixing.meanAbsGap(m1, lam: 0.6), (0.1 + 0.2) / 2, accuracy: 1e-6)
+    }
+
     func testMaskLossGradients() throws {
         // Values in (0.05, 0.95), λ chosen so that no group sits on the margin kink.
         for mode in MaskLoss.Mode.allCases {

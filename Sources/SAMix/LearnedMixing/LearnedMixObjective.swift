@@ -166,6 +166,7 @@ public final class LearnedMixObjective: TrainingObjective {
             ("loss_cls", Double(lossCls.data[0])), ("loss_one", Double(lossOne.data[0])),
             ("loss_gen", Double(lossGen?.data[0] ?? .nan)), ("loss_mask", Double(lossMask.data[0])),
             ("mask_mean_mb", ownMean), ("mask_gap_mb", LearnedMixing.meanAbsGap(m1, lam: lamMB)),
+            ("mask_std_mb", LearnedMixing.meanSpatialStd(m1)),
             ("mask_degenerate_bb", degenerate ? 1 : 0),
             ("momentum", config.momentumValue(step: context.step, total: context.totalSteps)),
         ]
@@ -265,6 +266,21 @@ enum LearnedMixing {
             gap += abs(own - Double(lam))
         }
         return gap / Double(Swift.max(n, 1))
+    }
+
+    /// Mean over samples of the spatial standard deviation of each partner mask `m1` [N, 1, H, W]: 0 for a
+    /// constant (Mixup-like) mask, 0.5 for a binary half/half one — whether a Mixer produces spatial structure.
+    static func meanSpatialStd(_ m1: Tensor) -> Double {
+        let n = m1.shape[0], size = m1.count / Swift.max(n, 1)
+        var total = 0.0
+        for i in 0..<n {
+            let row = m1.data + i * size
+            let mean = Double(ReduceKernels.sum(row, size)) / Double(size)
+            var v = 0.0
+            for p in 0..<size { let d = Double(row[p]) - mean; v += d * d }
+            total += (v / Double(size)).squareRoot()
+        }
+        return total / Double(Swift.max(n, 1))
     }
 }
 

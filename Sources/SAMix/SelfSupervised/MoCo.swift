@@ -364,19 +364,11 @@ public final class MoCo {
             // Mask statistics: own-image share, and the mean per-sample spatial std of M₁ (0 for a
             // constant Mixup-like mask, 0.5 for a binary half/half mask) — whether the Mixer learned
             // spatial structure.
-            let m1 = maskMB.data, size = maskMB.count / n
-            let own = 1 - Double(sumFloats(m1, maskMB.count)) / Double(maskMB.count)
-            var std = 0.0
-            for i in 0..<n {
-                let row = m1 + i * size
-                let mean = Double(sumFloats(row, size)) / Double(size)
-                var v = 0.0
-                for p in 0..<size { let d = Double(row[p]) - mean; v += d * d }
-                std += (v / Double(size)).squareRoot()
-            }
+            let own = 1 - Double(sumFloats(maskMB.data, maskMB.count)) / Double(maskMB.count)
+            let std = LearnedMixing.meanSpatialStd(maskMB)
             metrics += [("loss_bb", Double(lossBB.data[0])), ("loss_mb", Double(lossMB.data[0])),
                         ("loss_mask", Double(lossMask.data[0])), ("lambda_bb", Double(lamBB)), ("lambda_mb", Double(lamMB)),
-                        ("mask_mean_mb", own), ("mask_std_mb", std / Double(n)), ("mask_adjusted_bb", Double(adjusted))]
+                        ("mask_mean_mb", own), ("mask_std_mb", std), ("mask_adjusted_bb", Double(adjusted))]
         }
         metrics.insert(("loss", Double(total.data[0])), at: 0)
         return SSLStepOutput(loss: total, metrics: metrics, keys: try kk.copy(), terms: terms)
