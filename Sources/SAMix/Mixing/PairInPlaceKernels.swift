@@ -57,9 +57,9 @@ func selectRow<T>(_ rp: UnsafeMutablePointer<T>, _ rq: UnsafeMutablePointer<T>, 
 }
 
 /// `selectRow` for Float rows in explicit 8-lane vectors (whole-vector loads, selects and stores: the
-/// auto-vectorised one-way select `d[k] = c ? s[k] : d[k]` measured ~3× slower than a `memmove` per row),
-/// writing an image's row only when it can change (`writeP` / `writeQ`); on the one-box rows of
-/// `exchangeBoxes` this beat the two-way select by ~7% (`samix-bench ops`, timm-cutmix-elem).
+/// auto-vectorised one-way select `d[k] = c ? s[k] : d[k]` was slower than a `memmove` per row in
+/// `samix-bench ops`), writing an image's row only when it can change (`writeP` / `writeQ`); on the
+/// one-box rows of `exchangeBoxes` this beat the two-way select (`samix-bench ops`, timm-cutmix-elem).
 @inline(__always)
 func selectRowFloat(_ rp: UnsafeMutablePointer<Float>, _ rq: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int,
                     _ pa: Int32, _ pb: Int32, _ qa: Int32, _ qb: Int32, writeP: Bool, writeQ: Bool) {
@@ -181,31 +181,43 @@ func blendPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMu
 }
 
 /// A pair where `p` is blended with weight `lp` (p ← lp·p + (1−lp)·q everywhere) and `q` takes `p`'s
-/// original pixels inside `bq` (CutMix): one pass over `p`; rows of the box rewrite `q`'s whole row.
+/// original pixels inside `bq` (CutMix): one pass over `p`, `q`'s box columns written on the way. Short
+/// rows (≤ `selectRowMaxLength`) of the box are one fused loop that rewrites `q`'s whole row with a select
+/// (faster at 32 px than three segments, `samix-bench ops --methods timm-elem`); long rows use segments.
 func blendBoxPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ lp: Float,
                                         _ bq: MixBox, g: ImageGeometry) {
     let wp = 1 - lp
     let rowLength = g.layout == .nchw ? g.w : g.w &* g.c
     let rows = g.count / rowLength
     let (qa, qb) = rowColumns(bq, g)
-    let qa32 = Int32(qa), qb32 = Int32(qb)
+    let fused = rowLength <= selectRowMaxLength
+    let qa32 = Int32(truncatingIfNeeded: qa), qb32 = Int32(truncatingIfNeeded: qb)   // exact when fused
     for r in 0..<rows {
         let o = r &* rowLength
         let rp = p + o, rq = q + o
         let y = g.layout == .nchw ? r % g.h : r
         if bq.isEmpty || y < bq.y0 || y >= bq.y1 {
             blendInPlaceKernel(rp, UnsafePointer(rq), lp, wp, rowLength)
-            continue
-        }
-        // One pass over the row: p blended everywhere, q takes p's original inside the box columns.
-        var k = 0
-        var k32: Int32 = 0
-        while k < rowLength {
-            let a = rp[k], b = rq[k]
-            rp[k] = T.mix(a, b, lp, wp)
-            rq[k] = (k32 >= qa32 && k32 < qb32) ? a : b
-            k &+= 1
-            k32 &+= 1
+        } else if fused {
+            var k = 0
+            var k32: Int32 = 0
+            while k < rowLength {
+                let a = rp[k], b = rq[k]
+                rp[k] = T.mix(a, b, lp, wp)
+                rq[k] = (k32 >= qa32 && k32 < qb32) ? a : b
+                k &+= 1
+                k32 &+= 1
+            }
+        } else {
+            blendInPlaceKernel(rp, UnsafePointer(rq), lp, wp, qa)
+            var k = qa
+            while k < qb {
+                let a = rp[k], b = rq[k]
+                rp[k] = T.mix(a, b, lp, wp)
+                rq[k] = a
+                k &+= 1
+            }
+            blendInPlaceKernel(rp + qb, UnsafePointer(rq + qb), lp, wp, rowLength &- qb)
         }
     }
 }
