@@ -225,6 +225,18 @@ public func samix_ssl_save_backbone(_ handle: UInt64, _ path: UnsafePointer<CCha
     }
 }
 
+/// SAMix-I/C: saves the Mixer with its key encoder (`MixerCheckpoint`, the file of
+/// `samix_trainer_save_mixer`).
+@_cdecl("samix_ssl_save_mixer")
+public func samix_ssl_save_mixer(_ handle: UInt64, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded("samix_ssl_save_mixer") {
+        let file = try readString(path, "path", maxBytes: 4096)
+        try Registry.shared.with(handle, .ssl, as: SSLBox.self) { b in
+            try b.moco.mixerCheckpoint().save(to: file)
+        }
+    }
+}
+
 /// Loads a backbone saved by `samix_ssl_save_backbone` into a classifier of the same architecture
 /// and input channels (the head is unchanged).
 @_cdecl("samix_model_load_backbone")

@@ -96,6 +96,8 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "kNN neighbours.") var knnK = 200
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Save the query backbone to this file after training.") var save: String?
+    @Option(help: "SAMix-I/C: save the Mixer and its key encoder after training (for `train --mixer`, `viz --mixer`).")
+    var saveMixer: String?
     @Flag(help: "Run the linear probe on the trained backbone at the end.") var probe = false
     @Option(help: "Trainer checkpoint: resume from it when the file exists, rewrite it after every epoch.") var checkpoint: String?
     @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
@@ -116,6 +118,9 @@ struct SSLCommand: ParsableCommand {
         let cfg = try MoCoConfig(architecture: model, inChannels: train.channels, neckHidden: neckHidden,
                                  neckBatchNorm: neckBn, queueSize: queue, temperature: temperature,
                                  keyMomentum: keyMomentum, shuffleBNGroups: shuffleBnGroups, seed: seed)
+        if saveMixer != nil, !(method == "samix-i" || method == "samix-c") {
+            throw ValidationError("--save-mixer needs --method samix-i or samix-c")
+        }
         let moco = try MoCo(config: cfg, mix: mix)
         let tcfg = try SSLTrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr, weightDecay: weightDecay,
                                          knnEvery: knnEvery == 0 ? epochs : knnEvery, knnK: knnK, seed: seed)
@@ -151,6 +156,10 @@ struct SSLCommand: ParsableCommand {
                                         metadata: [("method", method), ("epochs", "\(epochs)"), ("seed", "\(seed)"),
                                                    ("train_images", "\(train.count)")], to: save)
             FileIO.stderr("saved backbone to \(save)\n")
+        }
+        if let saveMixer {
+            try moco.mixerCheckpoint().save(to: saveMixer)
+            FileIO.stderr("saved the Mixer to \(saveMixer)\n")
         }
         if probe {
             let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,

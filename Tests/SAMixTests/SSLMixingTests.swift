@@ -114,6 +114,50 @@ final class SSLMixingTests: XCTestCase {
         }
     }
 
+    /// The SSL Mixer saved as a `MixerCheckpoint` is the Mixer fed by the *key* encoder: a frozen
+    /// SAMix^P objective built from the file makes exactly the masks the MoCo model's Mixer makes on
+    /// key-encoder features. Models without a Mixer refuse to save one.
+    func testMixerCheckpointReproducesTheMasksOfTheKeyEncoderAndMixer() throws {
+        for variant in SAMixSSLConfig.Variant.allCases {
+            let m = try samixModel(variant)
+            // Make the key encoder differ from the query encoder and the Mixer from its init, so the
+            // comparison fails if the wrong encoder or stale weights are saved.
+            for (i, p) in (m.key.backbone.parameters() + m.mixer!.parameters()).enumerated() {
+                p.data[0] += 0.3 * Float(1 + i % 3)
+            }
+            let path = "/tmp/samix-ssl-mixer-\(variant.rawValue)-\(getpid()).bin"
+            defer { unlink(path) }
+            try m.mixerCheckpoint().save(to: path)
+            let p = try PretrainedMixerObjective(path: path)
+            try p.prepare(inChannels: 3)
+            let x = try TestData.uniform([6, 3, 8, 8], seed: 70), perm = [3, 0, 5, 1, 2, 4]
+            var r1 = SplitMix64(seed: 9), r2 = SplitMix64(seed: 9)
+            let saved = try p.masks(images: x, lam: 0.3, permutation: perm, rng: &r1)
+            m.key.backbone.train(); m.mixer!.train()
+            let direct = try GradMode.withDisabled { () -> Tensor in
+                let f = try LearnedMixing.stageFeatures(m.key.backbone, x, stage: 1)
+                return try m.mixer!(features: f, lam: 0.3, permutation: perm, imageHeight: 8, imageWidth: 8,
+                                    rng: &r2).partnerMask
+            }
+            XCTAssertEqual(saved.shape, [6, 1, 8, 8])
+            XCTAssertEqual(saved.scalars, direct.scalars, "\(variant)")
+            let q = try GradMode.withDisabled { () -> Tensor in
+                var r3 = SplitMix64(seed: 9)
+                let f = try LearnedMixing.stageFeatures(m.query.backbone, x, stage: 1)
+                return try m.mixer!(features: f, lam: 0.3, permutation: perm, imageHeight: 8, imageWidth: 8,
+                                    rng: &r3).partnerMask
+            }
+            XCTAssertNotEqual(saved.scalars, q.scalars, "\(variant): the query encoder's masks")
+        }
+        let cfg = try MoCoConfig(architecture: "resnet20", neckHidden: 16, embeddingDim: 8, queueSize: 16, seed: 7)
+        for mix in [SSLMix.none, .mixup(alpha: 1)] {
+            XCTAssertThrowsError(try MoCo(config: cfg, mix: mix).mixerCheckpoint()) { e in
+                guard case SAMixError.invalidState(let msg) = e else { return XCTFail("\(e)") }
+                XCTAssertTrue(msg.contains("no Mixer"), msg)
+            }
+        }
+    }
+
     private func samixModel(_ variant: SAMixSSLConfig.Variant) throws -> MoCo {
         let s = try SAMixSSLConfig(variant: variant, maskLayer: 1, clusters: 3)
         let cfg = try MoCoConfig(architecture: "resnet20", neckHidden: 16, embeddingDim: 8, queueSize: 16, seed: 7)

@@ -9,6 +9,8 @@ frozen-backbone evaluations (kNN top-1, linear probe).
     samix.ssl.linear_probe(moco, x_train, y_train, x_test, y_test)      # {"train_accuracy", "test_accuracy"}
     moco.save_backbone("moco.bin")
     model = samix.ssl.load_backbone("moco.bin", num_classes=10)         # a samix Model to fine-tune
+    moco.save_mixer("mixer.bin")                                        # SAMix-I/C: the label-free Mixer,
+    samix.Trainer(model, mix=samix.SAMix.pretrained("mixer.bin"))      # reused frozen (SAMix^P)
 
 Images are uint8 (N, C, H, W) arrays (0-255, e.g. from :mod:`samix.datasets`); the engine draws the
 MoCo v2 augmentations (random resized crop, flip, colour jitter, grayscale, blur) and normalises them
@@ -305,6 +307,13 @@ class MoCo(Handle):
         :func:`load_backbone`."""
         args = MetadataArgs(metadata or {})
         check(lib.samix_ssl_save_backbone(self.handle, path_arg(path), args.n, args.key_ptr, args.value_ptr))
+
+    def save_mixer(self, path: PathLike) -> None:
+        """SAMix-I/C: saves the Mixer with the momentum encoder that feeds it — a Mixer learned without
+        labels. Reuse it frozen for supervised training with ``samix.SAMix.pretrained(path)`` (SAMix^P)
+        or draw its masks with ``samix.viz``. Plain MoCo and MoCo + Mixup have no Mixer and raise
+        :class:`samix.errors.InvalidStateError`."""
+        check(lib.samix_ssl_save_mixer(self.handle, path_arg(path)))
 
     def features(self, x: Any, l2: bool = False) -> np.ndarray:
         """Frozen-backbone features of uint8 images: see :func:`features`."""

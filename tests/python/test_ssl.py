@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import samix
-from samix.errors import InvalidArgumentError, SamixError, SamixIOError, SamixTypeError, ShapeError
+from samix.errors import InvalidArgumentError, InvalidStateError, SamixError, SamixIOError, SamixTypeError, ShapeError
 
 SMALL = dict(queue_size=64, neck_hidden=32, embedding_dim=16)
 
@@ -143,6 +143,32 @@ def test_backbone_save_and_load(tmp_path):
         samix.ssl.load_backbone(tmp_path / "junk.bin")
     with samix.models.resnet18(num_classes=3, in_channels=3) as other, pytest.raises(InvalidArgumentError):
         samix._lib.check(samix._lib.lib.samix_model_load_backbone(other.handle, str(path).encode()))
+
+
+@pytest.mark.parametrize("variant", ["instance", "cluster"])
+def test_ssl_mixer_is_reusable_for_supervised_samix_p(variant, tmp_path):
+    """A Mixer learned without labels (SAMix-I/C) drives SAMix^P supervised training."""
+    x, y = colour_data(32)
+    path = tmp_path / f"mixer-{variant}.bin"
+    extra = dict(clusters=4, kmeans_iterations=2) if variant == "cluster" else {}
+    with small_moco(mix=samix.SAMix(), variant=variant, **extra) as m:
+        m.fit(x, epochs=1, batch_size=16, verbose=False)
+        m.save_mixer(path)
+    xf = (x[:8].astype(np.float32) / 255.0 - 0.4) / 0.3
+    with samix.models.resnet20(num_classes=3, in_channels=3, seed=1) as model, \
+            samix.Trainer(model, optimizer=samix.optim.SGD(lr=0.05), mix=samix.SAMix.pretrained(path), seed=0) as tr:
+        lo, hi = tr.mixer_masks(xf, lam=0.2, seed=3), tr.mixer_masks(xf, lam=0.8, seed=3)
+        assert lo.shape == (8, 1, 16, 16) and lo.min() >= 0 and hi.max() <= 1
+        assert not np.array_equal(lo, hi)
+        hist = tr.fit(x, y, epochs=1, batch_size=16, progress=False, verbose=False)
+        assert math.isfinite(hist[0]["loss"])
+        np.testing.assert_array_equal(lo, tr.mixer_masks(xf, lam=0.2, seed=3))   # frozen
+        tr.save_mixer(tmp_path / "again.bin")
+    assert (tmp_path / "again.bin").read_bytes() == path.read_bytes()   # the same Mixer and encoder
+    for mix in (None, "mixup"):
+        with small_moco(mix=mix) as m, pytest.raises(InvalidStateError, match="no Mixer"):
+            m.save_mixer(tmp_path / "none.bin")
+    assert not (tmp_path / "none.bin").exists()
 
 
 def test_bad_arguments():

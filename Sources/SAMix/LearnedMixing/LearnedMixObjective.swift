@@ -217,10 +217,8 @@ public final class LearnedMixObjective: TrainingObjective {
     /// The trained Mixer and the momentum encoder that feeds it, for SAMix^P (`MixerCheckpoint`).
     public func checkpoint(model: ImageClassifier) throws -> MixerCheckpoint {
         let (mixer, momentum, _, _) = try modules(for: model)
-        return MixerCheckpoint(mixerConfig: mixer.config, channels: mixer.channels, maskLayer: config.maskLayer,
-                               encoderArchitecture: model.architecture, encoderInChannels: model.inChannels,
-                               mixerState: try mixer.stateDict().map { ($0.0, try $0.1.copy()) },
-                               encoderState: try momentum.backbone.stateDict().map { ($0.0, try $0.1.copy()) })
+        return try MixerCheckpoint(mixer: mixer, maskLayer: config.maskLayer, encoder: momentum.backbone,
+                                   encoderArchitecture: model.architecture, encoderInChannels: model.inChannels)
     }
 }
 

@@ -29,6 +29,17 @@ public struct MixerCheckpoint {
         self.encoderState = encoderState
     }
 
+    /// A snapshot (copied tensors) of `mixer` and of the `encoder` whose stage `maskLayer` feeds it.
+    public init(mixer: Mixer, maskLayer: Int, encoder: Backbone, encoderArchitecture: String,
+                encoderInChannels: Int) throws {
+        try require(maskLayer >= 0 && maskLayer < encoder.stageCount && encoder.stageChannels[maskLayer] == mixer.channels,
+                    "Mixer checkpoint: encoder stage \(maskLayer) does not have the Mixer's \(mixer.channels) channels")
+        self.init(mixerConfig: mixer.config, channels: mixer.channels, maskLayer: maskLayer,
+                  encoderArchitecture: encoderArchitecture, encoderInChannels: encoderInChannels,
+                  mixerState: try mixer.stateDict().map { ($0.0, try $0.1.copy()) },
+                  encoderState: try encoder.stateDict().map { ($0.0, try $0.1.copy()) })
+    }
+
     /// `format` metadata value that marks a Mixer checkpoint.
     static let formatTag = "samix-mixer-v1"
 

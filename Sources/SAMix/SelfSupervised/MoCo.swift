@@ -228,6 +228,17 @@ public final class MoCo {
         pseudoLabels = labels
     }
 
+    /// SAMix-I/C: the Mixer with the encoder that feeds it (the momentum key backbone, stage
+    /// `maskLayer`), as a `MixerCheckpoint` — a Mixer learned without labels, reusable for SAMix^P
+    /// supervised training (`PretrainedMixerObjective`) and for drawing its masks.
+    public func mixerCheckpoint() throws -> MixerCheckpoint {
+        guard let mixer, let s = samixConfig else {
+            throw SAMixError.invalidState("\(mix.name) has no Mixer to save (only SAMix-I and SAMix-C learn one)")
+        }
+        return try MixerCheckpoint(mixer: mixer, maskLayer: s.maskLayer, encoder: key.backbone,
+                                   encoderArchitecture: config.architecture, encoderInChannels: config.inChannels)
+    }
+
     /// θ_k ← m·θ_k + (1 − m)·θ_q for backbone and neck (parameters only; BN buffers stay per copy).
     public func momentumUpdate() throws {
         try EMA.update(target: key, source: query, momentum: config.keyMomentum)

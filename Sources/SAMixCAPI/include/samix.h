@@ -322,6 +322,8 @@ samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle va
 /* Saves the query backbone with n caller key/value pairs. */
 samix_status samix_ssl_save_backbone(samix_handle ssl, const char *path, int64_t n,
                                      const char *const *keys, const char *const *values);
+/* SAMix-I/C: saves the Mixer and its key encoder (the file of samix_trainer_save_mixer). */
+samix_status samix_ssl_save_mixer(samix_handle ssl, const char *path);
 /* Loads a saved backbone into a model of the same architecture and channels (head unchanged). */
 samix_status samix_model_load_backbone(samix_handle model, const char *path);
 /* Frozen-backbone evaluation of an SSL model or a model handle (evaluation mode; uint8 datasets
