@@ -99,6 +99,8 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "SAMix-I/C: save the Mixer and its key encoder after training (for `train --mixer`, `viz --mixer`).")
     var saveMixer: String?
     @Flag(help: "Run the linear probe on the trained backbone at the end.") var probe = false
+    @Option(help: "SAMix-I/C: after training, score the Mixer's masks against shuffled Mixer masks, Mixup and CutMix on this many batches under the Mixer objective (SSLMaskComparison).")
+    var compareMasks: Int?
     @Option(help: "Trainer checkpoint: resume from it when the file exists, rewrite it after every epoch.") var checkpoint: String?
     @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
     @Flag(help: "Print one JSON object per epoch.") var json = false
@@ -118,9 +120,10 @@ struct SSLCommand: ParsableCommand {
         let cfg = try MoCoConfig(architecture: model, inChannels: train.channels, neckHidden: neckHidden,
                                  neckBatchNorm: neckBn, queueSize: queue, temperature: temperature,
                                  keyMomentum: keyMomentum, shuffleBNGroups: shuffleBnGroups, seed: seed)
-        if saveMixer != nil, !(method == "samix-i" || method == "samix-c") {
-            throw ValidationError("--save-mixer needs --method samix-i or samix-c")
+        if saveMixer != nil || compareMasks != nil, !(method == "samix-i" || method == "samix-c") {
+            throw ValidationError("--save-mixer and --compare-masks need --method samix-i or samix-c")
         }
+        if let c = compareMasks, c < 1 { throw ValidationError("--compare-masks must be ≥ 1") }
         let moco = try MoCo(config: cfg, mix: mix)
         let tcfg = try SSLTrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr, weightDecay: weightDecay,
                                          knnEvery: knnEvery == 0 ? epochs : knnEvery, knnK: knnK, seed: seed)
@@ -160,6 +163,23 @@ struct SSLCommand: ParsableCommand {
         if let saveMixer {
             try moco.mixerCheckpoint().save(to: saveMixer)
             FileIO.stderr("saved the Mixer to \(saveMixer)\n")
+        }
+        if let batches = compareMasks {
+            if case .samix(let s) = mix, s.variant == .cluster, moco.pseudoLabels == nil {
+                try trainer.refreshPseudoLabels(train, epoch: epochs)   // a resumed run: the next epoch's labels
+            }
+            let rows = try SSLMaskComparison.run(model: moco, dataset: train, augmentation: aug, normalization: norm,
+                                                 batches: batches, batchSize: batch, seed: seed &+ 99)
+            for r in rows {
+                var f: [(String, String)] = [("mask_comparison", "true"), ("method", method.jsonQuoted), ("seed", "\(seed)"),
+                                             ("mask", r.mask.jsonQuoted), ("batches", "\(batches)"), ("loss_mb", format3(r.loss))]
+                if let v = r.local { f.append(("loss_mb_local", format3(v))) }
+                if let v = r.localExcess { f.append(("local_excess", format3(v))) }
+                if let v = r.global { f.append(("loss_mb_global", format3(v))) }
+                if let v = r.dominantCorrect { f.append(("dominant_correct", format3(v))) }
+                f += [("own_share", format3(r.ownShare)), ("mask_std", format3(r.spatialStd))]
+                printRecord(f, json: json)
+            }
         }
         if probe {
             let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,

@@ -244,6 +244,47 @@ public final class MoCo {
         try EMA.update(target: key, source: query, momentum: config.keyMomentum)
     }
 
+    /// The Mixer objective L_mb of mixed images x_mb [N, C, H, W] (pairs i, π(i) mixed with weight λ
+    /// on image i) through the frozen momentum encoder: SAMix-I `local + η·global` with the
+    /// cross-view positives (kk, kq[π]) (extended for the global term, §5.4) or the global term
+    /// alone; SAMix-C the η-balanced CE of the frozen cluster head on `labels` (pseudo-labels of
+    /// the N images). Differentiable in `xMB` only. Returns the loss, the GAP features of f_k(x_mb)
+    /// (SAMix-C: the cluster head's input), SAMix-I's normalised embedding z' and the named terms.
+    func mixerObjective(mixed xMB: Tensor, keysQ kq: Tensor, keysK kk: Tensor, permutation: [Int], lam: Float,
+                        labels: [Int]?, rng: inout SplitMix64) throws
+        -> (loss: Tensor, pooled: Tensor?, embedding: Tensor?, metrics: [(String, Double)]) {
+        guard let s = samixConfig else { throw SAMixError.invalidState("\(mix.name) has no Mixer objective") }
+        let t = config.temperature
+        let stages = try key.backbone.forwardStages(xMB)
+        switch s.variant {
+        case .instance:
+            let zk = try key.neck(stages.last!).l2NormalizedRows()
+            let pos = try SSLMixing.crossViewPositives(keysQ: kq, keysK: kk, permutation: permutation)
+            switch s.instanceObjective {
+            case .globalOnly:
+                let l = try Contrastive.mixedInfoNCE(query: zk, positiveA: pos.a, positiveB: pos.b, lam: lam,
+                                                     negatives: queue.keys, temperature: t)
+                return (l, nil, zk, [])
+            case .etaBalanced(let eta):
+                let local = try Contrastive.pairwise(query: zk, positiveA: pos.a, positiveB: pos.b, lam: lam, temperature: t)
+                let ext = try SSLMixing.extendedPositives(keysQ: kq, keysK: kk, permutation: permutation,
+                                                          mode: s.positiveExtension, rng: &rng)
+                let global = try Contrastive.mixedInfoNCE(query: zk, positiveA: ext.a, positiveB: ext.b, lam: lam,
+                                                          negatives: queue.keys, temperature: t)
+                return (try local + global * eta, nil, zk,
+                        [("loss_mb_local", Double(local.data[0])), ("loss_mb_global", Double(global.data[0]))])
+            }
+        case .cluster:
+            guard let frozen = frozenClusterHead, let y = labels else {
+                throw SAMixError.invalidState("SAMix-C's Mixer objective needs the cluster head and pseudo-labels")
+            }
+            try require(y.count == xMB.shape[0], "SAMix-C: \(y.count) pseudo-labels for \(xMB.shape[0]) images")
+            let g = try stages.last!.globalAvgPool2d()
+            let l = try s.clusterObjective(logits: frozen(g), labelsA: y, labelsB: permutation.map { y[$0] }, lam: lam)
+            return (l, g, nil, [])
+        }
+    }
+
     /// Enqueues the step's keys (call after the optimizer step).
     public func afterStep(_ output: SSLStepOutput) throws {
         try queue.enqueue(output.keys)
@@ -330,39 +371,24 @@ public final class MoCo {
             let lossBB = try Contrastive.mixedInfoNCE(query: z, positiveA: posBB.a, positiveB: posBB.b, lam: lamBB,
                                                       negatives: queue.keys, temperature: t)
             // Mixer branch through the frozen momentum encoder (one BN batch, as each reference GPU).
-            let stagesMB = try key.backbone.forwardStages(xMB)
-            let lossMB: Tensor
+            if s.variant == .cluster, let head = clusterHead, let frozen = frozenClusterHead {
+                try EMA.copy(target: frozen, source: head)   // head_clst_off ← head_clst every step
+            }
+            let branch = try mixerObjective(mixed: xMB, keysQ: kq!, keysK: kk, permutation: permMB, lam: lamMB,
+                                            labels: labels, rng: &rng)
+            let lossMB = branch.loss
+            metrics += branch.metrics
             var lossClst: Tensor? = nil
-            switch s.variant {
-            case .instance:
-                let zk = try key.neck(stagesMB.last!).l2NormalizedRows()
-                let pos = try SSLMixing.crossViewPositives(keysQ: kq!, keysK: kk, permutation: permMB)
-                switch s.instanceObjective {
-                case .globalOnly:
-                    lossMB = try Contrastive.mixedInfoNCE(query: zk, positiveA: pos.a, positiveB: pos.b, lam: lamMB,
-                                                          negatives: queue.keys, temperature: t)
-                case .etaBalanced(let eta):
-                    let local = try Contrastive.pairwise(query: zk, positiveA: pos.a, positiveB: pos.b, lam: lamMB, temperature: t)
-                    let ext = try SSLMixing.extendedPositives(keysQ: kq!, keysK: kk, permutation: permMB,
-                                                              mode: s.positiveExtension, rng: &rng)
-                    let global = try Contrastive.mixedInfoNCE(query: zk, positiveA: ext.a, positiveB: ext.b, lam: lamMB,
-                                                              negatives: queue.keys, temperature: t)
-                    lossMB = try local + global * eta
-                    metrics += [("loss_mb_local", Double(local.data[0])), ("loss_mb_global", Double(global.data[0]))]
-                }
-            case .cluster:
-                guard let head = clusterHead, let frozen = frozenClusterHead, let y = labels else {
+            if s.variant == .cluster {
+                guard let head = clusterHead, let y = labels, let pooled = branch.pooled else {
                     throw SAMixError.invalidState("SAMix-C without a cluster head")
                 }
-                try EMA.copy(target: frozen, source: head)   // head_clst_off ← head_clst every step
                 let yb = permMB.map { y[$0] }
-                let gMB = try stagesMB.last!.globalAvgPool2d()
-                lossMB = try s.clusterObjective(logits: frozen(gMB), labelsA: y, labelsB: yb, lam: lamMB)
                 let gQ = try GradMode.withDisabled {
                     try keyOut.stages.last!.narrow(axis: 0, start: 0, length: n).globalAvgPool2d()
                 }
                 let lc = try head(gQ).crossEntropy(labels: y)
-                    + head(gMB.detached()).mixupCrossEntropy(labelsA: y, labelsB: yb, lam: lamMB)
+                    + head(pooled.detached()).mixupCrossEntropy(labelsA: y, labelsB: yb, lam: lamMB)
                 lossClst = lc
                 metrics.append(("loss_clst", Double(lc.data[0])))
             }
