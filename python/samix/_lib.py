@@ -113,6 +113,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
                                 c_double, c_char_p, _ptr, _ptr]),
     "samix_ssl_save_backbone": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
     "samix_ssl_save_mixer": (_status, [_handle, c_char_p]),
+    "samix_ssl_compare_masks": (_status, [_handle, _handle, _i64, _i64, c_uint64, _ptr, _ptr]),
     "samix_model_load_backbone": (_status, [_handle, c_char_p]),
     "samix_backbone_features": (_status, [_handle, _handle, c_int32, _ptr, _i64, _ptr]),
     "samix_backbone_knn": (_status, [_handle, _handle, _handle, _i64, c_double, _ptr]),

@@ -315,6 +315,49 @@ class MoCo(Handle):
         :class:`samix.errors.InvalidStateError`."""
         check(lib.samix_ssl_save_mixer(self.handle, path_arg(path)))
 
+    def compare_masks(self, x: Any, batches: int = 10, batch_size: int = 128, seed: int = 0) -> list[dict]:
+        """Does the trained Mixer make better mixed samples than hand-crafted masks for its own
+        objective? (SAMix-I/C.) For the same images, two views, pairs and λ per batch, four masks mix
+        the views and the momentum encoder scores each mixed batch with the Mixer objective L_mb:
+        ``"mixer"`` (the Mixer's masks), ``"mixer-shuffled"`` (the same masks on other pairs: same
+        shapes, not aligned with the content), ``"mixup"`` (constant 1 − λ) and ``"cutmix"`` (a box of
+        area ≈ 1 − λ). Nothing in the model changes.
+
+        Args:
+            x: uint8 images (N, C, H, W) — the data of the last :meth:`fit` (its normalisation is
+                reused; SAMix-C needs their pseudo-labels).
+            batches, batch_size: how many random batches of how many images.
+            seed: draws the batches, views, λ, pairs and boxes.
+
+        Returns:
+            One dict per mask kind: ``mask``, ``loss_mb`` and ``own_share`` (1 − mean partner mask;
+            λ is exact), ``mask_std`` (mean per-image spatial std of the mask); SAMix-I adds
+            ``loss_mb_local``, ``local_excess`` (local term minus its minimum H(λ)),
+            ``loss_mb_global`` and ``dominant_correct`` (share of mixed images whose embedding is
+            closer to the positive of the source with the larger weight).
+        """
+        batches = _int(batches, "batches", 1)
+        batch_size = _int(batch_size, "batch_size", 2)
+        seed = _seed(seed)
+        rows: list[dict] = []
+        errors: list[BaseException] = []
+
+        def on_row(_user: Any, text: bytes) -> int:
+            try:
+                rows.append(_parse_record(text.decode()))
+                return 0
+            except BaseException as e:
+                errors.append(e)
+                return 1
+
+        cb = RECORD_CALLBACK(on_row)
+        with _Images(x, None, "x") as data:
+            status = lib.samix_ssl_compare_masks(self.handle, data.handle, batches, batch_size, seed, cb, None)
+        if errors:
+            raise errors[0]
+        check(status)
+        return rows
+
     def features(self, x: Any, l2: bool = False) -> np.ndarray:
         """Frozen-backbone features of uint8 images: see :func:`features`."""
         return features(self, x, l2=l2)

@@ -171,6 +171,40 @@ def test_ssl_mixer_is_reusable_for_supervised_samix_p(variant, tmp_path):
     assert not (tmp_path / "none.bin").exists()
 
 
+def test_compare_masks_scores_every_mask_kind_without_changing_the_model(tmp_path):
+    x, y = colour_data(32)
+    with small_moco(mix=samix.SAMix(), variant="instance") as m:
+        with pytest.raises(InvalidStateError, match="fit first"):
+            m.compare_masks(x, batches=1, batch_size=8)
+        m.fit(x, epochs=1, batch_size=16, verbose=False)
+        f = m.features(x[:6])
+        m.save_mixer(tmp_path / "before.bin")
+        rows = m.compare_masks(x, batches=2, batch_size=8, seed=1)
+        # Nothing changed: query features, Mixer and key encoder (weights and BN statistics).
+        np.testing.assert_array_equal(f, m.features(x[:6]))
+        m.save_mixer(tmp_path / "after.bin")
+        assert (tmp_path / "before.bin").read_bytes() == (tmp_path / "after.bin").read_bytes()
+        assert rows == m.compare_masks(x, batches=2, batch_size=8, seed=1)
+        assert rows != m.compare_masks(x, batches=2, batch_size=8, seed=2)
+        assert [r["mask"] for r in rows] == ["mixer", "mixer-shuffled", "mixup", "cutmix"]
+        by = {r["mask"]: r for r in rows}
+        for r in rows:
+            assert math.isfinite(r["loss_mb"]) and r["local_excess"] >= -1e-5 and 0 <= r["dominant_correct"] <= 1
+        assert by["mixup"]["mask_std"] < 1e-6 and by["cutmix"]["mask_std"] > 0.2
+        assert by["mixer"]["own_share"] == pytest.approx(by["mixer-shuffled"]["own_share"], abs=1e-6)
+        for bad in (dict(batches=0), dict(batch_size=1), dict(batch_size=33)):
+            with pytest.raises(InvalidArgumentError):
+                m.compare_masks(x, **bad)
+    with small_moco(mix=samix.SAMix(), variant="cluster", clusters=4, kmeans_iterations=2) as m:
+        m.fit(x, epochs=1, batch_size=16, verbose=False)
+        rows = m.compare_masks(x, batches=1, batch_size=8)
+        assert len(rows) == 4 and "loss_mb_local" not in rows[0] and math.isfinite(rows[0]["loss_mb"])
+        with pytest.raises(InvalidStateError, match="pseudo-labels"):
+            m.compare_masks(x[:20], batches=1, batch_size=8)
+    with small_moco(mix="mixup") as m, pytest.raises(InvalidStateError, match="no Mixer"):
+        m.compare_masks(x, batches=1, batch_size=8)
+
+
 def test_bad_arguments():
     x, y = colour_data(16)
     for kw, exc in [(dict(mix="cutmix"), InvalidArgumentError), (dict(mix=samix.AutoMix()), SamixTypeError),

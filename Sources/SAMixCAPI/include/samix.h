@@ -322,6 +322,12 @@ samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle va
 /* Saves the query backbone with n caller key/value pairs. */
 samix_status samix_ssl_save_backbone(samix_handle ssl, const char *path, int64_t n,
                                      const char *const *keys, const char *const *values);
+/* SAMix-I/C: scores the Mixer's masks against the same masks on other pairs, Mixup and CutMix
+   under the Mixer objective on `batches` batches of `dataset` (the data of the last fit); calls
+   `callback` once per mask kind with "key=value" lines. */
+samix_status samix_ssl_compare_masks(samix_handle ssl, samix_handle dataset, int64_t batches,
+                                     int64_t batch_size, uint64_t seed, samix_record_callback callback,
+                                     void *user);
 /* SAMix-I/C: saves the Mixer and its key encoder (the file of samix_trainer_save_mixer). */
 samix_status samix_ssl_save_mixer(samix_handle ssl, const char *path);
 /* Loads a saved backbone into a model of the same architecture and channels (head unchanged). */
