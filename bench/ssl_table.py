@@ -3,7 +3,9 @@
 
 Runs ``samix-bench ssl ... --probe --json`` once per (method, seed) without a finished result, streaming
 its JSON lines into ``RESULTS/<method>-seed<S>.jsonl`` (the last line, ``"final": true``, holds the kNN and
-linear-probe top-1), then prints kNN / linear-probe top-1 (mean over seeds) and the pre-training time.
+linear-probe top-1), then prints kNN / linear-probe top-1 (mean over seeds) and the pre-training time. SAMix runs also score
+their final Mixer's masks against the same masks on other pairs, Mixup and CutMix under the Mixer objective
+(``--compare-masks``, records with ``"mask_comparison": true``), printed as a second table.
 
     python3 bench/ssl_table.py --data /tmp/cifar --run --threads 1
     python3 bench/ssl_table.py                       # print only
@@ -36,6 +38,8 @@ def run_one(a, method, seed, path):
         cmd += ["--train-subset", str(a.train_subset)]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
+    if method.startswith("samix") and a.compare_masks > 0:
+        cmd += ["--compare-masks", str(a.compare_masks)]
     ckpt = path + ".ckpt"
     cmd += ["--checkpoint", ckpt]
     stream_run(cmd, path, f"{method} seed {seed}", checkpoint=ckpt)
@@ -56,6 +60,8 @@ def main():
     ap.add_argument("--knn-every", type=int, default=10)
     ap.add_argument("--probe-epochs", type=int, default=100)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--compare-masks", type=int, default=40,
+                    help="batches of the final Mixer-vs-hand-crafted mask comparison of SAMix runs (0: off)")
     ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
     a = ap.parse_args()
     if not a.results:
@@ -86,6 +92,37 @@ def main():
         print(f"{m:11} {len(fins):5d} {statistics.mean(f['knn_top1'] for f in fins):10.2f} "
               f"{statistics.mean(f['probe_top1'] for f in fins):12.2f} "
               f"{statistics.median(epoch_seconds):8.1f}")
+
+    print_mask_comparison(a.results, methods, seeds)
+
+
+MASK_COLUMNS = [("loss_mb", "L_mb"), ("loss_mb_local", "local"), ("local_excess", "local-H(λ)"),
+                ("loss_mb_global", "global"), ("dominant_correct", "dominant"), ("own_share", "own share"),
+                ("mask_std", "mask std")]
+
+
+def print_mask_comparison(results, methods, seeds):
+    """Mean over seeds of each mask kind's scores under the trained Mixer objective (lower L_mb is better)."""
+    rows = {}
+    for m in methods:
+        for s in seeds:
+            path = os.path.join(results, f"{m}-seed{s}.jsonl")
+            if final(path) is None:
+                continue
+            for r in load(path):
+                if r.get("mask_comparison"):
+                    rows.setdefault((m, r["mask"]), []).append(r)
+    if not rows:
+        return
+    print()
+    print("Mask comparison under each trained Mixer's own objective (same images, views, pairs, λ; mean over seeds):")
+    print(f"{'method':8} {'mask':15} {'seeds':>5} " + " ".join(f"{h:>10}" for _, h in MASK_COLUMNS))
+    for (m, mask), rs in rows.items():
+        cells = []
+        for key, _ in MASK_COLUMNS:
+            vals = [r[key] for r in rs if key in r]
+            cells.append(f"{statistics.mean(vals):10.3f}" if vals else f"{'–':>10}")
+        print(f"{m:8} {mask:15} {len(rs):5d} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,38 @@ def test_accuracy_table_medians_means_and_unfinished_runs(tmp_path):
     assert rows["vanilla"][-1] == "13.5"
 
 
+def write_ssl_run(folder, name, knn, probe, masks=None, finished=True):
+    """A fake SSL run: two epoch lines, optional mask-comparison records, then the final record."""
+    with open(os.path.join(folder, name + ".jsonl"), "w") as f:
+        for e in (1, 2):
+            f.write(json.dumps({"epoch": e, "loss": 1.0 / e, "seconds": 30.0 + e}) + "\n")
+        for mask, loss in (masks or {}).items():
+            f.write(json.dumps({"mask_comparison": True, "mask": mask, "loss_mb": loss, "own_share": 0.5}) + "\n")
+        if finished:
+            f.write(json.dumps({"final": True, "knn_top1": knn, "probe_top1": probe}) + "\n")
+
+
+def test_ssl_table_means_and_mask_comparison(tmp_path):
+    write_ssl_run(tmp_path, "moco-seed0", 40.0, 50.0)
+    write_ssl_run(tmp_path, "moco-seed1", 42.0, 52.0)
+    write_ssl_run(tmp_path, "samix-i-seed0", 30.0, 45.0, masks={"mixer": 4.0, "mixup": 5.0})
+    write_ssl_run(tmp_path, "samix-i-seed1", 32.0, 47.0, masks={"mixer": 4.5, "mixup": 5.5})
+    write_ssl_run(tmp_path, "samix-c-seed0", 1.0, 1.0, masks={"mixer": 9.0}, finished=False)
+    out = subprocess.run([sys.executable, os.path.join(BENCH, "ssl_table.py"), "--results", str(tmp_path),
+                          "--methods", "moco,samix-i,samix-c", "--seeds", "0,1"],
+                         check=True, capture_output=True, text=True).stdout
+    lines = out.splitlines()
+    rows = {l.split()[0]: l.split() for l in lines[2:5]}
+    assert rows["moco"][1:5] == ["2", "41.00", "51.00", "31.5"]
+    assert rows["samix-i"][1:4] == ["2", "31.00", "46.00"]
+    assert "(no finished run)" in lines[4]
+    masks = {(l.split()[0], l.split()[1]): l.split() for l in lines if l.startswith("samix")}
+    assert masks[("samix-i", "mixer")][2:4] == ["2", "4.250"]
+    assert masks[("samix-i", "mixup")][2:4] == ["2", "5.250"]
+    assert masks[("samix-i", "mixup")][4] == "–"                  # no local term recorded
+    assert ("samix-c", "mixer") not in masks                      # unfinished runs are left out
+
+
 def test_stream_run_renames_only_on_success(tmp_path):
     path = str(tmp_path / "run.jsonl")
     lines = 'import json\nfor e in (1, 2): print(json.dumps({"epoch": e}))'
