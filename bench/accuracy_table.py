@@ -44,7 +44,22 @@ def parse_method(token):
 
 
 def file_stem(token):
-    return token.replace(":", "_").replace("=", "")
+    """``samix:eta=0`` → ``samix_eta0``; a ``mixer=PATH`` option (SAMix^P) contributes the file's name only:
+    ``samix-p:mixer=results/x/samix-i-seed0.mixer.safetensors`` → ``samix-p_mixer-samix-i-seed0``."""
+    name, *opts = token.split(":")
+    parts = [name]
+    for o in opts:
+        k, _, v = o.partition("=")
+        if k == "mixer":
+            base = os.path.basename(v)
+            for ext in (".mixer.safetensors", ".safetensors", ".bin"):
+                if base.endswith(ext):
+                    base = base[: -len(ext)]
+                    break
+            parts.append("mixer-" + base)
+        else:
+            parts.append(k + v)
+    return "_".join(parts)
 
 
 def run_one(a, method, seed, path):

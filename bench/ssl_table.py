@@ -38,8 +38,10 @@ def run_one(a, method, seed, path):
         cmd += ["--train-subset", str(a.train_subset)]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
-    if method.startswith("samix") and a.compare_masks > 0:
-        cmd += ["--compare-masks", str(a.compare_masks)]
+    if method.startswith("samix"):  # keep the Mixer (untracked) for mask pictures and SAMix^P
+        cmd += ["--save-mixer", path.replace(".jsonl", ".mixer.safetensors")]
+        if a.compare_masks > 0:
+            cmd += ["--compare-masks", str(a.compare_masks)]
     ckpt = path + ".ckpt"
     cmd += ["--checkpoint", ckpt]
     stream_run(cmd, path, f"{method} seed {seed}", checkpoint=ckpt)

@@ -16,7 +16,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Model name (resnet20, resnet18, preactresnet18, wrn28_2, …).") var model = "resnet20"
     @Option(help: "Mixing method: \(ObjectiveRegistry.names.joined(separator: ", ")).") var mix = "vanilla"
     @Option(help: "Beta(α, α) parameter of the mixing method (default: the method's CIFAR default).") var alpha: Double?
-    @Option(help: "SAMix^P: train with this saved, frozen Mixer (from --save-mixer) instead of --mix.") var mixer: String?
+    @Option(help: "SAMix^P: train with this saved, frozen Mixer (`train --save-mixer`, `ssl --save-mixer`) instead of --mix (or with --mix samix-p).")
+    var mixer: String?
     @Option(help: "After training with --mix automix|samix, save the Mixer and its encoder here (SAMix^P).") var saveMixer: String?
     @Option(help: "AutoMix/SAMix: η of the η-balanced Mixer objective (local + η·global; SAMix default 0.5).") var eta: Float?
     @Option(help: "AutoMix/SAMix: Mixer objective: eta (η-balanced), official (global mixup CE only), bce.") var mixerLoss: String?
@@ -55,6 +56,7 @@ struct TrainCommand: ParsableCommand {
                                          normalization: norm, augmentation: aug)
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: norm, training: false)
         let net = try ModelZoo.make(model, numClasses: train.classCount, inChannels: train.channels, seed: seed)
+        if mix == "samix-p", mixer == nil { throw ValidationError("--mix samix-p needs --mixer FILE (a saved Mixer)") }
         let objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha ?? 2) }
             ?? learnedVariant() ?? ObjectiveRegistry.make(mix, alpha: alpha)
         if saveMixer != nil, !(objective is LearnedMixObjective) {

@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BENCH = os.path.join(ROOT, "bench")
 sys.path.insert(0, BENCH)
 
+import accuracy_table as acc_table  # noqa: E402
 import plot_runs  # noqa: E402
 import run_log  # noqa: E402
 
@@ -46,6 +47,17 @@ def test_accuracy_table_medians_means_and_unfinished_runs(tmp_path):
     assert "(no finished run)" in " ".join(rows["samix:eta=0"])
     # s/epoch = median of every epoch's time over the finished seeds: 11..16 twice → 13.5
     assert rows["vanilla"][-1] == "13.5"
+
+
+def test_accuracy_table_method_tokens():
+    assert acc_table.parse_method("samix:eta=0:mask-loss-weight=0") == \
+        ("samix", ["--eta", "0", "--mask-loss-weight", "0"])
+    assert acc_table.file_stem("samix:eta=0:mask-loss-weight=0") == "samix_eta0_mask-loss-weight0"
+    token = "samix-p:mixer=results/ssl/samix-i-seed0.mixer.safetensors"
+    assert acc_table.parse_method(token) == ("samix-p", ["--mixer", "results/ssl/samix-i-seed0.mixer.safetensors"])
+    assert acc_table.file_stem(token) == "samix-p_mixer-samix-i-seed0"
+    with pytest.raises(SystemExit):
+        acc_table.parse_method("samix:eta")
 
 
 def write_ssl_run(folder, name, knn, probe, masks=None, finished=True):
