@@ -111,7 +111,11 @@ def print_mask_comparison(results, methods, seeds):
             path = os.path.join(results, f"{m}-seed{s}.jsonl")
             if final(path) is None:
                 continue
-            for r in load(path):
+            # In the run's own log, or (runs that predate --compare-masks) in <run>.masks.jsonl, written by
+            # the run's command with --checkpoint <its final checkpoint> --compare-masks N.
+            extra = path.replace(".jsonl", ".masks.jsonl")
+            recs = load(path) + (load(extra) if os.path.exists(extra) else [])
+            for r in recs:
                 if r.get("mask_comparison"):
                     rows.setdefault((m, r["mask"]), []).append(r)
     if not rows:

@@ -75,7 +75,10 @@ def test_ssl_table_means_and_mask_comparison(tmp_path):
     write_ssl_run(tmp_path, "moco-seed0", 40.0, 50.0)
     write_ssl_run(tmp_path, "moco-seed1", 42.0, 52.0)
     write_ssl_run(tmp_path, "samix-i-seed0", 30.0, 45.0, masks={"mixer": 4.0, "mixup": 5.0})
-    write_ssl_run(tmp_path, "samix-i-seed1", 32.0, 47.0, masks={"mixer": 4.5, "mixup": 5.5})
+    write_ssl_run(tmp_path, "samix-i-seed1", 32.0, 47.0)
+    with open(tmp_path / "samix-i-seed1.masks.jsonl", "w") as f:   # a comparison run after the fact
+        for mask, loss in {"mixer": 4.5, "mixup": 5.5}.items():
+            f.write(json.dumps({"mask_comparison": True, "mask": mask, "loss_mb": loss}) + "\n")
     write_ssl_run(tmp_path, "samix-c-seed0", 1.0, 1.0, masks={"mixer": 9.0}, finished=False)
     out = subprocess.run([sys.executable, os.path.join(BENCH, "ssl_table.py"), "--results", str(tmp_path),
                           "--methods", "moco,samix-i,samix-c", "--seeds", "0,1"],
