@@ -16,7 +16,7 @@ final class SSLBox {
 
 let sslOptionKeys = ["queue_size", "temperature", "momentum", "neck_hidden", "embedding_dim", "neck_bn",
                      "shuffle_bn_groups", "alpha", "variant", "eta", "mask_layer", "mask_loss", "mask_loss_mode",
-                     "mask_loss_margin", "lam_mul_k", "value_dropout", "mixer_loss", "clusters", "kmeans_iterations",
+                     "mask_loss_margin", "lam_mul_k", "value_dropout", "mixer_loss", "clusters", "kmeans_iterations", "kmeans_warm_start",
                      "mask_adjust", "mean_margin", "positive_extension"]
 
 /// The `SSLMix` of `mix` ("none", "mixup", "samix") with its options consumed from `o`.
@@ -85,6 +85,7 @@ func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
                                      instanceObjective: instance, positiveExtension: ext,
                                      clusters: try o.int("clusters") ?? 100,
                                      kmeansIterations: try o.int("kmeans_iterations") ?? 20,
+                                     kmeansWarmStart: try o.bool("kmeans_warm_start") ?? false,
                                      clusterObjective: cluster)
         return .samix(cfg)
     default:
@@ -192,6 +193,7 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
                              "steps=\(r.steps)"]
                 if let k = r.knnTop1 { lines.append("knn_top1=\(k)") }
                 if let i = r.clusterInertia { lines.append("kmeans_inertia=\(i)") }
+                if let k = r.pseudoLabelsKept { lines.append("pseudo_labels_kept=\(k)") }
                 lines += r.metrics.map { "\($0.0)=\($0.1)" }
                 guard let callback else { return true }
                 let text = lines.joined(separator: "\n")

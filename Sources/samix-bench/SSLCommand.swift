@@ -92,6 +92,8 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "η of the SAMix Mixer objective (local + η·global).") var eta: Float = 0.5
     @Option(help: "Backbone stage feeding the Mixer (0-based).") var maskLayer = 2
     @Option(help: "SAMix-C: number of k-means clusters.") var clusters = 100
+    @Flag(help: "SAMix-C: start each epoch's k-means from the last centroids (stable cluster numbers; the reference re-clusters from scratch).")
+    var kmeansWarmStart = false
     @Option(help: "kNN monitor every N epochs (0: only at the end).") var knnEvery = 5
     @Option(help: "kNN neighbours.") var knnK = 200
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -114,7 +116,8 @@ struct SSLCommand: ParsableCommand {
         case "samix-i", "samix-c":
             mix = .samix(try SAMixSSLConfig(variant: method == "samix-i" ? .instance : .cluster, alpha: alpha,
                                             maskLayer: maskLayer, instanceObjective: .etaBalanced(eta: eta),
-                                            clusters: clusters, clusterObjective: .etaBalanced(eta: eta)))
+                                            clusters: clusters, kmeansWarmStart: kmeansWarmStart,
+                                            clusterObjective: .etaBalanced(eta: eta)))
         default: throw ValidationError("unknown method '\(method)' (moco, moco-mixup, samix-i, samix-c)")
         }
         let cfg = try MoCoConfig(architecture: model, inChannels: train.channels, neckHidden: neckHidden,
@@ -146,6 +149,7 @@ struct SSLCommand: ParsableCommand {
             f += r.metrics.map { ($0.0, format3($0.1)) }
             if let k = r.knnTop1 { f.append(("knn_top1", format3(k * 100))) }
             if let i = r.clusterInertia { f.append(("kmeans_inertia", format3(i))) }
+            if let k = r.pseudoLabelsKept { f.append(("pseudo_labels_kept", format3(k))) }
             f += [("lr", format3(Double(r.learningRate))), ("seconds", format3(r.seconds)),
                   ("img_per_s", format3(Double(r.steps * batch) / r.seconds))]
             printRecord(f, json: json)

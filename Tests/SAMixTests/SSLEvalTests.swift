@@ -58,6 +58,27 @@ final class SSLEvalTests: XCTestCase {
         XCTAssertEqual(p2, [0])
     }
 
+    /// A warm start keeps the numbering: started from a clustering's centroids (in any order), k-means
+    /// returns that clustering with the order of the start, whatever its seed; bad starts are refused.
+    func testKMeansWarmStartKeepsClusterNumbers() throws {
+        let centers: [[Float]] = [[5, 0], [0, 5], [-5, -5], [5, 5]]
+        let (x, _) = try blobs(centers, perClass: 25, sigma: 0.3, seed: 5)
+        let a = try KMeans.fit(x, clusters: 4, iterations: 30, seed: 11)
+        let order = [2, 0, 3, 1]   // start cluster j = cluster order[j] of a
+        let start = try Tensor(order.flatMap { a.centroids[$0] }, shape: [4, 2])
+        for seed: UInt64 in [1, 2] {
+            let b = try KMeans.fit(x, clusters: 4, iterations: 30, seed: seed, initialCentroids: start)
+            XCTAssertEqual(b.assignments, a.assignments.map { order.firstIndex(of: $0)! }, "seed \(seed)")
+            XCTAssertEqual(b.inertia, a.inertia, accuracy: 1e-3 * a.inertia)
+        }
+        // Fresh seeds renumber the same partition (what the warm start prevents).
+        let fresh = (1...6).map { try? KMeans.fit(x, clusters: 4, iterations: 30, seed: UInt64($0)).assignments }
+        XCTAssertTrue(fresh.contains { $0 != a.assignments })
+        XCTAssertThrowsError(try KMeans.fit(x, clusters: 4, seed: 1, initialCentroids: try Tensor(zeros: [3, 2])))
+        XCTAssertThrowsError(try KMeans.fit(x, clusters: 4, seed: 1,
+                                            initialCentroids: try Tensor([0, 0, 1, 1, .nan, 2, 3, 3], shape: [4, 2])))
+    }
+
     func testKMeansIsDeterministicPerSeedAndFindsSeparatedClusters() throws {
         let centers: [[Float]] = [[5, 0], [0, 5], [-5, -5], [5, 5]]
         let (x, truth) = try blobs(centers, perClass: 25, sigma: 0.3, seed: 5)
@@ -152,7 +173,9 @@ final class SSLEvalTests: XCTestCase {
         let norm = Normalization.computed(from: data)
         let methods: [SSLMix] = [.none, .mixup(alpha: 2),
                                  .samix(try SAMixSSLConfig(variant: .instance, maskLayer: 1, clusters: 2)),
-                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5))]
+                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5)),
+                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5,
+                                                           kmeansWarmStart: true))]
         for mix in methods {
             func run() throws -> [Double] {
                 let cfg = try MoCoConfig(architecture: "resnet20", neckHidden: 16, embeddingDim: 8, queueSize: 8, seed: 2)
@@ -163,12 +186,19 @@ final class SSLEvalTests: XCTestCase {
                 try trainer.fit(train: data, test: data) { r in
                     XCTAssertEqual(r.steps, 3)
                     XCTAssertNotNil(r.knnTop1)
-                    if case .samix(let s) = mix, s.variant == .cluster { XCTAssertNotNil(r.clusterInertia) }
+                    if case .samix(let s) = mix, s.variant == .cluster {
+                        XCTAssertNotNil(r.clusterInertia)
+                        XCTAssertEqual(r.pseudoLabelsKept == nil, r.epoch == 1)   // no previous labels in epoch 1
+                        if let k = r.pseudoLabelsKept { XCTAssertTrue((0...1).contains(k)) }
+                    }
                     out.append(r.loss)
                     out += r.metrics.map { $0.1 }
                     return true
                 }
-                if case .samix(let s) = mix, s.variant == .cluster { XCTAssertEqual(model.pseudoLabels?.count, 12) }
+                if case .samix(let s) = mix, s.variant == .cluster {
+                    XCTAssertEqual(model.pseudoLabels?.count, 12)
+                    XCTAssertEqual(trainer.clusterCentroids?.shape, s.kmeansWarmStart ? [3, 64] : nil)
+                }
                 return out
             }
             let a = try run(), b = try run()
@@ -185,7 +215,9 @@ final class SSLEvalTests: XCTestCase {
         let norm = Normalization.computed(from: data)
         let methods: [SSLMix] = [.none, .mixup(alpha: 2),
                                  .samix(try SAMixSSLConfig(variant: .instance, maskLayer: 1, clusters: 2)),
-                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5))]
+                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5)),
+                                 .samix(try SAMixSSLConfig(variant: .cluster, maskLayer: 1, clusters: 3, kmeansIterations: 5,
+                                                           kmeansWarmStart: true))]
         let dir = try DataFixtures.tempDir("sslresume")
         defer { DataFixtures.remove(dir) }
         let path = dir + "/ssl.safetensors"
@@ -200,7 +232,8 @@ final class SSLEvalTests: XCTestCase {
                 var v: [(String, [Float])] = []
                 for (p, m) in SSLCheckpoint.modules(t.model) { for (n, x) in m.stateDict() { v.append((p + n, x.scalars)) } }
                 for (n, x) in try t.optimizer.stateDict() { v.append(("optimizer." + n, x.scalars)) }
-                return v + [("queue", t.model.queue.keys.scalars), ("counters", [Float(t.model.queue.pointer), Float(t.step)])]
+                return v + [("queue", t.model.queue.keys.scalars), ("counters", [Float(t.model.queue.pointer), Float(t.step)]),
+                            ("centroids", t.clusterCentroids?.scalars ?? [])]
             }
             func assertSame(_ a: [(String, [Float])], _ b: [(String, [Float])], _ what: String) {
                 XCTAssertEqual(a.map { $0.0 }, b.map { $0.0 }, what)

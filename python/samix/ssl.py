@@ -150,6 +150,10 @@ class MoCo(Handle):
             refreshed every epoch).
         alpha: Beta(alpha, alpha) of ``mix="mixup"``.
         clusters, kmeans_iterations: SAMix-C's k-means.
+        kmeans_warm_start: SAMix-C: start each epoch's k-means from the previous centroids, so a
+            cluster keeps its number and the cluster head its knowledge (the reference, False,
+            re-clusters from scratch: new arbitrary numbers every epoch; see ``pseudo_labels_kept``
+            in :attr:`history`).
         mask_adjust: SAMix's backbone-mask adjustment: ``"auto"`` (rescale samples whose mask mean is
             more than 0.1 from λ; the reference), ``"auto_label"``, ``"off"`` or a probability.
         positive_extension: SAMix-I's positive feature extension ("off", "interpolate", "extrapolate", "both").
@@ -162,7 +166,8 @@ class MoCo(Handle):
                  temperature: float = 0.2, momentum: float = 0.99, neck_hidden: int = 2048, embedding_dim: int = 128,
                  neck_bn: bool = False, shuffle_bn_groups: int = 2, mix: Union[None, str, SAMix] = None,
                  variant: str = "instance", alpha: float = 2.0, clusters: int = 100, kmeans_iterations: int = 20,
-                 mask_adjust: Union[str, float] = "auto", positive_extension: str = "both", seed: int = 0) -> None:
+                 kmeans_warm_start: bool = False, mask_adjust: Union[str, float] = "auto",
+                 positive_extension: str = "both", seed: int = 0) -> None:
         if not isinstance(model, str):
             raise SamixTypeError(f"model must be a backbone name (str), got {type(model).__name__}")
         if not isinstance(variant, str) or variant not in ("instance", "cluster"):
@@ -191,6 +196,9 @@ class MoCo(Handle):
             opts["variant"] = variant
             opts["clusters"] = _int(clusters, "clusters", 2)
             opts["kmeans_iterations"] = _int(kmeans_iterations, "kmeans_iterations", 1)
+            if not isinstance(kmeans_warm_start, (bool, np.bool_)):
+                raise SamixTypeError(f"kmeans_warm_start must be a bool, got {type(kmeans_warm_start).__name__}")
+            opts["kmeans_warm_start"] = bool(kmeans_warm_start)
             if isinstance(mask_adjust, str):
                 if mask_adjust not in ("auto", "auto_label", "off"):
                     raise InvalidArgumentError(f"mask_adjust must be 'auto', 'auto_label', 'off' or a probability, "
@@ -219,7 +227,8 @@ class MoCo(Handle):
         self.seed = seed
         self.options = opts
         #: One dict per pre-training epoch over all fit calls: epoch, loss, lr, seconds, steps,
-        #: knn_top1 (when monitored), kmeans_inertia (SAMix-C) and the step metrics (loss terms, λ, …).
+        #: knn_top1 (when monitored), kmeans_inertia and pseudo_labels_kept (SAMix-C) and the step
+        #: metrics (loss terms, λ, …).
         self.history: list[dict] = []
 
     @property

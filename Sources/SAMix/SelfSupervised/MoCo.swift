@@ -71,6 +71,11 @@ public struct SAMixSSLConfig: Equatable, Sendable {
     /// frozen cluster head's logits (`MixerObjectiveLoss`, η-balanced by default).
     public var clusters: Int
     public var kmeansIterations: Int
+    /// Start each epoch's k-means from the previous epoch's centroids (on the new features) instead
+    /// of fresh k-means++ seeds, so a cluster keeps its number from epoch to epoch and the cluster
+    /// head's knowledge stays valid. Off = the reference (`DeepClusterAutoMixHook`: a fresh
+    /// clustering, hence a new arbitrary numbering, every epoch).
+    public var kmeansWarmStart: Bool
     public var clusterObjective: MixerObjectiveLoss
     /// Std of the cluster head's N(0, σ²) init (OpenMixup heads: 0.01).
     public var clusterHeadInitStd: Float
@@ -80,6 +85,7 @@ public struct SAMixSSLConfig: Equatable, Sendable {
                 maskAdjust: SSLMixing.MaskAdjustMode = .auto(meanMargin: 0.1),
                 instanceObjective: InstanceObjective = .etaBalanced(eta: 0.5),
                 positiveExtension: SSLMixing.PositiveExtension = .both, clusters: Int = 100, kmeansIterations: Int = 20,
+                kmeansWarmStart: Bool = false,
                 clusterObjective: MixerObjectiveLoss = .etaBalanced(eta: 0.5), clusterHeadInitStd: Float = 0.01) throws {
         try require(alpha > 0 && alpha.isFinite, "alpha must be > 0, got \(alpha)")
         try require(maskLayer >= 0, "mask layer must be ≥ 0")
@@ -92,7 +98,7 @@ public struct SAMixSSLConfig: Equatable, Sendable {
         self.maskLoss = try maskLoss ?? MaskLoss(mode: .l1Variance)
         self.maskLossWeight = maskLossWeight; self.maskAdjust = maskAdjust
         self.instanceObjective = instanceObjective; self.positiveExtension = positiveExtension
-        self.clusters = clusters; self.kmeansIterations = kmeansIterations
+        self.clusters = clusters; self.kmeansIterations = kmeansIterations; self.kmeansWarmStart = kmeansWarmStart
         self.clusterObjective = clusterObjective; self.clusterHeadInitStd = clusterHeadInitStd
     }
 }

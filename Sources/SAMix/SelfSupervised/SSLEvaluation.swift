@@ -124,11 +124,19 @@ public enum KMeans {
         public let iterations: Int
     }
 
-    public static func fit(_ features: Tensor, clusters k: Int, iterations: Int = 20, seed: UInt64) throws -> Result {
+    /// Lloyd's algorithm from k-means++ seeds drawn with `seed`, or from `initialCentroids` ([k, d],
+    /// a warm start: cluster c of the result continues cluster c of the start, so the numbering of
+    /// clusters carries over between successive fits on slowly changing features).
+    public static func fit(_ features: Tensor, clusters k: Int, iterations: Int = 20, seed: UInt64,
+                           initialCentroids: Tensor? = nil) throws -> Result {
         try requireShape(features.rank == 2, "k-means expects [n, d] features, got \(features.shape)")
         let n = features.shape[0], d = features.shape[1]
         try require(k >= 1 && k <= n, "k-means needs 1 ≤ k ≤ n (k = \(k), n = \(n))")
         try require(iterations >= 1, "k-means needs ≥ 1 iteration")
+        if let c = initialCentroids {
+            try requireShape(c.shape == [k, d], "k-means initial centroids must be [\(k), \(d)], got \(c.shape)")
+            try require((0..<c.count).allSatisfy { c.data[$0].isFinite }, "k-means initial centroids must be finite")
+        }
         let x = UnsafePointer(features.data)
         var rng = SplitMix64(seed: seed)
         var rowNorm = [Float](repeating: 0, count: n)
@@ -143,10 +151,15 @@ public enum KMeans {
             (cen + c * d).update(from: x + i * d, count: d)
             cenNorm[c] = rowNorm[i]
         }
-        // k-means++ seeding: D² sampling, distances maintained per row in parallel.
-        setCentroid(0, fromRow: rng.int(below: n))
         var nearest = [Float](repeating: .infinity, count: n)
-        for c in 1..<Swift.max(k, 1) {
+        if let c0 = initialCentroids {
+            cen.update(from: c0.data, count: k * d)
+            for c in 0..<k { cenNorm[c] = dotFloats(cen + c * d, cen + c * d, d) }
+        } else {
+            // k-means++ seeding: D² sampling, distances maintained per row in parallel.
+            setCentroid(0, fromRow: rng.int(below: n))
+        }
+        for c in 1..<Swift.max(initialCentroids == nil ? k : 1, 1) {
             let prev = UnsafePointer(cen + (c - 1) * d), pn = cenNorm[c - 1]
             nearest.withUnsafeMutableBufferPointer { nb in
                 let np = nb.baseAddress!

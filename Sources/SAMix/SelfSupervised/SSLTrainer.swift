@@ -39,6 +39,9 @@ public struct SSLEpochRecord {
     public let knnTop1: Double?
     /// SAMix-C: k-means inertia of the pseudo-labels used in this epoch.
     public let clusterInertia: Double?
+    /// SAMix-C: share of training images whose pseudo-label is the same as in the previous epoch
+    /// (≈ 1/k when the clusters are renumbered at random; nil in the first epoch).
+    public let pseudoLabelsKept: Double?
     public let learningRate: Float
     public let seconds: Double
     public let steps: Int
@@ -70,16 +73,30 @@ public final class SSLTrainer {
         schedule = try LearningRateSchedule(.cosine(minLR: config.minLearningRate), baseLR: config.learningRate)
     }
 
+    /// SAMix-C with `kmeansWarmStart`: the centroids of the last clustering [k, d] (saved in checkpoints).
+    public internal(set) var clusterCentroids: Tensor?
+
     /// k-means pseudo-labels of `dataset` from the momentum encoder's L2-normalised GAP features
-    /// (SAMix-C; the reference's DeepCluster hook). Returns the inertia.
+    /// (SAMix-C; the reference's DeepCluster hook), warm-started from `clusterCentroids` when the
+    /// config asks for it. Returns the inertia and the share of images whose pseudo-label did not
+    /// change (nil for the first clustering).
     @discardableResult
-    public func refreshPseudoLabels(_ dataset: ImageDataset, epoch: Int) throws -> Double {
-        guard case .samix(let s) = model.mix, s.variant == .cluster else { return .nan }
+    public func refreshPseudoLabels(_ dataset: ImageDataset, epoch: Int) throws -> (inertia: Double, kept: Double?) {
+        guard case .samix(let s) = model.mix, s.variant == .cluster else { return (.nan, nil) }
         let f = try SSLFeatures.extract(model.key.backbone, dataset: dataset, normalization: normalization, l2Normalize: true)
-        let r = try KMeans.fit(f, clusters: Swift.min(s.clusters, dataset.count), iterations: s.kmeansIterations,
-                               seed: SplitMix64(seed: config.seed).fork(index: 77_000 + UInt64(epoch)).state)
+        let k = Swift.min(s.clusters, dataset.count)
+        let start = s.kmeansWarmStart ? clusterCentroids.flatMap { $0.shape == [k, f.shape[1]] ? $0 : nil } : nil
+        let r = try KMeans.fit(f, clusters: k, iterations: s.kmeansIterations,
+                               seed: SplitMix64(seed: config.seed).fork(index: 77_000 + UInt64(epoch)).state,
+                               initialCentroids: start)
+        let previous = model.pseudoLabels
         try model.setPseudoLabels(r.assignments)
-        return r.inertia
+        if s.kmeansWarmStart { clusterCentroids = try Tensor(r.centroids.flatMap { $0 }, shape: [k, f.shape[1]]) }
+        var kept: Double? = nil
+        if let previous, previous.count == r.assignments.count {
+            kept = Double(zip(previous, r.assignments).filter { $0 == $1 }.count) / Double(previous.count)
+        }
+        return (r.inertia, kept)
     }
 
     /// kNN top-1 of the query backbone: memory bank = `bank`, queries = `test`.
@@ -105,9 +122,9 @@ public final class SSLTrainer {
         while epochsDone < config.epochs {
             let epoch = epochsDone
             let start = Clock.now()
-            var inertia: Double? = nil
+            var inertia: Double? = nil, kept: Double? = nil
             if case .samix(let s) = model.mix, s.variant == .cluster {
-                inertia = try refreshPseudoLabels(train, epoch: epoch)
+                (inertia, kept) = try refreshPseudoLabels(train, epoch: epoch)
             }
             var order = Array(0..<train.count)
             var orng = root.fork(index: UInt64(epoch))
@@ -143,7 +160,7 @@ public final class SSLTrainer {
             }
             let record = SSLEpochRecord(epoch: epoch + 1, loss: lossSum / Double(stepsPerEpoch),
                                         metrics: metricOrder.map { ($0, metricSums[$0]! / Double(stepsPerEpoch)) },
-                                        knnTop1: knn, clusterInertia: inertia,
+                                        knnTop1: knn, clusterInertia: inertia, pseudoLabelsKept: kept,
                                         learningRate: optimizer.learningRate, seconds: Clock.now() - start,
                                         steps: stepsPerEpoch)
             epochsDone += 1

@@ -1,7 +1,8 @@
 /// Self-supervised trainer checkpoints (safetensors): the MoCo encoders (query, key), the Mixer and
 /// the SAMix-C cluster heads, the queue of negatives with its pointer, the SGD state and the
 /// counters — everything `SSLTrainer.fit` needs to continue bit-identically (its randomness is a
-/// function of seed, epoch and step; SAMix-C pseudo-labels are recomputed at each epoch start).
+/// function of seed, epoch and step; SAMix-C pseudo-labels are recomputed at each epoch start, from
+/// the saved k-means centroids when warm-started).
 public enum SSLCheckpoint {
     public static let format = "samix.ssl-trainer"
 
@@ -26,6 +27,7 @@ public enum SSLCheckpoint {
         for (prefix, m) in modules(trainer.model) { tensors += m.stateDict().map { (prefix + $0.0, $0.1) } }
         tensors += try trainer.optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) }
         tensors.append(("queue.keys", trainer.model.queue.keys))
+        if let c = trainer.clusterCentroids { tensors.append(("kmeans.centroids", c)) }
         var meta = identity(trainer)
         meta["format"] = format
         meta["format_version"] = "1"
@@ -66,7 +68,14 @@ public enum SSLCheckpoint {
             throw SAMixError.invalidArgument("\(path): queue does not match this trainer")
         }
         let mods = modules(trainer.model)
-        let known = mods.map { $0.0 } + ["optimizer.", "queue."]
+        let known = mods.map { $0.0 } + ["optimizer.", "queue.", "kmeans."]
+        let centroids = byName["kmeans.centroids"]
+        if let c = centroids {
+            guard case .samix(let s) = trainer.model.mix, s.variant == .cluster, s.kmeansWarmStart, c.rank == 2,
+                  c.shape[0] >= 1, c.shape[0] <= s.clusters else {
+                throw SAMixError.invalidArgument("\(path): k-means centroids \(c.shape) do not fit this trainer")
+            }
+        }
         if let stray = byName.keys.sorted().first(where: { k in !known.contains { k.hasPrefix($0) } }) {
             throw SAMixError.invalidArgument("\(path): unexpected tensor '\(stray)'")
         }
@@ -86,6 +95,7 @@ public enum SSLCheckpoint {
             throw error
         }
         try trainer.model.queue.restore(keys: keys, pointer: qp, filled: qf)
+        trainer.clusterCentroids = try centroids?.copy()
         trainer.epochsDone = epochs
         trainer.step = steps
     }
