@@ -30,8 +30,26 @@ def final(path):
     return rows[-1] if rows and rows[-1].get("final") else None
 
 
-def run_one(a, method, seed, path):
-    cmd = [a.samix_bench, "ssl", "--data", a.data, "--method", method, "--model", a.model, "--epochs", str(a.epochs),
+def parse_method(token):
+    """``samix-c:kmeans-warm-start:clusters=50`` → ("samix-c", ["--kmeans-warm-start", "--clusters", "50"]);
+    the results file of a token is ``<token with ':' → '_' and '=' dropped>-seed<S>.jsonl``."""
+    name, *opts = token.split(":")
+    extra = []
+    for o in opts:
+        k, eq, v = o.partition("=")
+        if not k or (eq and not v):
+            raise SystemExit(f"bad method option {o!r} in {token!r} (expected flag or key=value)")
+        extra += ["--" + k] + ([v] if eq else [])
+    return name, extra
+
+
+def file_stem(token):
+    return token.replace(":", "_").replace("=", "")
+
+
+def run_one(a, token, seed, path):
+    method, extra = parse_method(token)
+    cmd = [a.samix_bench, "ssl", "--data", a.data, "--method", method] + extra + ["--model", a.model, "--epochs", str(a.epochs),
            "--batch", str(a.batch), "--queue", str(a.queue), "--seed", str(seed), "--knn-every", str(a.knn_every),
            "--probe", "--probe-epochs", str(a.probe_epochs), "--json"]
     if a.train_subset:
@@ -44,7 +62,7 @@ def run_one(a, method, seed, path):
             cmd += ["--compare-masks", str(a.compare_masks)]
     ckpt = path + ".ckpt"
     cmd += ["--checkpoint", ckpt]
-    stream_run(cmd, path, f"{method} seed {seed}", checkpoint=ckpt)
+    stream_run(cmd, path, f"{token} seed {seed}", checkpoint=ckpt)
 
 
 def main():
@@ -76,22 +94,23 @@ def main():
             raise SystemExit("--run needs --data DIR")
         for seed in seeds:
             for m in methods:
-                path = os.path.join(a.results, f"{m}-seed{seed}.jsonl")
+                path = os.path.join(a.results, f"{file_stem(m)}-seed{seed}.jsonl")
                 if final(path) is None:
                     run_one(a, m, seed, path)
     print(f"CIFAR-10 self-supervised, {a.model}, {a.train_subset or 50000} class-balanced images, {a.epochs} epochs, "
           f"batch {a.batch}, queue {a.queue}; kNN (k=200) and linear probe ({a.probe_epochs} epochs) on the full test "
           f"set; mean over seeds")
-    print(f"{'method':11} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'s/epoch':>8}")
+    w = max([11] + [len(m) for m in methods])
+    print(f"{'method':{w}} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'s/epoch':>8}")
     for m in methods:
-        paths = [os.path.join(a.results, f"{m}-seed{s}.jsonl") for s in seeds]
+        paths = [os.path.join(a.results, f"{file_stem(m)}-seed{s}.jsonl") for s in seeds]
         fins = [f for f in (final(p) for p in paths) if f]
         if not fins:
-            print(f"{m:11} {0:5d} {'(no finished run)':>10}")
+            print(f"{m:{w}} {0:5d} {'(no finished run)':>10}")
             continue
         # Training seconds per epoch (a resumed run's pretrain_seconds covers only its last part).
         epoch_seconds = [r["seconds"] for p in paths if final(p) for r in load(p) if "epoch" in r]
-        print(f"{m:11} {len(fins):5d} {statistics.mean(f['knn_top1'] for f in fins):10.2f} "
+        print(f"{m:{w}} {len(fins):5d} {statistics.mean(f['knn_top1'] for f in fins):10.2f} "
               f"{statistics.mean(f['probe_top1'] for f in fins):12.2f} "
               f"{statistics.median(epoch_seconds):8.1f}")
 
@@ -108,7 +127,7 @@ def print_mask_comparison(results, methods, seeds):
     rows = {}
     for m in methods:
         for s in seeds:
-            path = os.path.join(results, f"{m}-seed{s}.jsonl")
+            path = os.path.join(results, f"{file_stem(m)}-seed{s}.jsonl")
             if final(path) is None:
                 continue
             # In the run's own log, or (runs that predate --compare-masks) in <run>.masks.jsonl, written by
@@ -122,13 +141,14 @@ def print_mask_comparison(results, methods, seeds):
         return
     print()
     print("Mask comparison under each trained Mixer's own objective (same images, views, pairs, λ; mean over seeds):")
-    print(f"{'method':8} {'mask':15} {'seeds':>5} " + " ".join(f"{h:>10}" for _, h in MASK_COLUMNS))
+    w = max([8] + [len(m) for m, _ in rows])
+    print(f"{'method':{w}} {'mask':15} {'seeds':>5} " + " ".join(f"{h:>10}" for _, h in MASK_COLUMNS))
     for (m, mask), rs in rows.items():
         cells = []
         for key, _ in MASK_COLUMNS:
             vals = [r[key] for r in rs if key in r]
             cells.append(f"{statistics.mean(vals):10.3f}" if vals else f"{'–':>10}")
-        print(f"{m:8} {mask:15} {len(rs):5d} " + " ".join(cells))
+        print(f"{m:{w}} {mask:15} {len(rs):5d} " + " ".join(cells))
 
 
 if __name__ == "__main__":

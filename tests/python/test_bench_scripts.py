@@ -71,6 +71,16 @@ def write_ssl_run(folder, name, knn, probe, masks=None, finished=True):
             f.write(json.dumps({"final": True, "knn_top1": knn, "probe_top1": probe}) + "\n")
 
 
+def test_ssl_table_method_tokens():
+    import ssl_table
+    assert ssl_table.parse_method("samix-c") == ("samix-c", [])
+    assert ssl_table.parse_method("samix-c:kmeans-warm-start:clusters=50") == \
+        ("samix-c", ["--kmeans-warm-start", "--clusters", "50"])
+    assert ssl_table.file_stem("samix-c:kmeans-warm-start:clusters=50") == "samix-c_kmeans-warm-start_clusters50"
+    with pytest.raises(SystemExit):
+        ssl_table.parse_method("samix-c:clusters=")
+
+
 def test_ssl_table_means_and_mask_comparison(tmp_path):
     write_ssl_run(tmp_path, "moco-seed0", 40.0, 50.0)
     write_ssl_run(tmp_path, "moco-seed1", 42.0, 52.0)

@@ -171,6 +171,22 @@ def test_ssl_mixer_is_reusable_for_supervised_samix_p(variant, tmp_path):
     assert not (tmp_path / "none.bin").exists()
 
 
+def test_samix_c_kmeans_warm_start_reports_kept_pseudo_labels():
+    x, y = colour_data(32)
+    kept = {}
+    for warm in (False, True):
+        with small_moco(mix=samix.SAMix(), variant="cluster", clusters=4, kmeans_iterations=3,
+                        kmeans_warm_start=warm) as m:
+            assert m.options["kmeans_warm_start"] is warm
+            h = m.fit(x, epochs=3, batch_size=16, verbose=False)
+            assert "pseudo_labels_kept" not in h[0]
+            kept[warm] = [r["pseudo_labels_kept"] for r in h[1:]]
+            assert all(0 <= k <= 1 for k in kept[warm])
+    assert kept[False] != kept[True]
+    with pytest.raises(SamixTypeError, match="kmeans_warm_start"):
+        small_moco(mix=samix.SAMix(), variant="cluster", kmeans_warm_start="yes")
+
+
 def test_compare_masks_scores_every_mask_kind_without_changing_the_model(tmp_path):
     x, y = colour_data(32)
     with small_moco(mix=samix.SAMix(), variant="instance") as m:
