@@ -2,7 +2,7 @@
 /// the SAMix-C cluster heads, the queue of negatives with its pointer, the SGD state and the
 /// counters — everything `SSLTrainer.fit` needs to continue bit-identically (its randomness is a
 /// function of seed, epoch and step; SAMix-C pseudo-labels are recomputed at each epoch start, from
-/// the saved k-means centroids when warm-started).
+/// the saved k-means centroids when warm-started; the saved labels only serve `pseudo_labels_kept`).
 public enum SSLCheckpoint {
     public static let format = "samix.ssl-trainer"
 
@@ -28,6 +28,9 @@ public enum SSLCheckpoint {
         tensors += try trainer.optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) }
         tensors.append(("queue.keys", trainer.model.queue.keys))
         if let c = trainer.clusterCentroids { tensors.append(("kmeans.centroids", c)) }
+        if let labels = trainer.model.pseudoLabels {   // for `pseudo_labels_kept` of the next epoch
+            tensors.append(("kmeans.pseudo_labels", try Tensor(labels.map { Float($0) }, shape: [labels.count])))
+        }
         var meta = identity(trainer)
         meta["format"] = format
         meta["format_version"] = "1"
@@ -69,6 +72,14 @@ public enum SSLCheckpoint {
         }
         let mods = modules(trainer.model)
         let known = mods.map { $0.0 } + ["optimizer.", "queue.", "kmeans."]
+        var pseudoLabels: [Int]? = nil
+        if let t = byName["kmeans.pseudo_labels"] {
+            guard case .samix(let s) = trainer.model.mix, s.variant == .cluster, t.rank == 1, t.count >= 1, t.count <= 1 << 24,
+                  (0..<t.count).allSatisfy({ t.data[$0] >= 0 && t.data[$0] < Float(s.clusters) && t.data[$0] == t.data[$0].rounded() }) else {
+                throw SAMixError.invalidArgument("\(path): k-means pseudo-labels do not fit this trainer")
+            }
+            pseudoLabels = (0..<t.count).map { Int(t.data[$0]) }
+        }
         let centroids = byName["kmeans.centroids"]
         if let c = centroids {
             guard case .samix(let s) = trainer.model.mix, s.variant == .cluster, s.kmeansWarmStart, c.rank == 2,
@@ -96,6 +107,7 @@ public enum SSLCheckpoint {
         }
         try trainer.model.queue.restore(keys: keys, pointer: qp, filled: qf)
         trainer.clusterCentroids = try centroids?.copy()
+        if let pseudoLabels { try trainer.model.setPseudoLabels(pseudoLabels) }
         trainer.epochsDone = epochs
         trainer.step = steps
     }
