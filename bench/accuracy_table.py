@@ -17,7 +17,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_log import load, stream_run  # noqa: E402
+from run_log import load, parse_method, stream_run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -29,18 +29,6 @@ def finished(path, epochs):
         return False
     rows = load(path)
     return bool(rows) and rows[-1].get("epoch") == epochs
-
-
-def parse_method(token):
-    """``samix:eta=0:mask-loss-weight=0`` → ("samix", ["--eta", "0", "--mask-loss-weight", "0"]) for ablations."""
-    name, *opts = token.split(":")
-    extra = []
-    for o in opts:
-        k, _, v = o.partition("=")
-        if not k or not v:
-            raise SystemExit(f"bad method option {o!r} in {token!r} (expected key=value)")
-        extra += ["--" + k, v]
-    return name, extra
 
 
 def file_stem(token):

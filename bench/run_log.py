@@ -57,3 +57,16 @@ def stream_run(cmd, path, label, checkpoint=None):
     os.replace(tmp, path)
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
+
+
+def parse_method(token):
+    """A table's method token → (name, extra CLI arguments): ``samix:eta=0:kmeans-warm-start`` →
+    ("samix", ["--eta", "0", "--kmeans-warm-start"]) (``key=value`` options and bare flags)."""
+    name, *opts = token.split(":")
+    extra = []
+    for o in opts:
+        k, eq, v = o.partition("=")
+        if not k or (eq and not v):
+            raise SystemExit(f"bad method option {o!r} in {token!r} (expected a flag or key=value)")
+        extra += ["--" + k] + ([v] if eq else [])
+    return name, extra

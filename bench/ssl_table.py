@@ -16,7 +16,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_log import load, stream_run  # noqa: E402
+from run_log import load, parse_method, stream_run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -28,19 +28,6 @@ def final(path):
         return None
     rows = load(path)
     return rows[-1] if rows and rows[-1].get("final") else None
-
-
-def parse_method(token):
-    """``samix-c:kmeans-warm-start:clusters=50`` → ("samix-c", ["--kmeans-warm-start", "--clusters", "50"]);
-    the results file of a token is ``<token with ':' → '_' and '=' dropped>-seed<S>.jsonl``."""
-    name, *opts = token.split(":")
-    extra = []
-    for o in opts:
-        k, eq, v = o.partition("=")
-        if not k or (eq and not v):
-            raise SystemExit(f"bad method option {o!r} in {token!r} (expected flag or key=value)")
-        extra += ["--" + k] + ([v] if eq else [])
-    return name, extra
 
 
 def file_stem(token):

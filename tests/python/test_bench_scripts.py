@@ -57,7 +57,7 @@ def test_accuracy_table_method_tokens():
     assert acc_table.parse_method(token) == ("samix-p", ["--mixer", "results/ssl/samix-i-seed0.mixer.safetensors"])
     assert acc_table.file_stem(token) == "samix-p_mixer-samix-i-seed0"
     with pytest.raises(SystemExit):
-        acc_table.parse_method("samix:eta")
+        acc_table.parse_method("samix:eta=")
 
 
 def write_ssl_run(folder, name, knn, probe, masks=None, finished=True):
