@@ -227,8 +227,9 @@ public func samix_ssl_save_backbone(_ handle: UInt64, _ path: UnsafePointer<CCha
     }
 }
 
-/// SAMix-I/C: `SSLMaskComparison` of the trained Mixer on `batches` batches of `dataset` (the data of
-/// the last `samix_ssl_fit`, whose normalisation it reuses; SAMix-C: whose pseudo-labels it needs).
+/// SAMix-I/C: `SSLMaskComparison` of the Mixer on `batches` batches of `dataset` (normalised as by the
+/// last `samix_ssl_fit`, or with the dataset's standard statistics before any; SAMix-C needs the data
+/// of its last fit, whose pseudo-labels it uses).
 /// Calls `callback` once per mask kind with "key=value" lines (mask, loss_mb, …).
 @_cdecl("samix_ssl_compare_masks")
 public func samix_ssl_compare_masks(_ handle: UInt64, _ dataset: UInt64, _ batches: Int64, _ batchSize: Int64,
@@ -236,26 +237,16 @@ public func samix_ssl_compare_masks(_ handle: UInt64, _ dataset: UInt64, _ batch
     guarded("samix_ssl_compare_masks") {
         guard batches >= 1, batches <= 1 << 20 else { throw CAPIError(.invalidArgument, "batches must be ≥ 1, got \(batches)") }
         let data = try datasetValue(dataset)
-        guard batchSize >= 2, Int(batchSize) <= data.count else {
-            throw CAPIError(.invalidArgument, "batch_size must be in 2...\(data.count) (the dataset size), got \(batchSize)")
-        }
+        guard batchSize >= 2, batchSize <= 1 << 30 else { throw CAPIError(.invalidArgument, "batch_size must be ≥ 2, got \(batchSize)") }
         try Registry.shared.with(handle, .ssl, as: SSLBox.self) { b in
             let m = b.moco
-            guard case .samix(let s) = m.mix else {
-                throw CAPIError(.invalidState, "\(m.mix.name) has no Mixer to compare (only SAMix-I and SAMix-C)")
-            }
-            guard let norm = b.normalization else {
-                throw CAPIError(.invalidState, "compare_masks needs a trained model: call fit first")
-            }
             guard data.channels == m.config.inChannels else {
                 throw CAPIError(.shape, "images have \(data.channels) channels, the encoder expects \(m.config.inChannels)")
             }
-            if s.variant == .cluster, m.pseudoLabels?.count != data.count {
-                throw CAPIError(.invalidState, "SAMix-C compares masks on the data of its last fit (it needs their pseudo-labels)")
-            }
             let rows = try SSLMaskComparison.run(model: m, dataset: data,
                                                  augmentation: try .mocoV2(height: data.height, width: data.width),
-                                                 normalization: norm, batches: Int(batches), batchSize: Int(batchSize),
+                                                 normalization: b.normalization ?? .standard(for: data),
+                                                 batches: Int(batches), batchSize: Int(batchSize),
                                                  seed: seed)
             guard let callback else { return }
             for r in rows {

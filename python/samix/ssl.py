@@ -333,8 +333,8 @@ class MoCo(Handle):
         area ≈ 1 − λ). Nothing in the model changes.
 
         Args:
-            x: uint8 images (N, C, H, W) — the data of the last :meth:`fit` (its normalisation is
-                reused; SAMix-C needs their pseudo-labels).
+            x: uint8 images (N, C, H, W), normalised like the last :meth:`fit`'s data; SAMix-C needs
+                the data of its last fit (it uses their pseudo-labels).
             batches, batch_size: how many random batches of how many images.
             seed: draws the batches, views, λ, pairs and boxes.
 

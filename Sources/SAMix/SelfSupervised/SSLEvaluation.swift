@@ -151,15 +151,18 @@ public enum KMeans {
             (cen + c * d).update(from: x + i * d, count: d)
             cenNorm[c] = rowNorm[i]
         }
-        var nearest = [Float](repeating: .infinity, count: n)
+        // Seeds: the warm start's centroids, or k-means++ (D² sampling, distances maintained per row
+        // in parallel) — centroid 0 uniformly, centroids 1..<k by the loop below.
+        var plusPlusSeeds = k
         if let c0 = initialCentroids {
             cen.update(from: c0.data, count: k * d)
             for c in 0..<k { cenNorm[c] = dotFloats(cen + c * d, cen + c * d, d) }
+            plusPlusSeeds = 1   // nothing left to draw
         } else {
-            // k-means++ seeding: D² sampling, distances maintained per row in parallel.
             setCentroid(0, fromRow: rng.int(below: n))
         }
-        for c in 1..<Swift.max(initialCentroids == nil ? k : 1, 1) {
+        var nearest = [Float](repeating: .infinity, count: n)
+        for c in 1..<plusPlusSeeds {
             let prev = UnsafePointer(cen + (c - 1) * d), pn = cenNorm[c - 1]
             nearest.withUnsafeMutableBufferPointer { nb in
                 let np = nb.baseAddress!

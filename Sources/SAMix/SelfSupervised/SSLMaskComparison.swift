@@ -50,7 +50,7 @@ public enum SSLMaskComparison {
         var labels: [Int]? = nil
         if s.variant == .cluster {
             guard let pl = model.pseudoLabels, pl.count == dataset.count else {
-                throw SAMixError.invalidState("SAMix-C mask comparison needs pseudo-labels of this dataset")
+                throw SAMixError.invalidState("SAMix-C compares masks on the data of its last training (it needs their pseudo-labels)")
             }
             labels = pl
         }
