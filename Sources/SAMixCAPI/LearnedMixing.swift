@@ -9,119 +9,14 @@ import SAMix
 // initialisers.
 
 /// "key=value" lines (blank lines ignored); duplicate or unknown keys are errors (`take` + `finish`).
-struct OptionList {
-    private var values: [String: String] = [:]
-    private var order: [String] = []
-    let context: String
+/// The engine's parser, shared with the CLI.
+typealias OptionList = KeyValueOptions
 
-    init(_ text: String, context: String) throws {
-        self.context = context
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = raw.trimmingSpaces()
-            if line.isEmpty { continue }
-            guard let eq = line.firstIndex(of: "=") else {
-                throw CAPIError(.invalidArgument, "\(context): option '\(line)' is not key=value")
-            }
-            let k = String(line[..<eq]).trimmingSpaces(), v = String(line[line.index(after: eq)...]).trimmingSpaces()
-            guard !k.isEmpty else { throw CAPIError(.invalidArgument, "\(context): option '\(line)' has no key") }
-            guard values[k] == nil else { throw CAPIError(.invalidArgument, "\(context): option '\(k)' is given twice") }
-            values[k] = v
-            order.append(k)
-        }
-    }
-
-    /// Removes and returns the raw value of `key`.
-    mutating func take(_ key: String) -> String? {
-        values.removeValue(forKey: key)
-    }
-
-    mutating func double(_ key: String) throws -> Double? {
-        guard let s = take(key) else { return nil }
-        guard let v = Double(s), v.isFinite else {
-            throw CAPIError(.invalidArgument, "\(context): \(key) must be a finite number, got '\(s)'")
-        }
-        return v
-    }
-
-    mutating func float(_ key: String) throws -> Float? {
-        try double(key).map { Float($0) }
-    }
-
-    mutating func int(_ key: String) throws -> Int? {
-        guard let s = take(key) else { return nil }
-        guard let v = Int(s), abs(v) <= 1 << 40 else {
-            throw CAPIError(.invalidArgument, "\(context): \(key) must be an integer, got '\(s)'")
-        }
-        return v
-    }
-
-    mutating func bool(_ key: String) throws -> Bool? {
-        guard let s = take(key) else { return nil }
-        switch s.lowercased() {
-        case "1", "true", "yes", "on": return true
-        case "0", "false", "no", "off": return false
-        default: throw CAPIError(.invalidArgument, "\(context): \(key) must be 0 or 1, got '\(s)'")
-        }
-    }
-
-    mutating func doubles(_ key: String) throws -> [Double]? {
-        guard let s = take(key) else { return nil }
-        let parts = s.split(separator: ",").map { String($0).trimmingSpaces() }
-        let vals = parts.compactMap { Double($0) }
-        guard !parts.isEmpty, vals.count == parts.count, vals.allSatisfy(\.isFinite) else {
-            throw CAPIError(.invalidArgument, "\(context): \(key) must be a comma-separated list of numbers, got '\(s)'")
-        }
-        return vals
-    }
-
-    /// Throws if any option was not consumed.
-    func finish(known: [String]) throws {
-        let left = order.filter { values[$0] != nil }
-        guard left.isEmpty else {
-            throw CAPIError(.invalidArgument, "\(context): unknown option\(left.count > 1 ? "s" : "") "
-                + left.map { "'\($0)'" }.joined(separator: ", ") + "; known: " + known.joined(separator: ", "))
-        }
-    }
-}
-
-extension StringProtocol {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" || f == "\r" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
-        return String(s)
-    }
-}
-
-/// The mask-loss mode by OpenMixup's `mask_loss_mode` name (case-insensitive, "+" optional).
+/// The mask-loss mode by OpenMixup's `mask_loss_mode` name (the engine's parser).
 func maskLossMode(_ s: String, context: String) throws -> MaskLoss.Mode {
-    let key = s.lowercased().replacingPlus()
-    for m in MaskLoss.Mode.allCases where m.rawValue.lowercased().replacingPlus() == key { return m }
-    throw CAPIError(.invalidArgument, "\(context): unknown mask_loss_mode '\(s)'; expected "
-        + MaskLoss.Mode.allCases.map(\.rawValue).joined(separator: ", "))
+    try LearnedMixOptions.maskLossMode(s, context: context)
 }
 
-extension String {
-    fileprivate func replacingPlus() -> String { String(filter { $0 != "+" && $0 != "_" && $0 != " " }) }
-}
-
-/// The Mixer objective by name: "eta_balanced" (local + η·global), "official" (global mixup CE
-/// only, the shipped configs), "bce" (sigmoid BCE with η on the negatives).
-func mixerObjectiveLoss(_ s: String, eta: Float, context: String) throws -> MixerObjectiveLoss {
-    switch s.lowercased() {
-    case "eta_balanced", "eta-balanced", "eta": return .etaBalanced(eta: eta)
-    case "official", "mixup_ce", "global": return .mixupCrossEntropy
-    case "bce", "sigmoid_bce": return .sigmoidBCE(negativeWeight: eta)
-    default:
-        throw CAPIError(.invalidArgument, "\(context): unknown mixer_loss '\(s)'; expected eta_balanced, official or bce")
-    }
-}
-
-let learnedOptionKeys = ["alpha", "momentum", "momentum_end", "momentum_constant_fraction", "momentum_reference_steps",
-                         "mask_layer", "mask_loss", "mask_loss_mode", "mask_loss_margin", "mask_loss_variance_weight",
-                         "mask_loss_scope", "mask_adjust", "mask_adjust_uses_mixer_lambda", "lam_margin", "mixer_loss",
-                         "eta", "lam_mul_k", "lam_concat", "value_dropout", "switch_off", "mix_shuffle_no_repeat",
-                         "head_init_std", "reinit_online_head", "evaluate_mix_heads", "mixer_seed"]
 let pretrainedOptionKeys = ["path", "alpha", "lam_margin", "mask_adjust", "batch_statistics"]
 
 /// Builds the objective of a learned-mixing trainer. method: "automix", "samix" or "samix-p"
@@ -132,67 +27,7 @@ func makeLearnedObjective(method: String, options: String, defaultSeed: UInt64) 
     var o = try OptionList(options, context: context)
     switch m {
     case "automix", "samix":
-        let alpha = try o.double("alpha") ?? 2
-        let eta = try o.float("eta") ?? 0.5
-        guard eta >= 0 else { throw CAPIError(.invalidArgument, "\(context): η (eta) must be ≥ 0, got \(eta)") }
-        var c: LearnedMixConfig
-        if m == "samix" {
-            let ks = try o.doubles("lam_mul_k") ?? [0.25]
-            let dropout = try o.float("value_dropout") ?? 0
-            c = try .samix(alpha: alpha, eta: eta, lamMulK: ks)
-            c.mixer = try .samix(lamMulK: ks, dropout: dropout)
-        } else {
-            c = try .automix(alpha: alpha, lambdaChannel: try o.bool("lam_concat") ?? false)
-        }
-        if let s = o.take("mixer_loss") { c.mixerLoss = try mixerObjectiveLoss(s, eta: eta, context: context) }
-        let m0 = try o.double("momentum") ?? c.momentum.start
-        let m1 = try o.double("momentum_end") ?? c.momentum.end
-        let frac = try o.double("momentum_constant_fraction") ?? c.momentum.constantFraction
-        let momentum = try MomentumSchedule(start: m0, end: m1, constantFraction: frac)
-        var reference = c.momentumReferenceSteps
-        if let s = o.take("momentum_reference_steps") {
-            if s.lowercased() == "none" || s == "0" { reference = nil }
-            else if let r = Int(s), r >= 1 { reference = r }
-            else {
-                throw CAPIError(.invalidArgument, "\(context): momentum_reference_steps must be an integer ≥ 1 or none, got '\(s)'")
-            }
-        }
-        var maskLoss = c.maskLoss
-        if let s = o.take("mask_loss_mode") { maskLoss.mode = try maskLossMode(s, context: context) }
-        if let v = try o.float("mask_loss_margin") { maskLoss.margin = v }
-        if let v = try o.float("mask_loss_variance_weight") { maskLoss.varianceWeight = v }
-        if let s = o.take("mask_loss_scope") {
-            guard let sc = MaskLoss.Scope(rawValue: s.lowercased()) else {
-                throw CAPIError(.invalidArgument, "\(context): mask_loss_scope must be sample or batch, got '\(s)'")
-            }
-            maskLoss.scope = sc
-        }
-        maskLoss = try MaskLoss(mode: maskLoss.mode, margin: maskLoss.margin, varianceWeight: maskLoss.varianceWeight,
-                                scope: maskLoss.scope)
-        let maskLayer = try o.int("mask_layer") ?? c.maskLayer
-        let weight = try o.float("mask_loss") ?? c.maskLossWeight
-        let adjust = try o.double("mask_adjust") ?? c.maskAdjust
-        let adjustBug = try o.bool("mask_adjust_uses_mixer_lambda") ?? c.maskAdjustUsesMixerLambda
-        let margin = try o.float("lam_margin") ?? c.lambdaMargin
-        let switchOff = try o.double("switch_off") ?? c.switchOff
-        let noRepeat = try o.bool("mix_shuffle_no_repeat") ?? c.permutationsWithoutFixedPoints
-        let headStd = try o.float("head_init_std") ?? c.headInitStd
-        let reinit = try o.bool("reinit_online_head") ?? c.reinitializeOnlineHead
-        let mixHeads = try o.bool("evaluate_mix_heads") ?? c.evaluateMixHeads
-        var seed = defaultSeed
-        if let s = o.take("mixer_seed") {
-            guard let v = UInt64(s) else { throw CAPIError(.invalidArgument, "\(context): mixer_seed must be an unsigned integer") }
-            seed = v
-        }
-        try o.finish(known: learnedOptionKeys)
-        let config = try LearnedMixConfig(name: c.name, alpha: c.alpha, mixer: c.mixer, maskLayer: maskLayer,
-                                          maskLoss: maskLoss, maskLossWeight: weight, maskAdjust: adjust,
-                                          maskAdjustUsesMixerLambda: adjustBug, lambdaMargin: margin,
-                                          mixerLoss: c.mixerLoss, momentum: momentum, momentumReferenceSteps: reference,
-                                          switchOff: switchOff, permutationsWithoutFixedPoints: noRepeat,
-                                          headInitStd: headStd, reinitializeOnlineHead: reinit,
-                                          evaluateMixHeads: mixHeads, seed: seed)
-        return LearnedMixObjective(config: config)
+        return LearnedMixObjective(config: try LearnedMixOptions.config(method: m, options: &o, defaultSeed: defaultSeed))
     case "samix-p", "samix_p", "pretrained":
         guard let path = o.take("path"), !path.isEmpty else {
             throw CAPIError(.invalidArgument, "\(context): SAMix^P needs the option path=<saved Mixer file>")
@@ -216,6 +51,19 @@ public func samix_learned_check(_ method: UnsafePointer<CChar>?, _ options: Unsa
         let m = try readString(method, "method", maxBytes: 64)
         let o = options == nil ? "" : try readString(options, "options", maxBytes: 1 << 16)
         _ = try makeLearnedObjective(method: m, options: o, defaultSeed: 0)
+    }
+}
+
+/// The engine's default options of a learned method ("automix" / "samix") as "key=value" lines +
+/// NUL into buf (capacity cap; cap 0 only reports *needed) — what the Python classes' defaults are
+/// checked against.
+@_cdecl("samix_learned_defaults")
+public func samix_learned_defaults(_ method: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64,
+                                   _ needed: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_learned_defaults") {
+        let m = try readString(method, "method", maxBytes: 64)
+        let d = try LearnedMixOptions.defaults(method: m)
+        try copyOutString(d.map { "\($0.0)=\($0.1)" }.joined(separator: "\n"), buf, cap, needed)
     }
 }
 
@@ -244,7 +92,10 @@ public func samix_trainer_create_learned(_ model: UInt64, _ method: UnsafePointe
             let params = try Trainer.parameters(model: net, objective: objective)
             let opt = try OptimizerFactory.make(optName, parameters: params, lr: Float(lr), momentum: Float(momentum),
                                                 weightDecay: Float(weightDecay), nesterov: nesterov != 0)
-            let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
+            // "cosine" anneals to the method's reference floor (AutoMix/SAMix: 0.5 × lr, OpenMixup's
+            // 0.1 → 0.05); "cosine:min_lr=X" sets it.
+            let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps),
+                                                       objective: objective)
             let box = TrainerBox(Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed))
             box.config = ["mix": objective.name, "learned_method": methodName.lowercased(),
                           "learned_options": optionText, "alpha": "default", "label_smoothing": "0.0",

@@ -17,7 +17,8 @@ final class SSLBox {
 let sslOptionKeys = ["queue_size", "temperature", "momentum", "neck_hidden", "embedding_dim", "neck_bn",
                      "shuffle_bn_groups", "alpha", "variant", "eta", "mask_layer", "mask_loss", "mask_loss_mode",
                      "mask_loss_margin", "lam_mul_k", "value_dropout", "mixer_loss", "clusters", "kmeans_iterations", "kmeans_warm_start",
-                     "mask_adjust", "mean_margin", "positive_extension"]
+                     "mask_adjust", "mean_margin", "positive_extension", "cluster_features", "cluster_pca_dim",
+                     "detach_cluster_head_mixed"]
 
 /// The `SSLMix` of `mix` ("none", "mixup", "samix") with its options consumed from `o`.
 func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
@@ -45,7 +46,7 @@ func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
         var instance: SAMixSSLConfig.InstanceObjective = .etaBalanced(eta: eta)
         var cluster: MixerObjectiveLoss = .etaBalanced(eta: eta)
         if let s = o.take("mixer_loss") {
-            cluster = try mixerObjectiveLoss(s, eta: eta, context: ctx)
+            cluster = try MixerObjectiveLoss.named(s, eta: eta)
             switch cluster {
             case .etaBalanced: instance = .etaBalanced(eta: eta)
             case .mixupCrossEntropy: instance = .globalOnly
@@ -79,6 +80,19 @@ func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
             }
             ext = e
         }
+        var clusterFeatures: SAMixSSLConfig.ClusterFeatureSource = .query
+        if let s = o.take("cluster_features") {
+            guard let f = SAMixSSLConfig.ClusterFeatureSource(rawValue: s.lowercased()) else {
+                throw CAPIError(.invalidArgument, "\(ctx): cluster_features must be query or key, got '\(s)'")
+            }
+            clusterFeatures = f
+        }
+        var pca: Int? = 256
+        if let s = o.take("cluster_pca_dim") {
+            if s.lowercased() == "none" || s == "0" { pca = nil }
+            else if let v = Int(s), v >= 1, v <= 1 << 20 { pca = v }
+            else { throw CAPIError(.invalidArgument, "\(ctx): cluster_pca_dim must be an integer ≥ 1 or none, got '\(s)'") }
+        }
         let cfg = try SAMixSSLConfig(variant: variant, alpha: try o.double("alpha") ?? 2, mixer: mixer,
                                      maskLayer: try o.int("mask_layer") ?? 2, maskLoss: maskLoss,
                                      maskLossWeight: try o.float("mask_loss") ?? 0.1, maskAdjust: adjust,
@@ -86,7 +100,9 @@ func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
                                      clusters: try o.int("clusters") ?? 100,
                                      kmeansIterations: try o.int("kmeans_iterations") ?? 20,
                                      kmeansWarmStart: try o.bool("kmeans_warm_start") ?? false,
-                                     clusterObjective: cluster)
+                                     clusterObjective: cluster, clusterFeatures: clusterFeatures,
+                                     clusterPCADimensions: pca,
+                                     detachClusterHeadMixedFeatures: try o.bool("detach_cluster_head_mixed") ?? false)
         return .samix(cfg)
     default:
         throw CAPIError(.invalidArgument, "unknown SSL mix '\(mix)'; expected none, mixup or samix")

@@ -4,17 +4,22 @@ import SAMix
 /// Options shared by `ssl` and `probe`: data set, subsets, linear-probe protocol.
 struct SSLDataOptions: ParsableArguments {
     @Option(help: "Dataset directory (CIFAR-10/100 binary or IDX, the extracted folder or its parent).") var data: String
-    @Option(help: "Use a class-balanced training subset of this many images.") var trainSubset: Int?
+    @Option(help: "Hold out this many class-balanced training images (a fixed split, the same for every seed): the kNN monitor runs on them and the final record adds val_* scores; training uses the rest.")
+    var valSplit: Int?
+    @Option(help: "Use a class-balanced training subset of this many images (drawn after --val-split).") var trainSubset: Int?
     @Option(help: "Use the first N test images.") var testSubset: Int?
     @Option(help: "Worker threads.") var threads: Int?
 
-    func load(seed: UInt64) throws -> (ImageDataset, ImageDataset, Normalization) {
+    /// (train, validation (with --val-split), test, normalisation of train).
+    func load(seed: UInt64) throws -> (ImageDataset, ImageDataset?, ImageDataset, Normalization) {
         if let threads { Engine.threads = threads }
         var train = try ImageDataset.load(directory: data, split: .train)
         var test = try ImageDataset.load(directory: data, split: .test)
+        var validation: ImageDataset? = nil
+        if let n = valSplit { (train, validation) = try train.validationSplit(count: n) }
         if let n = trainSubset { train = try train.balancedSubset(count: n, seed: seed) }
         if let n = testSubset { test = try test.prefix(n) }
-        return (train, test, Normalization.standard(for: train))
+        return (train, validation, test, Normalization.standard(for: train))
     }
 }
 
@@ -94,6 +99,11 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "SAMix-C: number of k-means clusters.") var clusters = 100
     @Flag(help: "SAMix-C: start each epoch's k-means from the last centroids (stable cluster numbers; the reference re-clusters from scratch).")
     var kmeansWarmStart = false
+    @Option(help: "SAMix-C: encoder whose features are clustered: query (the reference) or key.") var clusterFeatures = "query"
+    @Option(help: "SAMix-C: PCA-whitening dimension before k-means (the reference: 256); 0 = L2-normalised features only.")
+    var clusterPcaDim = 256
+    @Flag(help: "SAMix-C: detach the mixed features before the cluster head's mixup CE (the reference lets it reach the Mixer).")
+    var detachClusterHeadMixed = false
     @Option(help: "kNN monitor every N epochs (0: only at the end).") var knnEvery = 5
     @Option(help: "kNN neighbours.") var knnK = 200
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -107,8 +117,16 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
     @Flag(help: "Print one JSON object per epoch.") var json = false
 
+    func clusterFeatureSource() throws -> SAMixSSLConfig.ClusterFeatureSource {
+        guard let f = SAMixSSLConfig.ClusterFeatureSource(rawValue: clusterFeatures) else {
+            throw ValidationError("--cluster-features must be query or key, got '\(clusterFeatures)'")
+        }
+        return f
+    }
+
     func run() throws {
-        let (train, test, norm) = try dataOptions.load(seed: seed)
+        let (train, validation, test, norm) = try dataOptions.load(seed: seed)
+        guard clusterPcaDim >= 0 else { throw ValidationError("--cluster-pca-dim must be ≥ 0") }
         let mix: SSLMix
         switch method {
         case "moco": mix = .none
@@ -117,7 +135,10 @@ struct SSLCommand: ParsableCommand {
             mix = .samix(try SAMixSSLConfig(variant: method == "samix-i" ? .instance : .cluster, alpha: alpha,
                                             maskLayer: maskLayer, instanceObjective: .etaBalanced(eta: eta),
                                             clusters: clusters, kmeansWarmStart: kmeansWarmStart,
-                                            clusterObjective: .etaBalanced(eta: eta)))
+                                            clusterObjective: .etaBalanced(eta: eta),
+                                            clusterFeatures: try clusterFeatureSource(),
+                                            clusterPCADimensions: clusterPcaDim == 0 ? nil : clusterPcaDim,
+                                            detachClusterHeadMixedFeatures: detachClusterHeadMixed))
         default: throw ValidationError("unknown method '\(method)' (moco, moco-mixup, samix-i, samix-c)")
         }
         let cfg = try MoCoConfig(architecture: model, inChannels: train.channels, neckHidden: neckHidden,
@@ -143,11 +164,15 @@ struct SSLCommand: ParsableCommand {
             FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
         }
         let t0 = Clock.now()
-        try trainer.fit(train: train, test: test) { r in
+        // The kNN monitor runs on the validation split when there is one (tuning never looks at test).
+        try trainer.fit(train: train, test: validation ?? test) { r in
             var f: [(String, String)] = [("epoch", "\(r.epoch)"), ("method", method.jsonQuoted), ("model", model.jsonQuoted),
                                          ("seed", "\(seed)")]
             f += r.metrics.map { ($0.0, format3($0.1)) }
-            if let k = r.knnTop1 { f.append(("knn_top1", format3(k * 100))) }
+            if let k = r.knnTop1 {
+                f.append(("knn_top1", format3(k * 100)))
+                f.append(("knn_on", (validation == nil ? "test" : "val").jsonQuoted))
+            }
             if let i = r.clusterInertia { f.append(("kmeans_inertia", format3(i))) }
             if let k = r.pseudoLabelsKept { f.append(("pseudo_labels_kept", format3(k))) }
             f += [("lr", format3(Double(r.learningRate))), ("seconds", format3(r.seconds)),
@@ -188,8 +213,14 @@ struct SSLCommand: ParsableCommand {
         if probe {
             let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,
                                          probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+            // With --val-split: the same kNN and probe protocol scored on the validation split (val_*).
+            let v = try validation.map {
+                try evaluateBackbone(moco.backbone, train: train, test: $0, normalization: norm,
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                    .filter { $0.0 != "eval_seconds" }.map { ("val_" + $0.0, $0.1) }
+            } ?? []
             printRecord([("final", "true"), ("method", method.jsonQuoted), ("model", model.jsonQuoted), ("seed", "\(seed)"),
-                         ("pretrain_seconds", format3(Clock.now() - t0))] + e, json: json)
+                         ("pretrain_seconds", format3(Clock.now() - t0))] + e + v, json: json)
         }
     }
 }
@@ -207,7 +238,7 @@ struct ProbeCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let (train, test, norm) = try dataOptions.load(seed: seed)
+        let (train, _, test, norm) = try dataOptions.load(seed: seed)
         let loaded = try BackboneCheckpoint.load(from: backbone)
         let e = try evaluateBackbone(loaded.backbone, train: train, test: test, normalization: norm,
                                      probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)

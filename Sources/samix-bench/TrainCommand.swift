@@ -2,7 +2,8 @@ import ArgumentParser
 import SAMix
 
 /// `samix-bench train`: trains a classifier on CIFAR-10/100 or Fashion-MNIST and reports loss and
-/// test top-1 per epoch with the time per epoch.
+/// test top-1 per epoch with the time per epoch; with `--val-split N` also the top-1 of a
+/// class-balanced hold-out of N training images (the split to tune on; test is only reported).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train",
         abstract: "Train a model on a dataset directory and report per-epoch loss, test top-1 and time.")
@@ -19,14 +20,21 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "SAMix^P: train with this saved, frozen Mixer (`train --save-mixer`, `ssl --save-mixer`) instead of --mix (or with --mix samix-p).")
     var mixer: String?
     @Option(help: "After training with --mix automix|samix, save the Mixer and its encoder here (SAMix^P).") var saveMixer: String?
-    @Option(help: "AutoMix/SAMix: η of the η-balanced Mixer objective (local + η·global; SAMix default 0.5).") var eta: Float?
-    @Option(help: "AutoMix/SAMix: Mixer objective: eta (η-balanced), official (global mixup CE only), bce.") var mixerLoss: String?
+    @Option(help: "AutoMix/SAMix: η of the Mixer objective (eta_balanced: local + η·global; bce: weight of the negatives; default 0.5).") var eta: Float?
+    @Option(help: "AutoMix/SAMix: Mixer objective: eta (η-balanced, SAMix default), official (global mixup CE only, AutoMix default and the shipped SAMix configs), bce.") var mixerLoss: String?
     @Option(help: "AutoMix/SAMix: weight of the mask loss (default 0.1; 0 = ablated).") var maskLossWeight: Float?
+    @Option(help: "AutoMix/SAMix: mask-loss statistics over the whole batch (batch, the reference default) or per sample (sample).") var maskLossScope: String?
+    @Flag(help: "Hand-crafted policies (mixup, cutmix, …): add AutoMix's clean-image term L_one (CE on the clean batch; mixed images through a second head).")
+    var cleanTerm = false
     @Option(help: "Epochs.") var epochs = 15
     @Option(help: "Batch size.") var batch = 128
-    @Option(help: "Base learning rate (SGD, momentum 0.9, cosine to 0).") var lr: Float = 0.1
+    @Option(help: "Base learning rate (SGD, momentum 0.9, cosine).") var lr: Float = 0.1
+    @Option(help: "Floor of the cosine schedule (default: the method's reference — 0.5 × lr for automix/samix, OpenMixup's 0.1 → 0.05; 0 otherwise).")
+    var minLr: Float?
     @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
-    @Option(help: "Use a class-balanced training subset of this many images.") var trainSubset: Int?
+    @Option(help: "Hold out this many class-balanced training images (a fixed split, the same for every seed) and report their top-1 (val_*) every evaluated epoch; training uses the rest.")
+    var valSplit: Int?
+    @Option(help: "Use a class-balanced training subset of this many images (drawn after --val-split).") var trainSubset: Int?
     @Option(help: "Use the first N test images.") var testSubset: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Worker threads.") var threads: Int?
@@ -48,6 +56,8 @@ struct TrainCommand: ParsableCommand {
         }
         var train = try ImageDataset.load(directory: data, split: .train, kind: kind)
         var test = try ImageDataset.load(directory: data, split: .test, kind: kind)
+        var validation: ImageDataset? = nil
+        if let n = valSplit { (train, validation) = try train.validationSplit(count: n) }
         if let n = trainSubset { train = try train.balancedSubset(count: n, seed: seed) }
         if let n = testSubset { test = try test.prefix(n) }
         let norm = Normalization.standard(for: train)
@@ -55,27 +65,38 @@ struct TrainCommand: ParsableCommand {
         let trainLoader = try DataLoader(dataset: train, batchSize: batch, shuffle: true, seed: seed,
                                          normalization: norm, augmentation: aug)
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: norm, training: false)
+        let valLoader = try validation.map {
+            try DataLoader(dataset: $0, batchSize: 500, shuffle: false, normalization: norm, training: false)
+        }
         let net = try ModelZoo.make(model, numClasses: train.classCount, inChannels: train.channels, seed: seed)
         if mix == "samix-p", mixer == nil { throw ValidationError("--mix samix-p needs --mixer FILE (a saved Mixer)") }
-        let objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha ?? 2) }
+        var objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha ?? 2) }
             ?? learnedVariant() ?? ObjectiveRegistry.make(mix, alpha: alpha)
+        if cleanTerm { objective = try CleanImageTermObjective(wrapping: objective, seed: seed) }
         if saveMixer != nil, !(objective is LearnedMixObjective) {
             throw ValidationError("--save-mixer needs --mix automix or samix")
         }
         let opt = try Trainer.sgd(model: net, objective: objective, lr: lr, weightDecay: weightDecay)
         let trainer = Trainer(model: net, objective: objective, optimizer: opt,
-                              schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: lr), seed: seed)
+                              schedule: try LearningRateSchedule.cosine(baseLR: lr, minLR: minLr, objective: objective),
+                              seed: seed)
         if let path = checkpoint, FileIO.exists(path) {
             try Checkpoint.load(into: trainer, from: path)
             FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
         }
-        FileIO.stderr("\(model) on \(train.name): \(train.count) train / \(test.count) test images, mix=\(objective.name), "
+        FileIO.stderr("\(model) on \(train.name): \(train.count) train / \(validation?.count ?? 0) validation / "
+            + "\(test.count) test images, mix=\(objective.name), "
             + "\(epochs) epochs, batch \(batch), threads \(Engine.threads)\n")
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
         let evaluateAt = { (e: Int) in e % evalEvery == 0 || e > epochs - 5 }
         var saveError: Error?
         try trainer.fit(trainLoader, epochs: epochs, test: testLoader, evaluateAt: evaluateAt) { record in
             let online = record.evaluation["online"]
+            // The validation split is evaluated at the same epochs as the test set, every head.
+            var val: [String: Evaluation] = [:]
+            if let valLoader, evaluateAt(record.epoch) {
+                do { val = try trainer.evaluateAll(on: valLoader) } catch { saveError = error; return false }
+            }
             // Every evaluated network: "online", plus e.g. "momentum" for AutoMix/SAMix.
             let heads = record.evaluation.keys.sorted()
             if json {
@@ -88,11 +109,17 @@ struct TrainCommand: ParsableCommand {
                     fields.append("\"test_loss\(suffix)\": \(format3(record.evaluation[h]?.loss ?? .nan))")
                     fields.append("\"test_top1\(suffix)\": \(format3((record.evaluation[h]?.accuracy ?? .nan) * 100))")
                 }
+                for h in val.keys.sorted() {
+                    let suffix = h == "online" ? "" : "_" + h
+                    fields.append("\"val_loss\(suffix)\": \(format3(val[h]?.loss ?? .nan))")
+                    fields.append("\"val_top1\(suffix)\": \(format3((val[h]?.accuracy ?? .nan) * 100))")
+                }
                 for (k, v) in record.metrics.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(format3(v))") }
                 print("{" + fields.joined(separator: ", ") + "}")
             } else {
                 let testLoss = online.map { " test loss \(format3($0.loss))" } ?? ""
                 let evals = heads.map { "\($0) top-1 \(format3((record.evaluation[$0]?.accuracy ?? .nan) * 100))%" }
+                    + val.keys.sorted().map { "val \($0) top-1 \(format3((val[$0]?.accuracy ?? .nan) * 100))%" }
                 print("epoch \(record.epoch) loss \(format3(record.trainLoss))\(testLoss) "
                     + evals.joined(separator: ", ") + " lr \(format3(record.learningRate)) time \(format3(record.seconds)) s")
             }
@@ -110,26 +137,26 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// AutoMix/SAMix with the ablation options (--eta, --mixer-loss, --mask-loss-weight); nil when none is given.
+    /// AutoMix/SAMix with the ablation options (--eta, --mixer-loss, --mask-loss-weight,
+    /// --mask-loss-scope), built by the engine's option parser — the same one the C ABI uses — from
+    /// `learnedOptionPairs`; nil when none is given.
     func learnedVariant() throws -> TrainingObjective? {
-        guard eta != nil || mixerLoss != nil || maskLossWeight != nil else { return nil }
+        let pairs = learnedOptionPairs
+        guard !pairs.isEmpty else { return nil }
         guard mix == "samix" || mix == "automix" else {
-            throw ValidationError("--eta, --mixer-loss and --mask-loss-weight apply to --mix samix or automix")
+            throw ValidationError("--eta, --mixer-loss, --mask-loss-weight and --mask-loss-scope apply to --mix samix or automix")
         }
-        var config = mix == "samix" ? try LearnedMixConfig.samix(alpha: alpha ?? 2, eta: eta ?? 0.5)
-                                    : try LearnedMixConfig.automix(alpha: alpha ?? 2)
-        if let w = maskLossWeight {
-            guard w >= 0, w.isFinite else { throw ValidationError("--mask-loss-weight must be ≥ 0") }
-            config.maskLossWeight = w
-        }
-        switch mixerLoss {
-        case nil: if let e = eta { config.mixerLoss = .etaBalanced(eta: e) }
-        case "eta": config.mixerLoss = .etaBalanced(eta: eta ?? 0.5)
-        case "official": config.mixerLoss = .mixupCrossEntropy
-        case "bce": config.mixerLoss = .sigmoidBCE(negativeWeight: 1)
-        case let other?: throw ValidationError("--mixer-loss must be eta, official or bce, got \(other)")
-        }
-        if let e = eta, !(e >= 0 && e.isFinite) { throw ValidationError("--eta must be ≥ 0") }
-        return LearnedMixObjective(config: config)
+        let alphaPair = alpha.map { [("alpha", "\($0)")] } ?? []
+        return LearnedMixObjective(config: try LearnedMixOptions.config(method: mix, pairs: alphaPair + pairs))
+    }
+
+    /// The learned-mixing flags as the engine's option pairs (OpenMixup names).
+    var learnedOptionPairs: [(String, String)] {
+        var p: [(String, String)] = []
+        if let eta { p.append(("eta", "\(eta)")) }
+        if let mixerLoss { p.append(("mixer_loss", mixerLoss)) }
+        if let maskLossWeight { p.append(("mask_loss", "\(maskLossWeight)")) }
+        if let maskLossScope { p.append(("mask_loss_scope", maskLossScope)) }
+        return p
     }
 }

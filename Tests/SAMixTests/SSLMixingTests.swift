@@ -177,7 +177,8 @@ final class SSLMixingTests: XCTestCase {
     }
 
     /// L_mb and L_mask reach only the Mixer (through the frozen momentum encoder); L_bb and L_moco
-    /// reach only the query encoder; SAMix-C's head loss reaches only head_clst.
+    /// reach only the query encoder; SAMix-C's head loss reaches head_clst and — through its mixup
+    /// term on f_k(x_mb), as the reference — the Mixer, never the query encoder.
     func testGradientFlowOfTheSAMixTerms() throws {
         for variant in SAMixSSLConfig.Variant.allCases {
             let m = try samixModel(variant)
@@ -190,7 +191,7 @@ final class SSLMixingTests: XCTestCase {
                 ("loss_bb", [m.query], [m.mixer!]),
                 ("loss_moco", [m.query], [m.mixer!]),
             ]
-            if variant == .cluster { checks.append(("loss_clst", [m.clusterHead!], [m.mixer!, m.query])) }
+            if variant == .cluster { checks.append(("loss_clst", [m.clusterHead!, m.mixer!], [m.query])) }
             for (term, reach, avoid) in checks {
                 var rng = SplitMix64(seed: 3)
                 let out = try m.step(viewQ: xq, viewK: xk, indices: idx, rng: &rng)

@@ -23,6 +23,35 @@ public enum MixerObjectiveLoss: Equatable, Sendable {
     case etaBalanced(eta: Float)
     case sigmoidBCE(negativeWeight: Float)
 
+    /// η when none is given: 0.5 (SAMix's CIFAR configs, `neg_weight=0.5  # eta in SAMix`).
+    public static let defaultEta: Float = 0.5
+
+    /// The objective by name — the one place the CLI (`--mixer-loss`, `--eta`) and the C ABI
+    /// (`mixer_loss=`, `eta=`) turn a name into an objective, so both give `bce` the same η:
+    /// "eta_balanced" / "eta" (local + η·global), "official" / "mixup_ce" / "global" (global
+    /// mixup CE only; η unused), "bce" / "sigmoid_bce" (η weights the negative classes).
+    /// `eta` nil = `defaultEta`.
+    public static func named(_ name: String, eta: Float? = nil) throws -> MixerObjectiveLoss {
+        let e = eta ?? defaultEta
+        try require(e.isFinite && e >= 0, "η (eta) must be finite and ≥ 0, got \(e)")
+        switch name.lowercased() {
+        case "eta_balanced", "eta-balanced", "eta": return .etaBalanced(eta: e)
+        case "official", "mixup_ce", "global": return .mixupCrossEntropy
+        case "bce", "sigmoid_bce": return .sigmoidBCE(negativeWeight: e)
+        default:
+            throw SAMixError.invalidArgument("unknown mixer_loss '\(name)'; expected eta_balanced, official or bce")
+        }
+    }
+
+    /// The name `named(_:eta:)` accepts for this objective, and its η (nil for `mixupCrossEntropy`).
+    public var optionName: (name: String, eta: Float?) {
+        switch self {
+        case .mixupCrossEntropy: return ("official", nil)
+        case .etaBalanced(let e): return ("eta_balanced", e)
+        case .sigmoidBCE(let e): return ("bce", e)
+        }
+    }
+
     /// The scalar loss (batch mean).
     public func callAsFunction(logits z: Tensor, labelsA: [Int], labelsB: [Int], lam: Float) throws -> Tensor {
         switch self {

@@ -33,7 +33,8 @@ public struct LearnedMixConfig: Equatable, Sendable {
     public var momentumReferenceSteps: Int?
     /// Skip the Mixer objective when U(0,1) > switchOff (0 = never skip) [switch_off].
     public var switchOff: Double
-    /// Permutations without fixed points π(i) ≠ i [mix_shuffle_no_repeat].
+    /// Permutations without fixed points π(i) ≠ i [mix_shuffle_no_repeat; off in the CIFAR configs]
+    /// (`PartnerMode.derangement`, the engine's one derangement).
     public var permutationsWithoutFixedPoints: Bool
     /// Std of the N(0, σ²) init of the mixup heads head_mix_q / head_mix_k (OpenMixup inits every
     /// head this way). The classifier's own head (head_one_q) keeps the model's init unless
@@ -43,6 +44,13 @@ public struct LearnedMixConfig: Equatable, Sendable {
     /// Also report backbone_k + head_mix_k ("momentum_mix") and backbone_q + head_mix_q
     /// ("online_mix") after each epoch (OpenMixup's acc_mix_k / acc_mix_q).
     public var evaluateMixHeads: Bool
+    /// Run the momentum encoder's clean-image forward only up to `maskLayer` (project option, off =
+    /// the reference). The reference runs backbone_k over all stages on the clean batch
+    /// (`out_indices=(2,3)`), so the BN running statistics of the stages after the mask layer (the
+    /// last stage of ResNet-18) see clean as well as mixed images; stopping early saves that part
+    /// of the forward but leaves those statistics fitted to mixed images only (no effect when the
+    /// mask layer is the last stage, as on ResNet-20).
+    public var momentumStopsAtMaskLayer: Bool
     /// Seed of the Mixer's and heads' initialisation.
     public var seed: UInt64
 
@@ -51,7 +59,8 @@ public struct LearnedMixConfig: Equatable, Sendable {
                 lambdaMargin: Float = 0.08, mixerLoss: MixerObjectiveLoss,
                 momentum: MomentumSchedule? = nil, momentumReferenceSteps: Int? = nil, switchOff: Double = 0,
                 permutationsWithoutFixedPoints: Bool = false, headInitStd: Float = 0.01,
-                reinitializeOnlineHead: Bool = false, evaluateMixHeads: Bool = false, seed: UInt64 = 0) throws {
+                reinitializeOnlineHead: Bool = false, evaluateMixHeads: Bool = false,
+                momentumStopsAtMaskLayer: Bool = false, seed: UInt64 = 0) throws {
         try require(alpha > 0 && alpha.isFinite, "alpha must be a finite value > 0, got \(alpha)")
         try require(maskLayer >= 0, "mask_layer must be ≥ 0, got \(maskLayer)")
         try require(maskLossWeight >= 0 && maskLossWeight.isFinite, "mask loss weight must be ≥ 0")
@@ -82,6 +91,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
         self.headInitStd = headInitStd
         self.reinitializeOnlineHead = reinitializeOnlineHead
         self.evaluateMixHeads = evaluateMixHeads
+        self.momentumStopsAtMaskLayer = momentumStopsAtMaskLayer
         self.seed = seed
     }
 
@@ -105,7 +115,9 @@ public struct LearnedMixConfig: Equatable, Sendable {
 
     /// SAMix on CIFAR (`cifar100/samix/basic/r18_l2_a2_bili_val_dp0_mul_x_cat_L1_var_01_mlr5e_2.py`):
     /// Mixer with R_0.25 λ encoding, mixing attention, ConvNeck value, bilinear upsampling;
-    /// L1 + variance mask loss; the η-balanced Mixer objective with η = 0.5 (`eta`);
+    /// L1 + variance mask loss (whole-batch statistics, as the reference); the η-balanced Mixer
+    /// objective with η = 0.5 (`eta`) — a project choice: it is the loss the paper describes, while
+    /// the shipped configs compute plain mixup CE (`mixerLoss = .mixupCrossEntropy`, spec §4.2);
     /// lam_margin 0.08, mask_adjust 0, EMA 0.999 → 0.999999 scaled to the run length
     /// (`momentumReferenceSteps` = 200,000; pass nil for the literal schedule).
     public static func samix(alpha: Double = 2, eta: Float = 0.5, lamMulK: [Double] = [0.25],

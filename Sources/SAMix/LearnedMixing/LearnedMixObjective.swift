@@ -25,10 +25,10 @@
 /// Labels enter only the losses; the Mixer sees features, λ and π.
 ///
 /// Deviations from the reference, all deliberate (bugs listed in spec §9): mask_adjust uses λ_bb
-/// (quirk 1; `maskAdjustUsesMixerLambda` reproduces it); the mask loss is per sample by default
-/// (quirk 4, `MaskLoss.Scope`); SAMix's default Mixer objective is the η-balanced loss the paper
-/// describes rather than the official configs' plain mixup CE (quirk 2; `.mixupCrossEntropy`
-/// reproduces them).
+/// (quirk 1; `maskAdjustUsesMixerLambda` reproduces it); SAMix's default Mixer objective is the
+/// η-balanced loss the paper describes rather than the official configs' plain mixup CE (quirk 2;
+/// `.mixupCrossEntropy` reproduces them). The mask loss uses whole-batch statistics as the
+/// reference (`MaskLoss.Scope.sample` is the per-sample option).
 public final class LearnedMixObjective: TrainingObjective {
     public let config: LearnedMixConfig
     public var name: String { config.name }
@@ -132,9 +132,12 @@ public final class LearnedMixObjective: TrainingObjective {
         let permBB = LearnedMixing.permutation(n, withoutFixedPoints: config.permutationsWithoutFixedPoints, rng: &rng)
         momentum.train()
         mixer.train()
-        // Stage features of the clean batch from the momentum encoder: no graph.
+        // Stage features of the clean batch from the momentum encoder: no graph. All stages run (as
+        // the reference) unless `momentumStopsAtMaskLayer`, so later stages' BN statistics see clean images.
         let features = try GradMode.withDisabled {
-            try LearnedMixing.stageFeatures(momentum.backbone, x, stage: config.maskLayer)
+            config.momentumStopsAtMaskLayer
+                ? try LearnedMixing.stageFeatures(momentum.backbone, x, stage: config.maskLayer)
+                : try momentum.backbone.forwardStages(x)[config.maskLayer]
         }
         let outMB = try mixer(features: features, lam: lamMB, permutation: permMB,
                               imageHeight: height, imageWidth: width, rng: &rng)
@@ -224,17 +227,12 @@ public final class LearnedMixObjective: TrainingObjective {
 
 /// Helpers shared by the learned-mixing objectives.
 enum LearnedMixing {
-    /// A random permutation; with `withoutFixedPoints` one with π(i) ≠ i for all i (n ≥ 2):
-    /// up to 10 tries of a uniform permutation, then a cyclic shift by a random offset
-    /// (OpenMixup's `mix_shuffle_no_repeat`).
+    /// A random permutation; with `withoutFixedPoints` one with π(i) ≠ i for all i (n ≥ 2), drawn by
+    /// `PartnerMode.derangement` (OpenMixup's `mix_shuffle_no_repeat` retries randperm and falls back
+    /// to a cyclic shift; the engine has one derangement for every caller).
     static func permutation(_ n: Int, withoutFixedPoints: Bool, rng: inout SplitMix64) -> [Int] {
         guard withoutFixedPoints && n >= 2 else { return rng.permutation(n) }
-        for _ in 0..<10 {
-            let p = rng.permutation(n)
-            if !p.enumerated().contains(where: { $0.offset == $0.element }) { return p }
-        }
-        let shift = 1 + rng.int(below: n - 1)
-        return (0..<n).map { ($0 + shift) % n }
+        return (try? PartnerMode.derangement.draw(batch: n, rng: &rng)) ?? rng.permutation(n)
     }
 
     private struct StopForward: Error { let features: Tensor }

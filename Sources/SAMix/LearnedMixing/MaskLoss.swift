@@ -12,12 +12,12 @@
 /// ∂L/∂m̄ = −sign(r) (l1, where |r| > δ) or −2r (l2, where r² > δ²), and
 /// sign(m(m−1))·(2m − 1)/P for `sparsity` where active.
 ///
-/// **Groups (`scope`)**: OpenMixup uses one group — the whole batch (spec §9 quirk 4). That lets
-/// the Mixer satisfy the mean constraint while giving individual pairs masks far from their label
-/// λ, and makes the variance term reward differences *between* samples' means (e.g. some masks all
-/// 0, others all 1), which contradicts the per-sample mixup label. The default here is therefore
-/// `.sample`: each sample's mask mean is held near λ and its own spatial variance is rewarded;
-/// `.batch` reproduces the reference. A constant mask M₁ ≡ 1 − λ gives 0 in every mode and scope.
+/// **Groups (`scope`)**: the default `.batch` is the reference — OpenMixup computes one mean and
+/// one variance over the whole batch (spec §3.7, §9 quirk 4). `.sample` is a project option: each
+/// sample's mask mean is held near λ and its own spatial variance rewarded. Reason: with one batch
+/// group the Mixer can satisfy the mean constraint while giving individual pairs masks far from
+/// their label λ, and the variance term then also rewards differences *between* samples' means.
+/// A constant mask M₁ ≡ 1 − λ gives 0 in every mode and scope.
 public struct MaskLoss: Equatable, Sendable {
     public enum Mode: String, Equatable, Sendable, CaseIterable {
         case l1 = "L1"
@@ -27,9 +27,10 @@ public struct MaskLoss: Equatable, Sendable {
     }
 
     public enum Scope: String, Equatable, Sendable {
-        /// Mean and variance per sample (default; the per-sample label λ is what the mask must match).
+        /// Mean and variance per sample (project option: the per-sample label λ is what each mask
+        /// must match).
         case sample
-        /// Mean and variance over the whole batch (OpenMixup).
+        /// Mean and variance over the whole batch (OpenMixup; the default).
         case batch
     }
 
@@ -40,7 +41,7 @@ public struct MaskLoss: Equatable, Sendable {
     public var varianceWeight: Float
     public var scope: Scope
 
-    public init(mode: Mode, margin: Float = 0.1, varianceWeight: Float = 2, scope: Scope = .sample) throws {
+    public init(mode: Mode, margin: Float = 0.1, varianceWeight: Float = 2, scope: Scope = .batch) throws {
         try require(margin.isFinite && margin >= 0, "mask loss margin must be ≥ 0, got \(margin)")
         try require(varianceWeight.isFinite && varianceWeight >= 0, "mask loss variance weight must be ≥ 0")
         self.mode = mode

@@ -13,8 +13,10 @@
 /// is the realised `1 − area/(H·W)` after clipping; with `false` it is the sampled λ while the reported
 /// realised λ (`MixResult.lambda`) is still the area fraction.
 ///
-/// Defaults: α = 0.2 (OpenMixup's CIFAR-10/100 value), random permutation, one box per batch
-/// (`perSample = true`: one λ and box per sample).
+/// Defaults: α = 0.2 (OpenMixup's CIFAR-10/100 value), one box per batch (`perSample = true`: one
+/// λ and box per sample), and partners by `PartnerMode.derangement`: OpenMixup's `cutmix` draws
+/// `_no_repeat_shuffle_idx` (a randperm re-drawn up to 10 times while it pairs a sample with itself),
+/// so a sample is (almost) never pasted onto itself — a self-pair would be a no-op mix labelled as one.
 public struct CutMix: MixPolicy, Sendable {
     public var alpha: Double
     /// timm `cutmix_minmax` (fractions of the image side, 0 ≤ lo < hi ≤ 1), or nil for the λ rule.
@@ -24,7 +26,7 @@ public struct CutMix: MixPolicy, Sendable {
     public var perSample: Bool
 
     public init(alpha: Double = 0.2, minMax: (Double, Double)? = nil, correctLambda: Bool = true,
-                partner: PartnerMode = .permutation, perSample: Bool = false) throws {
+                partner: PartnerMode = .derangement, perSample: Bool = false) throws {
         try checkAlpha(alpha, "CutMix")
         if let mm = minMax { try CutMix.checkMinMax(mm) }
         self.alpha = alpha

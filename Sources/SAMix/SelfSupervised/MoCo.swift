@@ -79,6 +79,22 @@ public struct SAMixSSLConfig: Equatable, Sendable {
     public var clusterObjective: MixerObjectiveLoss
     /// Std of the cluster head's N(0, σ²) init (OpenMixup heads: 0.01).
     public var clusterHeadInitStd: Float
+    /// Encoder whose GAP features are clustered for SAMix-C's pseudo-labels.
+    public enum ClusterFeatureSource: String, Equatable, Sendable, CaseIterable {
+        /// The query (online) encoder — the reference (`self.backbone = self.encoder_q  # for feature extract`).
+        case query
+        /// The momentum key encoder (project option; the smoother EMA network).
+        case key
+    }
+    public var clusterFeatures: ClusterFeatureSource
+    /// PCA-whitening dimension before k-means (`PCAWhitening`, DeepCluster's `preprocess_features`;
+    /// the reference's `pca_dim = 256`), or nil to cluster the L2-normalised GAP features as they are
+    /// (project option).
+    public var clusterPCADimensions: Int?
+    /// Detach the mixed features before head_clst's mixup CE (project option, off = the reference).
+    /// In the reference that term (`head_clst.loss(mix_outs, y_mix)`, features of f_k(x_mb)) also
+    /// reaches the Mixer through x_mb; detaching trains only the cluster head with it.
+    public var detachClusterHeadMixedFeatures: Bool
 
     public init(variant: Variant = .instance, alpha: Double = 2, mixer: MixerConfig? = nil, maskLayer: Int = 2,
                 maskLoss: MaskLoss? = nil, maskLossWeight: Float = 0.1,
@@ -86,7 +102,9 @@ public struct SAMixSSLConfig: Equatable, Sendable {
                 instanceObjective: InstanceObjective = .etaBalanced(eta: 0.5),
                 positiveExtension: SSLMixing.PositiveExtension = .both, clusters: Int = 100, kmeansIterations: Int = 20,
                 kmeansWarmStart: Bool = false,
-                clusterObjective: MixerObjectiveLoss = .etaBalanced(eta: 0.5), clusterHeadInitStd: Float = 0.01) throws {
+                clusterObjective: MixerObjectiveLoss = .etaBalanced(eta: 0.5), clusterHeadInitStd: Float = 0.01,
+                clusterFeatures: ClusterFeatureSource = .query, clusterPCADimensions: Int? = 256,
+                detachClusterHeadMixedFeatures: Bool = false) throws {
         try require(alpha > 0 && alpha.isFinite, "alpha must be > 0, got \(alpha)")
         try require(maskLayer >= 0, "mask layer must be ≥ 0")
         try require(maskLossWeight >= 0 && maskLossWeight.isFinite, "mask loss weight must be ≥ 0")
@@ -100,6 +118,9 @@ public struct SAMixSSLConfig: Equatable, Sendable {
         self.instanceObjective = instanceObjective; self.positiveExtension = positiveExtension
         self.clusters = clusters; self.kmeansIterations = kmeansIterations; self.kmeansWarmStart = kmeansWarmStart
         self.clusterObjective = clusterObjective; self.clusterHeadInitStd = clusterHeadInitStd
+        if let p = clusterPCADimensions { try require(p >= 1, "SAMix-C PCA dimensions must be ≥ 1, got \(p)") }
+        self.clusterFeatures = clusterFeatures; self.clusterPCADimensions = clusterPCADimensions
+        self.detachClusterHeadMixedFeatures = detachClusterHeadMixedFeatures
     }
 }
 
@@ -149,7 +170,8 @@ public struct SSLStepOutput {
 /// L = L_moco + L_bb + L_mb + L_mask (+ L_clst);  after the step: enqueue kk
 /// ```
 /// Gradients: L_moco, L_bb → query encoder only; L_mb, L_mask → Mixer only (f_k, neck_k and
-/// head_clst_off are frozen and pass gradients to x_mb); L_clst → head_clst only.
+/// head_clst_off are frozen and pass gradients to x_mb); L_clst → head_clst, and its mixup term on
+/// f_k(x_mb) also → Mixer (as the reference; `detachClusterHeadMixedFeatures` stops that).
 public final class MoCo {
     public let config: MoCoConfig
     public let mix: SSLMix
@@ -393,8 +415,9 @@ public final class MoCo {
                 let gQ = try GradMode.withDisabled {
                     try keyOut.stages.last!.narrow(axis: 0, start: 0, length: n).globalAvgPool2d()
                 }
+                let mixedInput = s.detachClusterHeadMixedFeatures ? pooled.detached() : pooled
                 let lc = try head(gQ).crossEntropy(labels: y)
-                    + head(pooled.detached()).mixupCrossEntropy(labelsA: y, labelsB: yb, lam: lamMB)
+                    + head(mixedInput).mixupCrossEntropy(labelsA: y, labelsB: yb, lam: lamMB)
                 lossClst = lc
                 metrics.append(("loss_clst", Double(lc.data[0])))
             }

@@ -76,14 +76,18 @@ public final class SSLTrainer {
     /// SAMix-C with `kmeansWarmStart`: the centroids of the last clustering [k, d] (saved in checkpoints).
     public internal(set) var clusterCentroids: Tensor?
 
-    /// k-means pseudo-labels of `dataset` from the momentum encoder's L2-normalised GAP features
-    /// (SAMix-C; the reference's DeepCluster hook), warm-started from `clusterCentroids` when the
-    /// config asks for it. Returns the inertia and the share of images whose pseudo-label did not
+    /// k-means pseudo-labels of `dataset` (SAMix-C; the reference's DeepCluster hook): GAP features
+    /// of the encoder `clusterFeatures` names (the query encoder by default), PCA-whitened to
+    /// `clusterPCADimensions` and L2-normalised (`PCAWhitening`; without PCA: L2-normalised only),
+    /// warm-started from `clusterCentroids` when the config asks for it. Returns the inertia and the share of images whose pseudo-label did not
     /// change (nil for the first clustering).
     @discardableResult
     public func refreshPseudoLabels(_ dataset: ImageDataset, epoch: Int) throws -> (inertia: Double, kept: Double?) {
         guard case .samix(let s) = model.mix, s.variant == .cluster else { return (.nan, nil) }
-        let f = try SSLFeatures.extract(model.key.backbone, dataset: dataset, normalization: normalization, l2Normalize: true)
+        let encoder = s.clusterFeatures == .query ? model.query.backbone : model.key.backbone
+        var f = try SSLFeatures.extract(encoder, dataset: dataset, normalization: normalization,
+                                        l2Normalize: s.clusterPCADimensions == nil)
+        if let p = s.clusterPCADimensions { f = try PCAWhitening.apply(f, dimensions: p) }
         let k = Swift.min(s.clusters, dataset.count)
         let start = s.kmeansWarmStart ? clusterCentroids.flatMap { $0.shape == [k, f.shape[1]] ? $0 : nil } : nil
         let r = try KMeans.fit(f, clusters: k, iterations: s.kmeansIterations,

@@ -213,7 +213,8 @@ samix_status samix_model_policy_mix(samix_handle model, const char *method, doub
  * The engine's supervised training loop over a model handle (the trainer shares the model's lock).
  * mix: "vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix",
  * "manifoldmix" (NULL = vanilla); alpha NaN = the method's default. optimizer: "sgd" (NULL) or
- * "adamw"; schedule: "cosine" (NULL, to 0 over all steps) or "constant", with linear warm-up. */
+ * "adamw"; schedule: "cosine" (NULL, to 0 over all steps), "cosine:min_lr=X" (to X) or "constant",
+ * with linear warm-up. */
 samix_status samix_trainer_create(samix_handle model, const char *mix, double alpha,
                                   double label_smoothing, const char *optimizer, double lr,
                                   double momentum, double weight_decay, int32_t nesterov,
@@ -260,14 +261,20 @@ samix_status samix_trainer_train_step(samix_handle trainer, const float *x, cons
  * online Mixer training). options: "key=value" lines (NULL or "" = the CIFAR configs), OpenMixup
  * names: alpha, momentum, momentum_end, momentum_constant_fraction, momentum_reference_steps
  * (integer or none), mask_layer, mask_loss (weight), mask_loss_mode (L1, L1+Variance, L2+Variance,
- * Sparsity), mask_loss_margin, mask_loss_variance_weight, mask_loss_scope (sample, batch),
- * mask_adjust, mask_adjust_uses_mixer_lambda, lam_margin, mixer_loss (eta_balanced, official, bce),
- * eta, lam_mul_k (comma list, samix), value_dropout (samix), lam_concat (automix), switch_off,
- * mix_shuffle_no_repeat, head_init_std, reinit_online_head, evaluate_mix_heads, mixer_seed;
- * samix-p: path, alpha, lam_margin, mask_adjust, batch_statistics. Unknown keys are errors. */
+ * Sparsity), mask_loss_margin, mask_loss_variance_weight, mask_loss_scope (batch = the reference,
+ * sample), mask_adjust, mask_adjust_uses_mixer_lambda, lam_margin, mixer_loss (eta_balanced,
+ * official, bce; eta applies to eta_balanced and bce), eta, lam_mul_k (comma list, samix),
+ * value_dropout (samix), lam_concat (automix), switch_off, mix_shuffle_no_repeat, head_init_std,
+ * reinit_online_head, evaluate_mix_heads, momentum_stops_at_mask_layer, mixer_seed;
+ * samix-p: path, alpha, lam_margin, mask_adjust, batch_statistics. Unknown keys are errors.
+ * schedule of samix_trainer_create_learned: "cosine" (NULL) anneals to the method's reference
+ * floor, 0.5 × lr (OpenMixup's 0.1 → 0.05); "cosine:min_lr=X" to X; "constant". */
 
 /* Validates method + options without creating anything (samix-p also reads the file). */
 samix_status samix_learned_check(const char *method, const char *options);
+/* The engine's default options of "automix" / "samix" as "key=value" lines + NUL into buf
+ * (capacity cap; cap 0 only reports *needed). */
+samix_status samix_learned_defaults(const char *method, char *buf, int64_t cap, int64_t *needed);
 /* A trainer (see samix_trainer_create) whose objective is the learned mixing method. */
 samix_status samix_trainer_create_learned(samix_handle model, const char *method, const char *options,
                                           const char *optimizer, double lr, double momentum,
@@ -301,8 +308,11 @@ samix_status samix_trainer_save_mixer(samix_handle trainer, const char *path);
  * temperature (0.2), momentum (key encoder EMA, 0.99), neck_hidden (2048), embedding_dim (128),
  * neck_bn, shuffle_bn_groups (2); mixup: alpha; samix: alpha, variant (instance, cluster), eta,
  * mask_layer, mask_loss, mask_loss_mode, mask_loss_margin, lam_mul_k, value_dropout, mixer_loss,
- * clusters, kmeans_iterations, mask_adjust (auto, auto_label, off or a probability), mean_margin,
- * positive_extension (off, interpolate, extrapolate, both). */
+ * clusters, kmeans_iterations, kmeans_warm_start, mask_adjust (auto, auto_label, off or a
+ * probability), mean_margin, positive_extension (off, interpolate, extrapolate, both); SAMix-C:
+ * cluster_features (query = the reference, key), cluster_pca_dim (256 = the reference's PCA
+ * whitening; none = L2-normalised features only), detach_cluster_head_mixed (0 = the reference:
+ * the cluster head's mixup CE also reaches the Mixer). */
 samix_status samix_ssl_create(const char *architecture, int64_t in_channels, const char *mix,
                               const char *options, uint64_t seed, samix_handle *out);
 samix_status samix_ssl_free(samix_handle ssl);
