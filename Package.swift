@@ -35,7 +35,7 @@ let package = Package(
                           dependencies: ["SAMix",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SAMixTests", dependencies: ["SAMix"],
+        .testTarget(name: "SAMixTests", dependencies: ["SAMix", "samix-bench"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )
