@@ -9,6 +9,12 @@ their final Mixer's masks against the same masks on other pairs, Mixup and CutMi
 
     python3 bench/ssl_table.py --data /tmp/cifar --run --threads 1
     python3 bench/ssl_table.py                       # print only
+    python3 bench/ssl_table.py --data /tmp/cifar --run --val-split 5000 --epochs 150 --methods moco,samix-i,samix-c
+                                                     # the issue-14 run: kNN monitor and val_* scores on a hold-out
+
+With ``--val-split N`` the runs hold out N class-balanced training images (the same for every seed): the kNN
+monitor runs on them and the final record adds ``val_knn_top1`` / ``val_probe_top1`` (the columns to tune on).
+SAMix-C's pre-issue-14 behaviour as a row: ``samix-c:cluster-features=key:cluster-pca-dim=0:detach-cluster-head-mixed``.
 """
 import argparse
 import os
@@ -39,6 +45,8 @@ def run_one(a, token, seed, path):
     cmd = [a.samix_bench, "ssl", "--data", a.data, "--method", method] + extra + ["--model", a.model, "--epochs", str(a.epochs),
            "--batch", str(a.batch), "--queue", str(a.queue), "--seed", str(seed), "--knn-every", str(a.knn_every),
            "--probe", "--probe-epochs", str(a.probe_epochs), "--json"]
+    if a.val_split:
+        cmd += ["--val-split", str(a.val_split)]
     if a.train_subset:
         cmd += ["--train-subset", str(a.train_subset)]
     if a.threads:
@@ -62,6 +70,8 @@ def main():
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--train-subset", type=int, default=10000)
+    ap.add_argument("--val-split", type=int, default=0,
+                    help="hold out this many class-balanced training images for validation (0: none)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--queue", type=int, default=4096)
     ap.add_argument("--knn-every", type=int, default=10)
@@ -72,7 +82,8 @@ def main():
     ap.add_argument("--run", action="store_true", help="run the missing (method, seed) pairs first")
     a = ap.parse_args()
     if not a.results:
-        a.results = os.path.join(ROOT, "results", f"ssl-cifar10-{a.model}-e{a.epochs}-n{a.train_subset or 50000}")
+        a.results = os.path.join(ROOT, "results", f"ssl-cifar10-{a.model}-e{a.epochs}-n{a.train_subset or 50000}"
+                                 + (f"-v{a.val_split}" if a.val_split else ""))
     os.makedirs(a.results, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     methods = a.methods.split(",")
@@ -88,7 +99,7 @@ def main():
           f"batch {a.batch}, queue {a.queue}; kNN (k=200) and linear probe ({a.probe_epochs} epochs) on the full test "
           f"set; mean over seeds")
     w = max([11] + [len(m) for m in methods])
-    print(f"{'method':{w}} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'s/epoch':>8}")
+    print(f"{'method':{w}} {'seeds':>5} {'kNN top-1':>10} {'probe top-1':>12} {'s/epoch':>8} {'val kNN':>8} {'val probe':>9}")
     for m in methods:
         paths = [os.path.join(a.results, f"{file_stem(m)}-seed{s}.jsonl") for s in seeds]
         fins = [f for f in (final(p) for p in paths) if f]
@@ -97,9 +108,12 @@ def main():
             continue
         # Training seconds per epoch (a resumed run's pretrain_seconds covers only its last part).
         epoch_seconds = [r["seconds"] for p in paths if final(p) for r in load(p) if "epoch" in r]
+        vk = [f["val_knn_top1"] for f in fins if "val_knn_top1" in f]
+        vp = [f["val_probe_top1"] for f in fins if "val_probe_top1" in f]
         print(f"{m:{w}} {len(fins):5d} {statistics.mean(f['knn_top1'] for f in fins):10.2f} "
               f"{statistics.mean(f['probe_top1'] for f in fins):12.2f} "
-              f"{statistics.median(epoch_seconds):8.1f}")
+              f"{statistics.median(epoch_seconds):8.1f} "
+              f"{f'{statistics.mean(vk):.2f}' if vk else '-':>8} {f'{statistics.mean(vp):.2f}' if vp else '-':>9}")
 
     print_mask_comparison(a.results, methods, seeds)
 

@@ -5,7 +5,7 @@ import XCTest
 /// `samix-bench train` builds its AutoMix/SAMix objective with the engine's option parser, the same
 /// call the C ABI makes (`samix_trainer_create_learned` → `LearnedMixOptions.config(method:text:)`).
 final class CLIOptionTests: XCTestCase {
-    private func cliConfig(_ args: [String]) throws -> LearnedMixConfig? {
+    func cliConfig(_ args: [String]) throws -> LearnedMixConfig? {
         let cmd = try TrainCommand.parse(["--data", "/nonexistent"] + args)
         return (try cmd.learnedVariant() as? LearnedMixObjective)?.config
     }
@@ -30,5 +30,20 @@ final class CLIOptionTests: XCTestCase {
         XCTAssertNil(try cliConfig(["--mix", "samix"]), "no ablation flag: the registry's default objective")
         XCTAssertThrowsError(try cliConfig(["--mix", "mixup", "--eta", "0.3"]))
         XCTAssertThrowsError(try cliConfig(["--mix", "samix", "--mixer-loss", "hinge"]))
+    }
+}
+
+extension CLIOptionTests {
+    /// The flags bench/accuracy_table.py passes for the issue-14 rows parse and build what they name.
+    func testIssue14TrainFlags() throws {
+        let clean = try TrainCommand.parse(["--data", "/d", "--mix", "mixup", "--clean-term", "--val-split", "5000",
+                                            "--min-lr", "0.01"])
+        XCTAssertTrue(clean.cleanTerm)
+        XCTAssertEqual(clean.valSplit, 5000)
+        XCTAssertEqual(clean.minLr, 0.01)
+        XCTAssertNil(try TrainCommand.parse(["--data", "/d", "--mix", "mixup"]).minLr, "default: the method's floor")
+        XCTAssertEqual(try cliConfig(["--mix", "samix", "--mask-loss-scope", "sample"])?.maskLoss.scope, .sample)
+        XCTAssertEqual(try cliConfig(["--mix", "automix", "--mixer-loss", "eta"])?.mixerLoss, .etaBalanced(eta: 0.5))
+        XCTAssertEqual(try cliConfig(["--mix", "samix", "--mixer-loss", "official"])?.mixerLoss, .mixupCrossEntropy)
     }
 }
