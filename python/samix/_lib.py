@@ -98,6 +98,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_trainer_train_step": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr]),
     # learned mixing
     "samix_learned_check": (_status, [c_char_p, c_char_p]),
+    "samix_learned_defaults": (_status, [c_char_p, _ptr, _i64, _ptr]),
     "samix_trainer_create_learned": (_status, [_handle, c_char_p, c_char_p, c_char_p, c_double, c_double,
                                                c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
     "samix_trainer_epoch_metrics": (_status, [_handle, _ptr, _i64, _ptr]),

@@ -29,7 +29,7 @@ from ._arrays import as_f32, as_labels, shape_array
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 
-__all__ = ["LearnedMix", "AutoMix", "SAMix", "PretrainedMixer", "MIXER_LOSSES", "MASK_LOSS_MODES"]
+__all__ = ["LearnedMix", "AutoMix", "SAMix", "PretrainedMixer", "MIXER_LOSSES", "MASK_LOSS_MODES", "engine_defaults"]
 
 #: Mixer objectives: ``"eta_balanced"`` (local two-class term + η × global mixup CE; the paper's
 #: loss and SAMix's default), ``"official"`` (global mixup CE only: what OpenMixup's shipped SAMix
@@ -160,7 +160,7 @@ class LearnedMix:
         check(lib.samix_trainer_create_learned(model_handle, self.method.encode(), self.options().encode(),
                                                optimizer.name.encode(), float(optimizer.lr), float(optimizer.momentum),
                                                float(optimizer.weight_decay), 1 if optimizer.nesterov else 0,
-                                               schedule.kind.encode(), schedule.warmup_steps, int(seed),
+                                               schedule.spec().encode(), schedule.warmup_steps, int(seed),
                                                ctypes.addressof(h)))
         return h.value
 
@@ -181,13 +181,14 @@ _COMMON = (
 )
 _TAIL = (
     ("mask_loss_margin", 0.1, _real),
-    ("mask_loss_scope", "sample", lambda v, n: _str(v, n, ("sample", "batch"))),
+    ("mask_loss_scope", "batch", lambda v, n: _str(v, n, ("batch", "sample"))),
     ("momentum_end", 0.999999, _real),
     ("momentum_reference_steps", 200000, _opt_ref_steps),
     ("mask_adjust_uses_mixer_lambda", False, _bool),
     ("mix_shuffle_no_repeat", False, _bool),
     ("switch_off", 0.0, _real),
     ("evaluate_mix_heads", False, _bool),
+    ("momentum_stops_at_mask_layer", False, _bool),
 )
 
 
@@ -209,8 +210,8 @@ class AutoMix(LearnedMix):
         eta: η of ``"eta_balanced"`` / ``"bce"``.
         lam_concat: append a λ channel (AutoMix's ImageNet Mix Block).
         mask_loss_margin: δ of the mask loss.
-        mask_loss_scope: ``"sample"`` (mask mean per sample near its λ; default) or ``"batch"``
-            (OpenMixup's whole-batch statistics, spec §9 quirk 4).
+        mask_loss_scope: ``"batch"`` (one mean and variance over the whole batch: OpenMixup's, the
+            default) or ``"sample"`` (each mask's mean near its λ; a project option, see README).
         momentum_end: final EMA momentum.
         momentum_reference_steps: run length the momentum schedule was tuned for (OpenMixup's
             200,000 steps); the EMA step is rescaled to the actual run. None: the literal schedule.
@@ -218,6 +219,12 @@ class AutoMix(LearnedMix):
         mix_shuffle_no_repeat: permutations without fixed points.
         switch_off: skip the Mixer objective with probability 1 − switch_off (0: never skip).
         evaluate_mix_heads: also report the mixup heads ("momentum_mix", "online_mix").
+        momentum_stops_at_mask_layer: run the momentum encoder's clean forward only up to
+            ``mask_layer`` (a project option; the reference runs every stage, so later stages' BN
+            statistics also see clean images).
+
+    A :class:`samix.Trainer` with the default ``Schedule("cosine")`` anneals AutoMix/SAMix to
+    0.5 × lr (OpenMixup's 0.1 → ``min_lr`` 0.05); ``Schedule("cosine", min_lr=...)`` overrides it.
     """
 
     method = "automix"
@@ -366,6 +373,18 @@ def trainer_heads(handle: int) -> list[str]:
                                   ctypes.addressof(count)))
     names = buf.value.decode().split("\n")
     return names[:int(count.value)]
+
+
+def engine_defaults(method: str) -> dict[str, str]:
+    """The engine's default options of ``"automix"`` / ``"samix"`` as raw ``key -> value`` strings
+    (what the Python signature defaults are checked against)."""
+    if not isinstance(method, str):
+        raise SamixTypeError(f"method must be a str, got {type(method).__name__}")
+    needed = ctypes.c_int64(0)
+    check(lib.samix_learned_defaults(method.encode(), None, 0, ctypes.addressof(needed)))
+    buf = ctypes.create_string_buffer(max(int(needed.value), 1))
+    check(lib.samix_learned_defaults(method.encode(), ctypes.addressof(buf), len(buf), ctypes.addressof(needed)))
+    return dict(line.partition("=")[::2] for line in buf.value.decode().splitlines() if "=" in line)
 
 
 def epoch_metrics(handle: int) -> dict[str, float]:

@@ -157,6 +157,12 @@ class MoCo(Handle):
         mask_adjust: SAMix's backbone-mask adjustment: ``"auto"`` (rescale samples whose mask mean is
             more than 0.1 from λ; the reference), ``"auto_label"``, ``"off"`` or a probability.
         positive_extension: SAMix-I's positive feature extension ("off", "interpolate", "extrapolate", "both").
+        cluster_features: SAMix-C: encoder whose GAP features are clustered, ``"query"`` or ``"key"``;
+            None = the engine's default, the reference's ``"query"``.
+        cluster_pca_dim: SAMix-C: PCA-whitening dimension before k-means; 0 = none (L2-normalised
+            features only); None = the engine's default, the reference's 256.
+        detach_cluster_head_mixed: SAMix-C: detach the mixed features before the cluster head's mixup
+            CE; None = the engine's default, the reference's False (that term also trains the Mixer).
         seed: seed of the initialisation and of every random draw of training.
     """
 
@@ -167,7 +173,9 @@ class MoCo(Handle):
                  neck_bn: bool = False, shuffle_bn_groups: int = 2, mix: Union[None, str, SAMix] = None,
                  variant: str = "instance", alpha: float = 2.0, clusters: int = 100, kmeans_iterations: int = 20,
                  kmeans_warm_start: bool = False, mask_adjust: Union[str, float] = "auto",
-                 positive_extension: str = "both", seed: int = 0) -> None:
+                 positive_extension: str = "both", cluster_features: Optional[str] = None,
+                 cluster_pca_dim: Optional[int] = None, detach_cluster_head_mixed: Optional[bool] = None,
+                 seed: int = 0) -> None:
         if not isinstance(model, str):
             raise SamixTypeError(f"model must be a backbone name (str), got {type(model).__name__}")
         if not isinstance(variant, str) or variant not in ("instance", "cluster"):
@@ -209,6 +217,16 @@ class MoCo(Handle):
             if not isinstance(positive_extension, str):
                 raise SamixTypeError("positive_extension must be a str")
             opts["positive_extension"] = positive_extension
+            if cluster_features is not None:
+                if not isinstance(cluster_features, str) or cluster_features not in ("query", "key"):
+                    raise InvalidArgumentError(f"cluster_features must be 'query' or 'key', got {cluster_features!r}")
+                opts["cluster_features"] = cluster_features
+            if cluster_pca_dim is not None:
+                opts["cluster_pca_dim"] = _int(cluster_pca_dim, "cluster_pca_dim", 0)
+            if detach_cluster_head_mixed is not None:
+                if not isinstance(detach_cluster_head_mixed, (bool, np.bool_)):
+                    raise SamixTypeError(f"detach_cluster_head_mixed must be a bool, got {type(detach_cluster_head_mixed).__name__}")
+                opts["detach_cluster_head_mixed"] = bool(detach_cluster_head_mixed)
         elif isinstance(mix, str):
             raise InvalidArgumentError(f"mix must be None, 'mixup' or a samix.SAMix policy, got {mix!r}")
         else:

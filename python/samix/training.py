@@ -170,7 +170,7 @@ class Trainer(Handle):
             check(lib.samix_trainer_create(model.handle, mix.encode(), a, float(label_smoothing),
                                            optimizer.name.encode(), float(optimizer.lr), float(optimizer.momentum),
                                            float(optimizer.weight_decay), 1 if optimizer.nesterov else 0,
-                                           schedule.kind.encode(), schedule.warmup_steps, int(seed),
+                                           schedule.spec().encode(), schedule.warmup_steps, int(seed),
                                            ctypes.addressof(h)))
         super().__init__(h.value)
         #: Networks reported by :meth:`evaluate`: "online", then e.g. "momentum" (AutoMix/SAMix).
@@ -396,7 +396,7 @@ class Trainer(Handle):
             else:
                 opt = SGD(lr=float(cfg["lr"]), momentum=float(cfg["momentum"]),
                           weight_decay=float(cfg["weight_decay"]), nesterov=cfg["nesterov"] == "1")
-            sched = Schedule(cfg["schedule"], warmup_steps=int(cfg["warmup_steps"]))
+            sched = Schedule.from_spec(cfg["schedule"], warmup_steps=int(cfg["warmup_steps"]))
             alpha = None if cfg["alpha"] == "default" else float(cfg["alpha"])
             mix: Any = cfg["mix"]
             if "learned_method" in cfg:

@@ -49,17 +49,75 @@ def test_defaults_are_the_cifar_configs():
     assert (a.alpha, a.momentum, a.mask_layer, a.mask_loss, a.mask_adjust, a.lam_margin) == (2.0, 0.999, 2, 0.1, 0.0, 0.08)
     assert a.mixer_loss == "official" and a.mask_loss_mode == "L1"
     assert "lam_mul_k=0.25" in samix.SAMix(lam_mul_k=0.25).options()
+    assert s.mask_loss_scope == "batch" and a.mask_loss_scope == "batch"   # the reference (spec §3.7)
+
+
+def _same(py_value, engine_value):
+    """A Python option value equals the engine's default string."""
+    if isinstance(py_value, bool):
+        return engine_value == ("1" if py_value else "0")
+    if isinstance(py_value, (int, float)):
+        return float(engine_value) == pytest.approx(float(py_value), rel=1e-6)
+    if isinstance(py_value, tuple):
+        return [float(v) for v in engine_value.split(",")] == pytest.approx([float(v) for v in py_value])
+    if py_value is None:
+        return engine_value == "none"
+    return py_value.lower() == engine_value.lower()
+
+
+@pytest.mark.parametrize("cls,method", [(samix.AutoMix, "automix"), (samix.SAMix, "samix")])
+def test_python_defaults_are_the_engine_defaults(cls, method):
+    """Every option Python repeats (its signature and field defaults) equals the engine's default."""
+    import inspect
+    engine = samix.learned.engine_defaults(method)
+    values = cls()._values
+    shared = sorted(set(values) & set(engine))
+    assert len(shared) >= 18, shared                       # the comparison is not vacuous
+    for k in shared:
+        assert _same(values[k], engine[k]), (method, k, values[k], engine[k])
+    for name, p in inspect.signature(cls).parameters.items():
+        if p.default is not inspect.Parameter.empty and name in engine:
+            assert _same(p.default if not isinstance(p.default, list) else tuple(p.default), engine[name]), name
+    assert engine["mask_loss_scope"] == "batch"
+    with pytest.raises(SamixError):
+        samix.learned.engine_defaults("mixup")
+
+
+def test_schedule_min_lr_spec_and_learned_floor():
+    S = samix.optim.Schedule
+    assert S().spec() == "cosine" and S("constant").spec() == "constant"
+    assert S("cosine", min_lr=0.05).spec() == "cosine:min_lr=0.05"
+    assert S.from_spec("cosine:min_lr=0.05", warmup_steps=3) == S("cosine", warmup_steps=3, min_lr=0.05)
+    assert S.from_spec("cosine") == S()
+    for bad in (dict(min_lr=-1.0), dict(min_lr=math.nan), dict(kind="constant", min_lr=0.1), dict(min_lr="0.1")):
+        with pytest.raises(InvalidArgumentError):
+            S(**bad)
+    with pytest.raises(InvalidArgumentError):
+        S.from_spec("cosine:floor=1")
+    x, y = tiny_data(32)
+
+    def last_lr(mix, schedule):
+        m = samix.models.resnet20(num_classes=3, in_channels=1, seed=0)
+        t = samix.Trainer(m, optimizer=samix.optim.SGD(lr=0.1), schedule=schedule, mix=mix, seed=0)
+        return t.fit(x, y, epochs=1, batch_size=4, progress=False, verbose=False)[-1]["lr"]   # 8 steps
+    # The default cosine ends near 0.5 × lr for AutoMix/SAMix (OpenMixup's 0.1 → 0.05), near 0 otherwise.
+    assert 0.05 <= last_lr(samix.AutoMix(), S()) < 0.08
+    assert last_lr("mixup", S()) < 0.03
+    assert last_lr(samix.AutoMix(), S(min_lr=0.0)) < 0.03
+    assert 0.02 <= last_lr("mixup", S(min_lr=0.02)) < 0.07
+    with pytest.raises(InvalidArgumentError):
+        last_lr("mixup", S(min_lr=0.5))                    # floor above the base rate
 
 
 def test_repr_round_trips_and_policies_are_values():
-    s = samix.SAMix(eta=0.25, mixer_loss="bce", lam_mul_k=(0.25, 0.5), mask_loss_scope="batch")
+    s = samix.SAMix(eta=0.25, mixer_loss="bce", lam_mul_k=(0.25, 0.5), mask_loss_scope="sample")
     r = repr(s)
     assert r.startswith("SAMix(alpha=2.0, momentum=0.999, mask_layer=2") and "eta=0.25" in r
-    assert "mask_loss_scope='batch'" in r and "mixer_loss='bce'" in r
+    assert "mask_loss_scope='sample'" in r and "mixer_loss='bce'" in r
     assert eval(r, {"SAMix": samix.SAMix}) == s
     assert repr(samix.AutoMix()) == ("AutoMix(alpha=2.0, momentum=0.999, mask_layer=2, mask_loss=0.1, "
                                      "mask_adjust=0.0, lam_margin=0.08)")
-    assert s.replace(eta=0.5) == samix.SAMix(mixer_loss="bce", lam_mul_k=(0.25, 0.5), mask_loss_scope="batch")
+    assert s.replace(eta=0.5) == samix.SAMix(mixer_loss="bce", lam_mul_k=(0.25, 0.5), mask_loss_scope="sample")
     assert samix.SAMix() != samix.AutoMix() and hash(samix.SAMix()) == hash(samix.SAMix())
     with pytest.raises(AttributeError):
         s.eta = 1.0

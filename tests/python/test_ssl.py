@@ -187,6 +187,26 @@ def test_samix_c_kmeans_warm_start_reports_kept_pseudo_labels():
         small_moco(mix=samix.SAMix(), variant="cluster", kmeans_warm_start="yes")
 
 
+def test_samix_c_clustering_options_reach_the_engine():
+    """None = the engine's reference defaults (query features, PCA 256, cluster-head mixup CE reaching
+    the Mixer); the pre-issue-14 behaviour is expressible and trains differently."""
+    x, y = colour_data(32)
+    losses = {}
+    for name, kw in (("reference", {}),
+                     ("old", dict(cluster_features="key", cluster_pca_dim=0, detach_cluster_head_mixed=True))):
+        with small_moco(mix=samix.SAMix(), variant="cluster", clusters=4, kmeans_iterations=3, **kw) as m:
+            for k in ("cluster_features", "cluster_pca_dim", "detach_cluster_head_mixed"):
+                assert (k in m.options) == (name == "old")
+            losses[name] = [r["loss"] for r in m.fit(x, epochs=1, batch_size=16, verbose=False)]
+    assert losses["reference"] != losses["old"]
+    with pytest.raises(InvalidArgumentError, match="cluster_features"):
+        small_moco(mix=samix.SAMix(), variant="cluster", cluster_features="value")
+    with pytest.raises(InvalidArgumentError, match="cluster_pca_dim"):
+        small_moco(mix=samix.SAMix(), variant="cluster", cluster_pca_dim=-1)
+    with pytest.raises(SamixTypeError, match="detach_cluster_head_mixed"):
+        small_moco(mix=samix.SAMix(), variant="cluster", detach_cluster_head_mixed=1)
+
+
 def test_compare_masks_scores_every_mask_kind_without_changing_the_model(tmp_path):
     x, y = colour_data(32)
     with small_moco(mix=samix.SAMix(), variant="instance") as m:
