@@ -66,7 +66,7 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
         let entry = try Registry.shared.entry(model, .model)
         guard let net = entry.object as? ImageClassifier else { throw CAPIError(.wrongHandleKind, "not a model") }
         let id: UInt64 = try entry.lock.locked {
-            let objective = try ObjectiveRegistry.make(mixName, alpha: alpha.isNaN ? nil : alpha,
+            let objective = try ObjectiveRegistry.make(mixName, alpha: try optionalAlpha(alpha),
                                                        labelSmoothing: Float(labelSmoothing))
             let params = try Trainer.parameters(model: net, objective: objective)
             let opt = try OptimizerFactory.make(optName, parameters: params, lr: Float(lr), momentum: Float(momentum),
@@ -74,7 +74,7 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
             let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
             let t = Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed)
             let box = TrainerBox(t)
-            box.config = ["mix": mixName, "alpha": alpha.isNaN ? "default" : "\(alpha)",
+            box.config = ["mix": mixName, "alpha": alpha == -1 ? "default" : "\(alpha)",
                           "label_smoothing": "\(labelSmoothing)", "optimizer": optName, "lr": "\(lr)",
                           "momentum": "\(momentum)", "weight_decay": "\(weightDecay)", "nesterov": nesterov != 0 ? "1" : "0",
                           "schedule": schedName, "warmup_steps": "\(warmupSteps)"]

@@ -88,7 +88,12 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual((8 + n) % 8, 0, "data section is 8-byte aligned")
         XCTAssertEqual(bytes.count, 8 + n + 7 * 4)
         let header = try JSON.parse(Array(bytes[8..<(8 + n)]))
-        XCTAssertEqual(header["__metadata__"], .object([("k", .string("v")), ("z", .string("line\nbreak"))]))
+        // Caller metadata plus one CRC-32 per tensor (sorted keys: "crc32:…" first).
+        XCTAssertEqual(header["__metadata__"], .object([
+            ("crc32:empty", .string("00000000")),
+            ("crc32:scalar", .string(SafetensorsFile.hex8(SafetensorsFile.crc32(of: b)))),
+            ("crc32:w\"eird/näme", .string(SafetensorsFile.hex8(SafetensorsFile.crc32(of: a)))),
+            ("k", .string("v")), ("z", .string("line\nbreak"))]))
         XCTAssertEqual(header["scalar"]?["dtype"], .string("F32"))
         XCTAssertEqual(header["scalar"]?["shape"], .array([]))
         XCTAssertEqual(header["scalar"]?["data_offsets"], .array([.number("24"), .number("28")]))

@@ -21,10 +21,13 @@ from ctypes import c_char_p, c_double, c_float, c_int32, c_int64, c_uint64, c_vo
 from pathlib import Path
 from typing import Any
 
-from .errors import error_for_status
+from .errors import InvalidArgumentError, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
 ABI_VERSION = 2
+
+#: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
+DEFAULT_ALPHA = -1.0
 
 _FIX = (
     "Reinstall samix from its source tree so the Swift library is rebuilt and bundled: "
@@ -36,6 +39,17 @@ _status = c_int32
 _handle = c_uint64
 _ptr = c_void_p
 _i64 = c_int64
+
+class _CString(c_char_p):
+    """``const char *`` argument that refuses an embedded NUL byte: C would silently cut the string
+    there (``"resnet20\\x00evil"`` would name resnet20), so every string crossing the ABI is checked."""
+
+    @classmethod
+    def from_param(cls, value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)) and b"\0" in value:
+            raise InvalidArgumentError(f"string argument {bytes(value)!r} contains a NUL byte")
+        return c_char_p.from_param(value)
+
 
 #: name -> (restype, argtypes). Mirrors samix.h; tests/python/test_abi.py checks the two agree.
 SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -65,6 +79,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_set_training": (_status, [_handle, c_int32]),
     "samix_model_is_training": (_status, [_handle, _ptr]),
     "samix_model_forward": (_status, [_handle, _ptr, _ptr, _ptr, _i64]),
+    "samix_model_forward_mode": (_status, [_handle, _ptr, _ptr, _ptr, _i64, c_int32]),
     "samix_model_loss_grad": (_status, [_handle, _ptr, _ptr, _ptr, c_double, _ptr, _ptr, _i64]),
     "samix_model_state_entry": (_status, [_handle, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_model_state_get": (_status, [_handle, _i64, _ptr, _i64]),
@@ -174,7 +189,7 @@ def _declare(lib: ctypes.CDLL, path: Path) -> None:
             missing.append(name)
             continue
         fn.restype = restype
-        fn.argtypes = argtypes
+        fn.argtypes = [_CString if t is c_char_p else t for t in argtypes]
     if missing:
         raise ImportError(f"samix: {path} lacks functions {', '.join(missing)}. {_FIX}")
 
@@ -195,5 +210,5 @@ def check(status: int) -> None:
         raise error_for_status(status, last_error())
 
 
-__all__ = ["ABI_VERSION", "SIGNATURES", "check", "last_error", "lib", "library_path",
+__all__ = ["ABI_VERSION", "DEFAULT_ALPHA", "SIGNATURES", "check", "last_error", "lib", "library_path",
            "library_path_candidates", "c_float", "c_double"]

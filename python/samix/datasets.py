@@ -25,6 +25,7 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 
+from ._cstr import c_string
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixIOError, SamixTypeError
 
@@ -97,7 +98,7 @@ def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = 
     path = _path_bytes(directory)
     handle = ctypes.c_uint64(0)
     try:
-        check(lib.samix_dataset_load(path, code, kind.encode(), ctypes.addressof(handle)))
+        check(lib.samix_dataset_load(path, code, c_string(kind, "kind"), ctypes.addressof(handle)))
     except SamixIOError:
         # No binary/IDX files: the python-pickle CIFAR layout, if present.
         found = _find_cifar_pickle(os.fsdecode(path), kind)

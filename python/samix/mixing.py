@@ -33,9 +33,10 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from ._cstr import c_string
 from ._arrays import F32, I64, as_f32, as_labels, check_out, shape_array
 from ._handle import Handle
-from ._lib import check, lib
+from ._lib import DEFAULT_ALPHA, check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 
 __all__ = ["METHODS", "MODEL_METHODS", "MixResult", "MixPolicy", "Mixup", "mix"]
@@ -92,6 +93,18 @@ def _int_arg(v: Any, name: str, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
     if not lo <= v <= hi:
         raise InvalidArgumentError(f"{name} must be in [{lo}, {hi}], got {v}")
     return v
+
+
+def alpha_arg(alpha: Any) -> float:
+    """The ABI's ``alpha`` for a user's value: None → ``DEFAULT_ALPHA`` (the method's default); a
+    number is passed on for the engine to validate, except the sentinel itself, which would
+    otherwise silently mean "default"."""
+    if alpha is None:
+        return DEFAULT_ALPHA
+    a = _float_arg(alpha, "alpha")
+    if a == DEFAULT_ALPHA:
+        raise InvalidArgumentError(f"alpha must be a finite value > 0 (None = the method's default), got {alpha!r}")
+    return a
 
 
 def _lam_arg(lam: Any) -> float:
@@ -211,9 +224,9 @@ class MixPolicy(_PolicyBase):
                                        f"model=...) or samix.Trainer(mix={method.lower()!r})")
         if partner not in _PARTNERS:
             raise InvalidArgumentError(f"partner must be one of {[p for p in _PARTNERS if p]} or None, got {partner!r}")
-        a = math.nan if alpha is None else _float_arg(alpha, "alpha")
+        a = alpha_arg(alpha)
         h = ctypes.c_uint64(0)
-        check(lib.samix_policy_create(method.encode(), a, 1 if per_sample else 0, _PARTNERS[partner],
+        check(lib.samix_policy_create(c_string(method, "method"), a, 1 if per_sample else 0, _PARTNERS[partner],
                                       _seed(seed), ctypes.addressof(h)))
         super().__init__(h.value)
         self.method = method.lower()
@@ -289,7 +302,7 @@ def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], 
     elif method == "puzzlemix":
         raise InvalidArgumentError("puzzlemix needs labels y (its saliency is the gradient of the cross-entropy)")
     fixed = _lam_arg(lam)
-    a = math.nan if alpha is None else _float_arg(alpha, "alpha")
+    a = alpha_arg(alpha)
     targets = np.empty((n, k), np.float32) if labels is not None else None
     lam_arr = np.empty(n, np.float32)
     label_lam = np.empty(n, np.float32)
@@ -297,7 +310,7 @@ def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], 
     masks = np.empty((n, h, w), np.float32) if return_masks else None
     shape = shape_array(xa.shape)
     check(lib.samix_model_policy_mix(
-        model.handle, method.encode(), a, _seed(seed), xa.ctypes.data, out.ctypes.data, shape.ctypes.data,
+        model.handle, c_string(method, "method"), a, _seed(seed), xa.ctypes.data, out.ctypes.data, shape.ctypes.data,
         None if labels is None else labels.ctypes.data, k, _float_arg(label_smoothing, "label_smoothing"), fixed,
         None if targets is None else targets.ctypes.data, lam_arr.ctypes.data, label_lam.ctypes.data,
         partner.ctypes.data, None if masks is None else masks.ctypes.data))

@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._cstr import c_string
 from ._arrays import as_labels
 from ._handle import Handle
 from ._lib import RECORD_CALLBACK, check, lib
@@ -217,7 +218,7 @@ class MoCo(Handle):
         seed = _seed(seed)
         text = "".join(f"{k}={_fmt(v)}\n" for k, v in opts.items())
         h = ctypes.c_uint64(0)
-        check(lib.samix_ssl_create(model.encode(), in_channels, mix_name.encode(), text.encode(), seed,
+        check(lib.samix_ssl_create(c_string(model, "model"), in_channels, c_string(mix_name, "mix"), c_string(text, "options"), seed,
                                    ctypes.addressof(h)))
         super().__init__(h.value)
         self.model_name = model
@@ -441,7 +442,7 @@ def linear_probe(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test
     tr_acc, te_acc = ctypes.c_double(0), ctypes.c_double(0)
     with _Images(train_x, train_y, "train_x", nc) as tr, _Images(test_x, test_y, "test_x", nc) as te:
         check(lib.samix_backbone_linear_probe(h, tr.handle, te.handle, epochs, batch_size, lr, momentum, weight_decay,
-                                              scaling.encode(), _seed(seed), ctypes.addressof(tr_acc),
+                                              c_string(scaling, "scaling"), _seed(seed), ctypes.addressof(tr_acc),
                                               ctypes.addressof(te_acc)))
     return {"train_accuracy": float(tr_acc.value), "test_accuracy": float(te_acc.value)}
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import ctypes
 import functools
 import json
-import math
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._cstr import c_string
 from ._handle import Handle
 from ._lib import STEP_CALLBACK, check, lib
 from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
@@ -20,7 +20,7 @@ from .datasets import _DatasetHandle
 from . import learned as _learned
 from ._arrays import as_f32, as_labels, shape_array
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
-from .mixing import MixResult
+from .mixing import MixResult, alpha_arg
 from .models import Model
 from .optim import SGD, AdamW, Schedule
 
@@ -162,15 +162,15 @@ class Trainer(Handle):
             raise InvalidArgumentError("label_smoothing is not supported with learned mixing policies")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
             raise InvalidArgumentError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        a = math.nan if alpha is None else float(alpha)
+        a = alpha_arg(alpha)
         h = ctypes.c_uint64(0)
         if learned:
             h.value = mix._create_trainer(model.handle, optimizer, schedule, int(seed))
         else:
-            check(lib.samix_trainer_create(model.handle, mix.encode(), a, float(label_smoothing),
-                                           optimizer.name.encode(), float(optimizer.lr), float(optimizer.momentum),
+            check(lib.samix_trainer_create(model.handle, c_string(mix, "mix"), a, float(label_smoothing),
+                                           c_string(optimizer.name, "optimizer"), float(optimizer.lr), float(optimizer.momentum),
                                            float(optimizer.weight_decay), 1 if optimizer.nesterov else 0,
-                                           schedule.kind.encode(), schedule.warmup_steps, int(seed),
+                                           c_string(schedule.kind, "schedule"), schedule.warmup_steps, int(seed),
                                            ctypes.addressof(h)))
         super().__init__(h.value)
         #: Networks reported by :meth:`evaluate`: "online", then e.g. "momentum" (AutoMix/SAMix).

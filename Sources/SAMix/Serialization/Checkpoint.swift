@@ -195,11 +195,6 @@ public enum Checkpoint {
             }
             groups[p, default: [:]][String(name.dropFirst(p.count))] = t
         }
-        for (_, t) in file.tensors {
-            var bad = -1
-            for i in 0..<t.count where !t.data[i].isFinite { bad = i; break }
-            if bad >= 0 { throw SAMixError.numerical("\(path): checkpoint contains NaN or Inf") }
-        }
 
         let extras = TrainerExtras(metadata: meta, tensors: groups["extra."] ?? [:])
         try validateExtras?(extras)

@@ -28,6 +28,9 @@ extern "C" {
 /* Incremented on every incompatible change of this header. */
 #define SAMIX_ABI_VERSION 2
 
+/* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
+#define SAMIX_DEFAULT_ALPHA (-1.0)
+
 /* MARK: - Status codes */
 
 typedef int32_t samix_status;
@@ -121,6 +124,11 @@ samix_status samix_model_is_training(samix_handle model, int32_t *out);
  * without recording gradients. */
 samix_status samix_model_forward(samix_handle model, const float *x, const int64_t *shape,
                                  float *logits, int64_t logits_count);
+/* samix_model_forward in an explicit mode for this call only: mode -1 = current, 0 = evaluation,
+ * 1 = training. The model's stored mode is unchanged afterwards; the switch happens under the
+ * model's lock, so concurrent calls on the same model never observe it. */
+samix_status samix_model_forward_mode(samix_handle model, const float *x, const int64_t *shape,
+                                      float *logits, int64_t logits_count, int32_t mode);
 /* Mean cross-entropy of (x, labels[N]) into *loss and its gradient w.r.t. every parameter,
  * concatenated in state-dict parameter order, into grads (exactly the model's parameter count).
  * Runs in the model's current mode (training mode updates BN running statistics). */
@@ -171,7 +179,8 @@ samix_status samix_trainer_load(samix_handle trainer, const char *path);
  * sample i, 1 - lambda that of its partner x[partner[i]]; masks hold the PARTNER weight per pixel. */
 
 /* method: "mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix".
- * alpha: Beta(alpha, alpha) parameter, NaN = the method's default (OpenMixup CIFAR value).
+ * alpha: Beta(alpha, alpha) parameter, SAMIX_DEFAULT_ALPHA = the method's default (OpenMixup CIFAR value);
+ * NaN or other values <= 0 are SAMIX_E_INVALID_ARGUMENT.
  * per_sample: 1 = one lambda (and box/mask) per sample instead of one per batch.
  * partner: 0 = method default, 1 = random permutation, 2 = derangement, 3 = flip, 4 = roll. */
 samix_status samix_policy_create(const char *method, double alpha, int32_t per_sample,
@@ -200,7 +209,7 @@ samix_status samix_policy_mix(samix_handle policy, const float *x, float *out, c
  * or "puzzlemix" (saliency |d CE / dx| + block labelling + transport). The classifier runs in eval
  * mode; its parameters and gradients are untouched. x: finite N×C×H×W float batch the model consumes
  * (shape[4]); out: N×C×H×W (may be x). labels[N] (in the model's classes): required by PuzzleMix
- * (saliency) and with targets; alpha NaN =
+ * (saliency) and with targets; alpha SAMIX_DEFAULT_ALPHA =
  * default (2 / 1); seed seeds this call's random draws; lambda NaN = sampled. Optional outputs as
  * samix_policy_mix (masks = partner weight per pixel; for PuzzleMix the images include its transport). */
 samix_status samix_model_policy_mix(samix_handle model, const char *method, double alpha, uint64_t seed,
@@ -212,7 +221,7 @@ samix_status samix_model_policy_mix(samix_handle model, const char *method, doub
 /* MARK: - Trainers
  * The engine's supervised training loop over a model handle (the trainer shares the model's lock).
  * mix: "vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix",
- * "manifoldmix" (NULL = vanilla); alpha NaN = the method's default. optimizer: "sgd" (NULL) or
+ * "manifoldmix" (NULL = vanilla); alpha SAMIX_DEFAULT_ALPHA = the method's default. optimizer: "sgd" (NULL) or
  * "adamw"; schedule: "cosine" (NULL, to 0 over all steps) or "constant", with linear warm-up. */
 samix_status samix_trainer_create(samix_handle model, const char *mix, double alpha,
                                   double label_smoothing, const char *optimizer, double lr,
