@@ -8,8 +8,9 @@ import SAMix
 final class TrainerBox {
     let trainer: Trainer
     var normalization: Normalization?
-    /// The creation arguments (saved in checkpoints as `config.*` metadata).
-    var config: [String: String] = [:]
+    /// The creation arguments (saved in checkpoints as `config.*` metadata); they are also the
+    /// trainer's front-end run settings, compared when a checkpoint is resumed.
+    var config: [String: String] = [:] { didSet { trainer.runSettings = config } }
     /// Means of the objective's step metrics over the last trained epoch, sorted by name.
     var epochMetrics: [(String, Double)] = []
     init(_ trainer: Trainer) { self.trainer = trainer }

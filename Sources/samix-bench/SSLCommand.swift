@@ -9,7 +9,7 @@ struct SSLDataOptions: ParsableArguments {
     @Option(help: "Worker threads.") var threads: Int?
 
     func load(seed: UInt64) throws -> (ImageDataset, ImageDataset, Normalization) {
-        if let threads { Engine.threads = threads }
+        try Engine.checkEnvironment(); if let threads { try Engine.setThreads(threads) }
         var train = try ImageDataset.load(directory: data, split: .train)
         var test = try ImageDataset.load(directory: data, split: .test)
         if let n = trainSubset { train = try train.balancedSubset(count: n, seed: seed) }

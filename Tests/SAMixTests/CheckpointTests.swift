@@ -256,15 +256,15 @@ final class CheckpointTests: XCTestCase {
         return (x, y)
     }
 
-    private func makeTrainer(_ mix: String, modelSeed: UInt64, optimizer: String = "sgd") throws -> Trainer {
+    private func makeTrainer(_ mix: String, modelSeed: UInt64, optimizer: String = "sgd", lr: Float = 0.05) throws -> Trainer {
         let net = try ModelZoo.make("resnet20", numClasses: 3, inChannels: 1, seed: modelSeed)
         let obj = try ObjectiveRegistry.make(mix)
         let params = try Trainer.parameters(model: net, objective: obj)
         let opt: Optimizer = optimizer == "sgd"
-            ? try SGD(params, lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true)
+            ? try SGD(params, lr: lr, momentum: 0.9, weightDecay: 5e-4, nesterov: true)
             : try AdamW(params, lr: 1e-3)
         return Trainer(model: net, objective: obj, optimizer: opt,
-                       schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: 0.05, warmupSteps: 2), seed: 11)
+                       schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: lr, warmupSteps: 2), seed: 11)
     }
 
     private func fullState(_ t: Trainer) throws -> [[Float]] {
@@ -308,6 +308,62 @@ final class CheckpointTests: XCTestCase {
                 XCTAssertTrue(names.contains { $0.hasPrefix("state.momentum_mix_head.") })
             }
         }
+    }
+
+    /// Resuming refuses a changed run: another learning rate or front-end setting at load, another
+    /// batch size, data size or epoch count at the first epoch after it — unless explicitly allowed.
+    func testResumeRefusesChangedRunSettings() throws {
+        let (x, y) = try toyData(count: 12, seed: 3)
+        let src = { (batch: Int, n: Int) in
+            try ArrayBatchSource(images: try Tensor(borrowing: x.data, shape: [n, 1, 16, 16]), labels: Array(y[0..<n]), batchSize: batch, seed: 5)
+        }
+        let t = try makeTrainer("mixup", modelSeed: 1)
+        t.runSettings = ["cli.dataset": "toy"]
+        _ = try t.trainEpoch(try src(4, 12), totalEpochs: 3)
+        let path = dir + "/run.safetensors"
+        try Checkpoint.save(t, to: path)
+        let meta = try SafetensorsFile.readHeader(path).metadata
+        XCTAssertEqual(meta["run.lr"], "0.05")
+        XCTAssertEqual(meta["run.cli.dataset"], "toy")
+        XCTAssertEqual(meta["fit.batches_per_epoch"], "3")
+
+        func message(_ body: () throws -> Void) -> String {
+            do { try body(); return "accepted" } catch { return "\(error)" }
+        }
+        // Engine setting (learning rate) changed.
+        let otherLR = try makeTrainer("mixup", modelSeed: 1, lr: 0.1)
+        otherLR.runSettings = ["cli.dataset": "toy"]
+        let before = try fullState(otherLR)
+        XCTAssertTrue(message { try Checkpoint.load(into: otherLR, from: path) }.contains("lr = 0.05, this run has lr = 0.1"))
+        XCTAssertTrue(try fullState(otherLR) == before, "a refused load changes nothing")
+        try Checkpoint.load(into: otherLR, from: path, allowChangedSettings: true)
+        XCTAssertEqual(otherLR.epochsDone, 1)
+        _ = try otherLR.trainEpoch(try src(6, 12), totalEpochs: 3)  // allowed: nothing pending
+        // Front-end setting changed.
+        let otherData = try makeTrainer("mixup", modelSeed: 1)
+        otherData.runSettings = ["cli.dataset": "other"]
+        XCTAssertTrue(message { try Checkpoint.load(into: otherData, from: path) }.contains("cli.dataset = toy"))
+        // Same settings: loads; the first epoch must use the same batch size, data and epochs.
+        for (batch, n, epochs, key) in [(6, 12, 3, "batches_per_epoch"), (4, 8, 3, "batches_per_epoch"), (4, 12, 4, "epochs")] {
+            let same = try makeTrainer("mixup", modelSeed: 1)
+            same.runSettings = ["cli.dataset": "toy"]
+            try Checkpoint.load(into: same, from: path)
+            let m = message { _ = try same.trainEpoch(try src(batch, n), totalEpochs: epochs) }
+            XCTAssertTrue(m.contains("with \(key) = "), m)
+            XCTAssertEqual(same.stepsDone, 3, "a refused epoch trains nothing")
+        }
+        let same = try makeTrainer("mixup", modelSeed: 1)
+        same.runSettings = ["cli.dataset": "toy"]
+        try Checkpoint.load(into: same, from: path)
+        _ = try same.trainEpoch(try src(4, 12), totalEpochs: 3)
+        XCTAssertEqual(same.epochsDone, 2)
+        // A file without stored run settings (older format) is refused unless allowed.
+        var legacy = try SafetensorsFile.read(path)
+        legacy.metadata = legacy.metadata.filter { !$0.key.hasPrefix("run.") && !$0.key.hasPrefix("fit.") }
+        try legacy.write(to: dir + "/legacy.safetensors")
+        let l = try makeTrainer("mixup", modelSeed: 1)
+        XCTAssertTrue(message { try Checkpoint.load(into: l, from: dir + "/legacy.safetensors") }.contains("predates stored run settings"))
+        try Checkpoint.load(into: l, from: dir + "/legacy.safetensors", allowChangedSettings: true)
     }
 
     func testTrainerLoadRejectsMismatchAndLeavesTrainerUnchanged() throws {

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import InvalidArgumentError, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 #: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
 DEFAULT_ALPHA = -1.0
@@ -56,6 +56,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     # library information and errors
     "samix_abi_version": (c_int32, []),
     "samix_version": (c_char_p, []),
+    "samix_check_environment": (_status, []),
     "samix_last_error": (c_char_p, []),
     "samix_last_error_code": (_status, []),
     "samix_clear_error": (None, []),
@@ -89,7 +90,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_load": (_status, [_handle, c_char_p, c_int32]),
     "samix_checkpoint_metadata": (_status, [c_char_p, _ptr, _i64, _ptr]),
     "samix_trainer_save": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
-    "samix_trainer_load": (_status, [_handle, c_char_p]),
+    "samix_trainer_load": (_status, [_handle, c_char_p, c_int32]),
     # mixing policies
     "samix_policy_create": (_status, [c_char_p, c_double, c_int32, c_int32, c_uint64, _ptr]),
     "samix_policy_create_timm": (_status, [c_double, c_double, c_double, c_double, c_double, c_double,
@@ -212,3 +213,8 @@ def check(status: int) -> None:
 
 __all__ = ["ABI_VERSION", "DEFAULT_ALPHA", "SIGNATURES", "check", "last_error", "lib", "library_path",
            "library_path_candidates", "c_float", "c_double"]
+
+
+# Invalid engine switches (SAMIX_NUM_THREADS=abc, =0, =1000, SAMIX_CONV=foo, ...) are an error at
+# import, never silently replaced by defaults.
+check(lib.samix_check_environment())

@@ -374,8 +374,8 @@ class Trainer(Handle):
         args = MetadataArgs(meta)
         check(lib.samix_trainer_save(self.handle, path_arg(path), args.n, args.key_ptr, args.value_ptr))
 
-    def _load_checkpoint_into(self, path: PathLike) -> "Trainer":
-        check(lib.samix_trainer_load(self.handle, path_arg(path)))
+    def _load_checkpoint_into(self, path: PathLike, allow_changed_settings: bool = False) -> "Trainer":
+        check(lib.samix_trainer_load(self.handle, path_arg(path), 1 if allow_changed_settings else 0))
         history = read_metadata(path).get("python.history")
         try:
             loaded = json.loads(history) if history is not None else []
@@ -450,10 +450,17 @@ class _ClassOrInstanceMethod:
                 return (objtype or Trainer)._trainer_from_checkpoint(path, model)
             return from_file
 
-        def into(path: PathLike) -> Trainer:
+        def into(path: PathLike, allow_changed_settings: bool = False) -> Trainer:
             """Restores a checkpoint into this trainer (same architecture, classes, channels, mix,
-            optimizer type and seed); returns self. On error nothing is changed."""
-            return obj._load_checkpoint_into(path)
+            optimizer type and seed); returns self. On error nothing is changed.
+
+            The checkpoint must also come from the same run: its stored settings (mix options,
+            optimizer hyper-parameters, schedule) must equal this trainer's, and the next
+            :meth:`fit` must use the same ``epochs``, data size and ``batch_size`` — otherwise an
+            :class:`~samix.errors.InvalidArgumentError` names the first differing setting.
+            ``allow_changed_settings=True`` continues anyway (the result is then not the run the
+            checkpoint came from)."""
+            return obj._load_checkpoint_into(path, allow_changed_settings)
         return into
 
 

@@ -70,6 +70,25 @@ public enum AtomicFile {
         }
     }
 
+    /// Checks up front that a file can be written at `path` (its directory exists and accepts a new
+    /// file; an existing `path` is not a directory), by creating and removing a temporary file — so
+    /// a run learns that its checkpoint cannot be saved before training, not after the first epoch.
+    public static func requireWritable(_ path: String) throws {
+        try require(!path.isEmpty, "file path is empty")
+        try require(!path.utf8.contains(0), "file path contains a NUL byte")
+        let (dir, base) = split(path)
+        try require(!base.isEmpty && base != "." && base != "..", "'\(path)' does not name a file")
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { throw SAMixError.io("\(path): is a directory") }
+        let probe = (dir == "" ? "" : dir + "/") + "." + base + ".tmp-\(getpid())-probe"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SAMixError.io("\(path): cannot write a file in '\(dir.isEmpty ? "." : dir)' (\(errorText()))")
+        }
+        close(fd)
+        unlink(probe)
+    }
+
     /// Deletes `.<base>.tmp-<pid>-<hex>` files left in `dir` by writers of the same destination that
     /// died before renaming (kill -9, power loss): only those whose process no longer exists, so a
     /// save running concurrently in another live process is never disturbed. Best effort: errors

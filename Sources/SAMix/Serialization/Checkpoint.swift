@@ -145,6 +145,8 @@ public enum Checkpoint {
         m["steps_done"] = String(t.stepsDone)
         m["learning_rate"] = String(t.optimizer.learningRate.bitPattern, radix: 16)
         m["optimizer"] = t.optimizer is SGD ? "sgd" : t.optimizer is AdamW ? "adamw" : String(describing: type(of: t.optimizer))
+        for (k, v) in t.allRunSettings { m[RunSettings.runPrefix + k] = v }
+        for (k, v) in t.fitSettings { m[RunSettings.fitPrefix + k] = v }
         return m
     }
 
@@ -156,12 +158,14 @@ public enum Checkpoint {
     }
 
     /// Restores a trainer saved by `save(_ trainer:to:)`: the checkpoint must come from the same
-    /// architecture, class count, input channels, objective, optimizer type and seed. Everything is
-    /// validated first; if any part fails to load, the trainer is left exactly as it was.
+    /// architecture, class count, input channels, objective, optimizer type and seed, and — unless
+    /// `allowChangedSettings` — the same run: every engine and front-end setting (`RunSettings`)
+    /// equal, and the next `trainEpoch` must see the same epochs, samples and batches per epoch.
+    /// Everything is validated first; if any part fails to load, the trainer is left exactly as it was.
     /// `validateExtras` sees the caller tensors (and metadata) before anything is changed and may
     /// throw to refuse the file.
     @discardableResult
-    public static func load(into trainer: Trainer, from path: String,
+    public static func load(into trainer: Trainer, from path: String, allowChangedSettings: Bool = false,
                             validateExtras: ((TrainerExtras) throws -> Void)? = nil) throws -> TrainerExtras {
         let file = try SafetensorsFile.read(path)
         let meta = file.metadata
@@ -183,6 +187,15 @@ public enum Checkpoint {
         }
         let lr = Float(bitPattern: lrBits)
         try require(lr.isFinite && lr >= 0, "\(path): invalid learning rate \(lr)")
+        let savedRun = RunSettings.extract(meta, prefix: RunSettings.runPrefix)
+        let savedFit = RunSettings.extract(meta, prefix: RunSettings.fitPrefix)
+        if !allowChangedSettings {
+            guard !savedRun.isEmpty else {
+                throw SAMixError.invalidArgument("\(path): the checkpoint predates stored run settings, so resuming cannot "
+                    + "check that this is the same run (allow changed settings explicitly to continue anyway)")
+            }
+            try RunSettings.requireSame(saved: savedRun, current: trainer.allRunSettings, path: path)
+        }
 
         // Sort the tensors into their groups; reject unknown ones.
         let modules = objectiveModules(trainer.objective)
@@ -225,6 +238,9 @@ public enum Checkpoint {
         trainer.epochsDone = epochs
         trainer.stepsDone = steps
         trainer.optimizer.learningRate = lr
+        trainer.fitSettings = savedFit
+        trainer.expectedFitSettings = allowChangedSettings || savedFit.isEmpty ? nil : savedFit
+        trainer.expectedFitSettingsSource = path
         return extras
     }
 }

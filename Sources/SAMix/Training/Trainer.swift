@@ -30,6 +30,16 @@ public final class Trainer {
     public var epochsDone = 0
     public var stepsDone = 0
     public private(set) var history: [EpochRecord] = []
+    /// Settings that define the run which only the front end knows (data set, subset, model name,
+    /// creation options); saved in checkpoints and compared on resume (see `RunSettings`).
+    public var runSettings: [String: String] = [:]
+    /// Length and data of the epoch loop of the last `trainEpoch` call: epochs, samples and batches
+    /// per epoch (see `RunSettings`).
+    public internal(set) var fitSettings: [String: String] = [:]
+    /// Fit settings a resumed checkpoint requires of the next `trainEpoch` (nil: none pending).
+    var expectedFitSettings: [String: String]?
+    /// Path of the checkpoint `expectedFitSettings` came from (for the error message).
+    var expectedFitSettingsSource = ""
 
     /// - Parameters: `optimizer` must have been created over `Trainer.parameters(model:objective:)`.
     public init(model: ImageClassifier, objective: TrainingObjective, optimizer: Optimizer,
@@ -64,6 +74,13 @@ public final class Trainer {
         let steps = source.batchesPerEpoch
         try require(steps > 0, "the training data yields no batches")
         let total = steps * totalEpochs
+        let fit = ["epochs": String(totalEpochs), "samples_per_epoch": String(source.sampleCount),
+                   "batches_per_epoch": String(steps)]
+        if let expected = expectedFitSettings {
+            try RunSettings.requireSame(saved: expected, current: fit, path: expectedFitSettingsSource)
+            expectedFitSettings = nil
+        }
+        fitSettings = fit
         source.training = true
         model.train()
         for (_, m) in objective.extraModules { m.train() }

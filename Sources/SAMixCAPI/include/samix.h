@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 2
+#define SAMIX_ABI_VERSION 3
 
 /* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
 #define SAMIX_DEFAULT_ALPHA (-1.0)
@@ -79,6 +79,10 @@ const char *samix_last_error(void);
 samix_status samix_last_error_code(void);
 /* Forgets the last error of this thread. */
 void samix_clear_error(void);
+/* SAMIX_E_INVALID_ARGUMENT naming every invalid environment switch (SAMIX_NUM_THREADS must be an
+ * integer in 1...256; SAMIX_CONV dnnl|im2col; SAMIX_CONV_ALGO default|direct|winograd;
+ * SAMIX_WINOGRAD_MIN_CHANNELS an integer >= 1). Invalid values are never silently replaced. */
+samix_status samix_check_environment(void);
 /* Worker threads used by samix kernels (1...256). Default: online CPUs or $SAMIX_NUM_THREADS. */
 samix_status samix_set_num_threads(int64_t n);
 int64_t samix_get_num_threads(void);
@@ -170,8 +174,12 @@ samix_status samix_checkpoint_metadata(const char *path, char *buf, int64_t cap,
 samix_status samix_trainer_save(samix_handle trainer, const char *path, int64_t n,
                                 const char *const *keys, const char *const *values);
 /* Restores a checkpoint saved by samix_trainer_save into a trainer of the same architecture,
- * class count, channels, objective, optimizer type and seed. */
-samix_status samix_trainer_load(samix_handle trainer, const char *path);
+ * class count, channels, objective, optimizer type and seed. Unless allow_changed_settings is
+ * non-zero, the checkpoint must also come from the same run: every setting stored with it
+ * (creation arguments, optimizer hyper-parameters, schedule) equal to this trainer's, and the next
+ * training epoch must use the same epochs, samples and batches per epoch (else
+ * SAMIX_E_INVALID_ARGUMENT naming the first differing setting). */
+samix_status samix_trainer_load(samix_handle trainer, const char *path, int32_t allow_changed_settings);
 
 /* MARK: - Mixing policies
  * A policy handle owns its policy and a seeded generator; successive samix_policy_mix calls
