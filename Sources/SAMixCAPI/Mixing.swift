@@ -33,12 +33,12 @@ func partnerMode(_ code: Int32) throws -> PartnerMode? {
     }
 }
 
-/// The ABI's `alpha` argument: exactly `SAMIX_DEFAULT_ALPHA` (-1) = the method's default (nil);
-/// anything else must be a finite value > 0 (NaN is an error, never "the default").
+/// The ABI's `alpha` argument: exactly `SAMIX_DEFAULT_ALPHA` (-1) = the method's default (nil); NaN
+/// is an error, never "the default"; any other value goes to the engine, which validates it.
 func optionalAlpha(_ alpha: Double) throws -> Double? {
     if alpha == -1 { return nil }
-    guard alpha.isFinite, alpha > 0 else {
-        throw CAPIError(.invalidArgument, "alpha must be a finite value > 0 (or SAMIX_DEFAULT_ALPHA = -1 for the method's default), got \(alpha)")
+    guard !alpha.isNaN else {
+        throw CAPIError(.invalidArgument, "alpha must be a finite value > 0 (or SAMIX_DEFAULT_ALPHA = -1 for the method's default), got nan")
     }
     return alpha
 }

@@ -1,0 +1,218 @@
+"""Reliability and contract cases from the independent campaign (issue 17), kept as regression tests.
+
+Cases that could crash or hang a process run in a subprocess with a timeout; the others run in process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import samix
+from samix.errors import InvalidArgumentError, NumericalError, SamixError, SamixIOError
+
+
+def run_py(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=e)
+
+
+def tiny_data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.integers(0, 60, (n, 1, 8, 8), dtype=np.uint8)
+    for i, c in enumerate(y):
+        x[i, 0, 2 * c:2 * c + 2, :] += 150
+    return x, y
+
+
+# -- 2. non-finite state is never saved nor loaded -------------------------------------------------
+
+def test_diverged_trainer_never_overwrites_a_good_checkpoint(tmp_path):
+    x, y = tiny_data()
+    path = tmp_path / "run.ckpt"
+    model = samix.models.resnet20(num_classes=3, in_channels=1, seed=0)
+    trainer = samix.Trainer(model, optimizer=samix.optim.SGD(lr=1e6, momentum=0.9), schedule="constant",
+                            mix="vanilla", seed=0)
+    trainer.save_checkpoint(path)
+    good = path.read_bytes()
+    with pytest.raises(NumericalError):
+        for _ in range(30):
+            trainer.train_step(x.astype(np.float32) / 255, y)
+    with pytest.raises(NumericalError, match="contains NaN or Inf.*previous file is kept"):
+        trainer.save_checkpoint(path)
+    with pytest.raises(NumericalError):
+        model.save(tmp_path / "model.safetensors")
+    assert path.read_bytes() == good
+    assert not (tmp_path / "model.safetensors").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"], "no temporary file left"
+    # The good checkpoint still loads and resumes.
+    samix.Trainer.load_checkpoint(path).close()
+
+
+def test_model_file_with_a_nan_weight_is_refused_by_every_load_path(tmp_path):
+    path = tmp_path / "m.safetensors"
+    with samix.models.resnet20(num_classes=3, in_channels=1, seed=0) as m:
+        m.save(path)
+    raw = bytearray(path.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    raw[8 + n:8 + n + 4] = np.float32(np.nan).tobytes()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(SamixError, match="checksum|NaN"):
+        samix.models.load(bad)
+    with samix.models.resnet20(num_classes=3, in_channels=1, seed=1) as m:
+        with pytest.raises(SamixError, match="checksum|NaN"):
+            m.load(bad)
+
+
+def test_bit_flip_in_tensor_data_is_detected(tmp_path):
+    path = tmp_path / "m.safetensors"
+    with samix.models.resnet20(num_classes=3, in_channels=1, seed=0) as m:
+        m.save(path)
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0x04
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SamixIOError, match="fails its checksum"):
+        samix.models.load(path)
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
+    stale = tmp_path / ".m.safetensors.tmp-4194305-abc"
+    stale.write_bytes(b"x" * 1000)
+    with samix.models.resnet20(num_classes=3, in_channels=1, seed=0) as m:
+        m.save(tmp_path / "m.safetensors")
+    assert not stale.exists()
+
+
+# -- 3. predict from several threads ---------------------------------------------------------------
+
+def test_predict_is_thread_safe_and_never_changes_the_mode():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 1, 8, 8)).astype(np.float32)
+    with samix.models.resnet20(num_classes=3, in_channels=1, seed=0) as m:
+        m(x)  # training-mode forward: non-trivial running statistics
+        assert m.training
+        ref = m.predict(x, batch_size=4)
+        stats = {k: v for k, v in m.state_dict().items() if "running" in k}
+        results, errors = [], []
+
+        def work():
+            try:
+                for _ in range(10):
+                    results.append(m.predict(x, batch_size=4))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(results) == 80
+        assert all(np.array_equal(r, ref) for r in results), "a prediction ran in the wrong mode"
+        assert m.training, "the model was left in evaluation mode"
+        after = m.state_dict()
+        assert all(np.array_equal(after[k], v) for k, v in stats.items()), "BN statistics changed"
+
+
+# -- 4. resume refuses a changed run ---------------------------------------------------------------
+
+def test_resume_refuses_changed_settings(tmp_path):
+    x, y = tiny_data()
+    path = tmp_path / "run.ckpt"
+    t = samix.Trainer(samix.models.resnet20(num_classes=3, in_channels=1, seed=0),
+                      optimizer=samix.optim.SGD(lr=0.1), mix="mixup", seed=0)
+    t.fit(x, y, epochs=3, batch_size=8, progress=False, verbose=False,
+          callbacks=[lambda r: r["epoch"] < 1])
+    t.save_checkpoint(path)
+    other = samix.Trainer(samix.models.resnet20(num_classes=3, in_channels=1, seed=0),
+                          optimizer=samix.optim.SGD(lr=0.05), mix="mixup", seed=0)
+    with pytest.raises(InvalidArgumentError, match="lr = 0.1, this run has lr = 0.05"):
+        other.load_checkpoint(path)
+    other.load_checkpoint(path, allow_changed_settings=True)
+    same = samix.Trainer.load_checkpoint(path)
+    with pytest.raises(InvalidArgumentError, match="batches_per_epoch"):
+        same.fit(x, y, epochs=3, batch_size=6, progress=False, verbose=False)
+    with pytest.raises(InvalidArgumentError, match="epochs = 3, this run has epochs = 5"):
+        same.fit(x, y, epochs=5, batch_size=8, progress=False, verbose=False)
+    same.fit(x, y, epochs=3, batch_size=8, progress=False, verbose=False)
+    assert same.epochs_done == 3
+
+
+# -- 5. environment and thread counts --------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "1000"])
+def test_invalid_thread_environment_is_an_error(value):
+    r = run_py("import samix", env={"SAMIX_NUM_THREADS": value})
+    assert r.returncode != 0
+    assert "SAMIX_NUM_THREADS must be an integer in 1...256" in r.stderr, r.stderr
+
+
+def test_valid_thread_environment_and_set_threads():
+    r = run_py("import samix; print(samix.get_num_threads())", env={"SAMIX_NUM_THREADS": "3"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "3"
+
+
+# -- 6. bad input that was silently accepted --------------------------------------------------------
+
+def test_nan_alpha_is_an_error():
+    x = np.zeros((4, 1, 8, 8), np.float32)
+    y = np.arange(4) % 2
+    with pytest.raises(InvalidArgumentError, match="alpha"):
+        samix.mix(x, y, method="mixup", alpha=math.nan, num_classes=2)
+    with pytest.raises(InvalidArgumentError, match="alpha"):
+        samix.mix(x, y, method="mixup", alpha=-1.0, num_classes=2)
+    with samix.models.resnet20(num_classes=2, in_channels=1) as m:
+        with pytest.raises(InvalidArgumentError, match="alpha"):
+            samix.Trainer(m, mix="mixup", alpha=math.nan)
+    samix.mix(x, y, method="mixup", alpha=None, num_classes=2)  # None = the method's default
+
+
+def test_strings_with_nul_bytes_are_refused(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        samix.models.create("resnet20\x00evil", num_classes=2)
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        samix.mix(np.zeros((2, 1, 4, 4), np.float32), np.arange(2), method="mixup\x00x", num_classes=2)
+    with samix.models.resnet20(num_classes=2, in_channels=1) as m:
+        with pytest.raises(InvalidArgumentError, match="NUL"):
+            m.save(str(tmp_path / "a\x00b"))
+        with pytest.raises(InvalidArgumentError, match="NUL"):
+            m.save(tmp_path / "m.safetensors", metadata={"k": "v\x00w"})
+
+
+def test_learned_options_are_validated_at_creation():
+    with pytest.raises(InvalidArgumentError, match="value_dropout"):
+        samix.SAMix(value_dropout=1.5)
+    with pytest.raises(InvalidArgumentError, match="value_dropout"):
+        samix.SAMix(value_dropout=-0.1)
+    samix.SAMix(value_dropout=0.5)
+
+
+# -- 8. λ that cannot be honoured, masks that describe the pixels -----------------------------------
+
+def test_smoothmix_refuses_a_fixed_lambda():
+    x = np.random.default_rng(0).random((4, 1, 16, 16), dtype=np.float32)
+    with pytest.raises(InvalidArgumentError, match="SmoothMix cannot use a fixed λ"):
+        samix.mix(x, np.arange(4) % 2, method="smoothmix", lam=0.3, num_classes=2)
+    samix.mix(x, np.arange(4) % 2, method="smoothmix", num_classes=2)
+
+
+def test_resizemix_mask_describes_self_paired_samples():
+    x = np.random.default_rng(0).random((6, 1, 16, 16), dtype=np.float32)
+    for seed in range(20):
+        r = samix.mix(x, np.arange(6) % 2, method="resizemix", num_classes=2, seed=seed)
+        for i in range(6):
+            changed = r.images[i, 0] != x[i, 0]
+            assert np.all(r.masks[i][changed] == 1), (seed, i)
