@@ -108,6 +108,7 @@ func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
         return e.status.rawValue
     } catch let e as SAMixError {
         let s = status(of: e)
+        if s == .outOfMemory { Engine.releaseCachedMemory() }
         LastError.set(s, "\(function): \(e.message)")
         return s.rawValue
     } catch {

@@ -102,6 +102,7 @@ func modelForward(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ shape: UnsafeP
             throw CAPIError(.shape, "logits buffer holds \(logitsCount) floats, need \(dims[0])×\(m.numClasses)")
         }
         let lp = try nonNull(logits, "logits")
+        try m.requireMemory(batch: dims[0], height: dims[2], width: dims[3], training: false)
         let input = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
         let run = { try GradMode.withDisabled { try m(input) } }
         let y = mode < 0 ? try run() : try m.withMode(training: mode == 1, run)

@@ -61,6 +61,13 @@ public enum Engine {
     /// Initialised once, thread-safely (Swift's lazy globals use `swift_once`).
     private static let blasConfigured: Bool = {
         openblas_set_num_threads(1)
+        // Let OpenBLAS allocate its packing buffers now, while memory is plentiful: its allocator
+        // retries forever when that allocation fails later (under a tight address-space limit).
+        DispatchQueue.concurrentPerform(iterations: max(1, _threads)) { _ in
+            let a = [Float](repeating: 0, count: 64)
+            var c = [Float](repeating: 0, count: 64)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8, 1, a, 8, a, 8, 0, &c, 8)
+        }
         return true
     }()
 
@@ -70,9 +77,10 @@ public enum Engine {
         set { _threads = max(1, min(newValue, 256)) }
     }
 
-    /// Makes OpenBLAS single-threaded once; samix does the threading.
+    /// Makes OpenBLAS single-threaded once (samix does the threading) and lets it allocate its
+    /// buffers; called before the first GEMM and when a model is created.
     @inline(__always)
-    static func configureBLAS() {
+    public static func configureBLAS() {
         _ = blasConfigured
     }
 

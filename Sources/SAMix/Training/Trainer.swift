@@ -105,6 +105,10 @@ public final class Trainer {
     /// - Returns: the loss and the objective's step metrics.
     public func trainStep(_ batch: Batch, totalSteps: Int?) throws -> (loss: Double, metrics: [(String, Double)]) {
         let t = stepsDone
+        let shape = batch.images.shape
+        if shape.count == 4 {  // a lower bound of the step's need: fail before allocating when even that cannot fit
+            try model.requireMemory(batch: shape[0], height: shape[2], width: shape[3], training: true)
+        }
         if let schedule, let total = totalSteps {
             try require(total > t, "step \(t) is past the schedule's \(total) steps")
             optimizer.learningRate = schedule.value(step: t, total: total)
