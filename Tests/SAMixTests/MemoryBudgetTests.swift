@@ -7,9 +7,12 @@ final class MemoryBudgetTests: XCTestCase {
         let m = try ModelZoo.make("resnet20", numClasses: 10, inChannels: 3, seed: 0)
         let before = m.stateDict().map { $0.1.scalars }
         let one = try m.estimatedPeakBytes(batch: 1, height: 32, width: 32, training: false)
-        XCTAssertGreaterThan(one, 16 * 32 * 32 * 4, "at least one 16-channel activation map")
-        XCTAssertEqual(try m.estimatedPeakBytes(batch: 100, height: 32, width: 32, training: false), 100 * one)
-        XCTAssertEqual(try m.estimatedPeakBytes(batch: 100, height: 32, width: 32, training: true), 400 * one)
+        let two = try m.estimatedPeakBytes(batch: 2, height: 32, width: 32, training: false)
+        let perSample = two - one
+        XCTAssertGreaterThanOrEqual(perSample, 16 * 32 * 32 * 4, "at least one 16-channel activation map per image")
+        XCTAssertLessThan(perSample, 16 * 32 * 32 * 4 * 40, "per-image cost of a ResNet-20 pass is well under 2.6 MB")
+        XCTAssertEqual(try m.estimatedPeakBytes(batch: 101, height: 32, width: 32, training: false), one + 100 * perSample)
+        XCTAssertEqual(try m.estimatedPeakBytes(batch: 101, height: 32, width: 32, training: true), 4 * (one + 100 * perSample))
         XCTAssertTrue(m.isTraining)
         XCTAssertTrue(m.stateDict().map { $0.1.scalars } == before, "the probe changed weights or BN statistics")
     }

@@ -216,3 +216,43 @@ def test_resizemix_mask_describes_self_paired_samples():
         for i in range(6):
             changed = r.images[i, 0] != x[i, 0]
             assert np.all(r.masks[i][changed] == 1), (seed, i)
+
+
+# -- 1. out of memory leaves the process working ---------------------------------------------------
+
+OOM_SCRIPT = """
+import resource, sys, time
+import numpy as np
+limit = int(sys.argv[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import samix
+from samix.errors import SamixMemoryError
+m = samix.models.resnet20(num_classes=10, in_channels=3)
+if sys.argv[2] == "train":
+    t = samix.Trainer(m, mix="vanilla")
+    x = np.zeros((2048, 3, 32, 32), np.float32); y = np.zeros(2048, np.int64)
+    try:
+        t.train_step(x, y)
+        print("no error")
+    except SamixMemoryError as e:
+        print("OOM:", e)
+else:
+    x = np.zeros((8192, 3, 32, 32), np.float32)
+    try:
+        m(x)
+        print("no error")
+    except SamixMemoryError as e:
+        print("OOM:", e)
+del x
+out = m(np.zeros((4, 3, 32, 32), np.float32))
+assert out.shape == (4, 10) and np.isfinite(out).all()
+print("small call ok")
+"""
+
+
+@pytest.mark.parametrize("limit_kb,mode,threads", [(1200000, "train", "2"), (1000000, "forward", "1")])
+def test_out_of_memory_leaves_the_process_working(limit_kb, mode, threads):
+    r = subprocess.run([sys.executable, "-c", OOM_SCRIPT, str(limit_kb), mode], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "SAMIX_NUM_THREADS": threads})
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-2000:])
+    assert "OOM:" in r.stdout and "small call ok" in r.stdout, r.stdout
