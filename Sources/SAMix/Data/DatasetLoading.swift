@@ -1,3 +1,5 @@
+import Glibc
+
 /// Which dataset `ImageDataset.load(directory:split:kind:)` should read.
 public enum DatasetKind: String, Sendable, CaseIterable {
     /// Detect from the directory contents.
@@ -13,6 +15,15 @@ extension ImageDataset {
     /// Loads a dataset split from a directory: the extracted dataset folder or its parent.
     /// With `.auto`, looks for CIFAR-10 binary, then CIFAR-100 binary (fine labels), then IDX files.
     public static func load(directory: String, split: DatasetSplit, kind: DatasetKind = .auto) throws -> ImageDataset {
+        // A folder that cannot be reached or read is reported as such, not as "not a directory" or
+        // "no dataset files found".
+        var st = stat()
+        if stat(directory, &st) != 0, errno == EACCES {
+            throw SAMixError.io("\(directory): cannot access the path (\(String(cString: strerror(EACCES))))")
+        }
+        if DatasetFiles.isDirectory(directory), access(directory, R_OK | X_OK) != 0 {
+            throw SAMixError.io("\(directory): cannot read the directory (\(String(cString: strerror(errno))))")
+        }
         switch kind {
         case .cifar10: return try CIFARReader.loadCIFAR10(directory: directory, split: split)
         case .cifar100: return try CIFARReader.loadCIFAR100(directory: directory, split: split, labels: .fine)
