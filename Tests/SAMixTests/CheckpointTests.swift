@@ -4,36 +4,12 @@ import XCTest
 
 /// JSON, safetensors files, atomic writes, model and trainer checkpoints (exact resume).
 final class CheckpointTests: XCTestCase {
-    private var dir = ""
+    private var tmp: TemporaryDirectory!
+    private var dir: String { tmp.path }
 
-    override func setUpWithError() throws {
-        var template = Array("/tmp/samix-ckpt-XXXXXX".utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        dir = String(cString: try XCTUnwrap(p))
-    }
-
-    override func tearDown() {
-        if let d = opendir(dir) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { unlink(dir + "/" + name) }
-            }
-            closedir(d)
-        }
-        rmdir(dir)
-    }
-
-    private func files() -> [String] {
-        var out: [String] = []
-        if let d = opendir(dir) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { out.append(name) }
-            }
-            closedir(d)
-        }
-        return out.sorted()
-    }
+    override func setUpWithError() throws { tmp = try TemporaryDirectory(prefix: "samix-ckpt") }
+    override func tearDown() { tmp.remove() }
+    private func files() -> [String] { tmp.files() }
 
     private func writeBytes(_ path: String, _ bytes: [UInt8]) {
         let f = fopen(path, "wb")!

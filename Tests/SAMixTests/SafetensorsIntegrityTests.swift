@@ -5,30 +5,12 @@ import XCTest
 /// samix's integrity rules on safetensors files: no non-finite state written or read, per-tensor
 /// CRC-32 checksums, stale temporary files of dead writers removed.
 final class SafetensorsIntegrityTests: XCTestCase {
-    private var dir = ""
+    private var tmp: TemporaryDirectory!
+    private var dir: String { tmp.path }
 
-    override func setUpWithError() throws {
-        var template = Array("/tmp/samix-integrity-XXXXXX".utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        dir = String(cString: try XCTUnwrap(p))
-    }
-
-    override func tearDown() {
-        for name in files() { unlink(dir + "/" + name) }
-        rmdir(dir)
-    }
-
-    private func files() -> [String] {
-        var out: [String] = []
-        if let d = opendir(dir) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { out.append(name) }
-            }
-            closedir(d)
-        }
-        return out.sorted()
-    }
+    override func setUpWithError() throws { tmp = try TemporaryDirectory(prefix: "samix-integrity") }
+    override func tearDown() { tmp.remove() }
+    private func files() -> [String] { tmp.files() }
 
     private func touch(_ name: String) {
         let f = fopen(dir + "/" + name, "wb")!

@@ -17,6 +17,7 @@ import pytest
 
 import samix
 from samix.errors import InvalidArgumentError, NumericalError, SamixError, SamixIOError
+from test_checkpoints import tiny_data  # tests/python is on sys.path (its conftest.py)
 
 
 def run_py(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -24,15 +25,6 @@ def run_py(code: str, env: dict | None = None, timeout: float = 120) -> subproce
     e.update(env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=timeout, env=e)
-
-
-def tiny_data(n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.integers(0, 60, (n, 1, 8, 8), dtype=np.uint8)
-    for i, c in enumerate(y):
-        x[i, 0, 2 * c:2 * c + 2, :] += 150
-    return x, y
 
 
 # -- 2. non-finite state is never saved nor loaded -------------------------------------------------
