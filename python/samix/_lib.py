@@ -67,7 +67,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_live_handles": (_i64, [c_int32]),
     "samix_handle_kind": (c_int32, [_handle]),
     # datasets
-    "samix_dataset_load": (_status, [c_char_p, c_int32, c_char_p, _ptr]),
+    "samix_dataset_load": (_status, [c_char_p, c_int32, c_char_p, c_int32, _ptr]),
     "samix_dataset_create": (_status, [_ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _ptr]),
     "samix_dataset_shape": (_status, [_handle, _ptr]),
     "samix_dataset_copy": (_status, [_handle, _ptr, _i64, _ptr, _i64]),

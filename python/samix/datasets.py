@@ -78,13 +78,17 @@ def _path_bytes(directory: str | os.PathLike[str]) -> bytes:
     return p
 
 
-def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = "auto") -> Dataset:
+def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = "auto", *,
+         allow_partial: bool = False) -> Dataset:
     """Loads one split of a dataset from ``directory`` (the dataset folder or its parent).
 
     Args:
         directory: folder holding the files.
         split: ``"train"`` or ``"test"``.
         kind: ``"auto"`` (detect), ``"cifar10"``, ``"cifar100"``, ``"cifar100-coarse"`` or ``"idx"``.
+        allow_partial: accept CIFAR binary files with fewer or more records than the official ones
+            (10000 per CIFAR-10 batch; CIFAR-100 50000/10000) — custom subsets. Off by default, so a
+            truncated download is an error, not a smaller dataset.
 
     Returns:
         A :class:`Dataset` with images (N, C, H, W) uint8 and labels (N,) int64.
@@ -98,7 +102,8 @@ def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = 
     path = _path_bytes(directory)
     handle = ctypes.c_uint64(0)
     try:
-        check(lib.samix_dataset_load(path, code, c_string(kind, "kind"), ctypes.addressof(handle)))
+        check(lib.samix_dataset_load(path, code, c_string(kind, "kind"), 1 if allow_partial else 0,
+                                     ctypes.addressof(handle)))
     except SamixIOError:
         # No binary/IDX files: the python-pickle CIFAR layout, if present.
         found = _find_cifar_pickle(os.fsdecode(path), kind)
@@ -134,19 +139,20 @@ def fashion_mnist(root: str | os.PathLike[str] = FASHION_MNIST_DIR, split: Split
     return load(root, split, "idx")
 
 
-def cifar10(root: str | os.PathLike[str], split: Split = "train") -> Dataset:
+def cifar10(root: str | os.PathLike[str], split: Split = "train", *, allow_partial: bool = False) -> Dataset:
     """CIFAR-10, binary (``cifar-10-batches-bin``) or python-pickle (``cifar-10-batches-py``) version:
-    50000/10000 images of 3×32×32, 10 classes. ``root`` is the data folder or its parent."""
-    return load(root, split, "cifar10")
+    50000/10000 images of 3×32×32, 10 classes. ``root`` is the data folder or its parent;
+    ``allow_partial`` as in :func:`load`."""
+    return load(root, split, "cifar10", allow_partial=allow_partial)
 
 
 def cifar100(root: str | os.PathLike[str], split: Split = "train",
-             labels: Literal["fine", "coarse"] = "fine") -> Dataset:
+             labels: Literal["fine", "coarse"] = "fine", *, allow_partial: bool = False) -> Dataset:
     """CIFAR-100, binary (``cifar-100-binary``) or python-pickle (``cifar-100-python``) version:
     3×32×32 images, 100 fine or 20 coarse classes. ``root`` is the data folder or its parent."""
     if labels not in ("fine", "coarse"):
         raise InvalidArgumentError(f"labels must be 'fine' or 'coarse', got {labels!r}")
-    return load(root, split, "cifar100" if labels == "fine" else "cifar100-coarse")
+    return load(root, split, "cifar100" if labels == "fine" else "cifar100-coarse", allow_partial=allow_partial)
 
 
 # -- CIFAR python-pickle layout -----------------------------------------------------------------------

@@ -93,9 +93,11 @@ const char *samix_blas_info(void);
  * An in-memory uint8 image dataset (N×C×H×W pixels, labels in 0..<classes). */
 
 /* Loads split 0 (train) or 1 (test) from a directory. kind: "auto" (or NULL), "cifar10",
- * "cifar100", "cifar100-coarse", "idx" (MNIST/Fashion-MNIST IDX files, .gz or plain). */
+ * "cifar100", "cifar100-coarse", "idx" (MNIST/Fashion-MNIST IDX files, .gz or plain). CIFAR files
+ * must hold the official record counts (10000 per CIFAR-10 batch; CIFAR-100 50000/10000) unless
+ * allow_partial is non-zero (custom subsets). */
 samix_status samix_dataset_load(const char *directory, int32_t split, const char *kind,
-                                samix_handle *out);
+                                int32_t allow_partial, samix_handle *out);
 /* A dataset from caller arrays (copied): pixels count×channels×height×width, labels count. */
 samix_status samix_dataset_create(const uint8_t *pixels, const int64_t *labels, int64_t count,
                                   int64_t channels, int64_t height, int64_t width,

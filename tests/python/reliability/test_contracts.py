@@ -373,3 +373,13 @@ def test_corrupted_model_files_raise_clean_errors(tmp_path):
     # Every truncation, data bit change and length change is refused (checksums catch data changes);
     # a changed header byte may still parse to the same file (e.g. inside padding spaces).
     assert refused >= 225, r.stdout
+
+
+def test_cifar_file_truncated_to_whole_records_is_refused(tmp_path):
+    d = tmp_path / "cifar-10-batches-bin"
+    d.mkdir()
+    record = bytes([3]) + bytes(3072)
+    (d / "test_batch.bin").write_bytes(record * 50)
+    with pytest.raises(SamixIOError, match="holds 50 records, the official file holds 10000"):
+        samix.datasets.cifar10(tmp_path, "test")
+    assert len(samix.datasets.cifar10(tmp_path, "test", allow_partial=True).labels) == 50
