@@ -109,7 +109,7 @@ def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = 
         found = _find_cifar_pickle(os.fsdecode(path), kind)
         if found is None:
             raise
-        return _load_cifar_pickle(found[0], found[1], split)
+        return _load_cifar_pickle(found[0], found[1], split, allow_partial)
     try:
         return _materialize(handle.value)
     finally:
@@ -269,21 +269,31 @@ def _names(path: str, key: str, count: int) -> list[str] | None:
     return out if all(isinstance(n, str) for n in out) else None
 
 
-def _load_cifar_pickle(folder: str, kind: str, split: str) -> Dataset:
+#: Images per official CIFAR file (the engine's CIFARReader checks the binary files the same way).
+_OFFICIAL_RECORDS = {"cifar10": 10_000, "cifar100-train": 50_000, "cifar100-test": 10_000}
+
+
+def _load_cifar_pickle(folder: str, kind: str, split: str, allow_partial: bool = False) -> Dataset:
     """Reads the python-pickle CIFAR layout into the same arrays, names and class list as the
-    engine's binary reader."""
+    engine's binary reader (with the same official-size rule unless ``allow_partial``)."""
     if kind == "cifar10":
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         parts = [_batch(os.path.join(folder, f), "labels", 10) for f in files]
+        expected = [_OFFICIAL_RECORDS["cifar10"]] * len(files)
         names = _names(os.path.join(folder, "batches.meta"), "label_names", 10) or list(CIFAR10_CLASS_NAMES)
         k, title = 10, f"CIFAR-10 {split}"
     else:
         fine = kind == "cifar100"
         k = 100 if fine else 20
-        parts = [_batch(os.path.join(folder, "train" if split == "train" else "test"),
-                        "fine_labels" if fine else "coarse_labels", k)]
+        files = ["train" if split == "train" else "test"]
+        parts = [_batch(os.path.join(folder, files[0]), "fine_labels" if fine else "coarse_labels", k)]
+        expected = [_OFFICIAL_RECORDS[f"cifar100-{files[0]}"]]
         names = _names(os.path.join(folder, "meta"), "fine_label_names" if fine else "coarse_label_names", k) or []
         title = f"CIFAR-100 {split} ({'fine' if fine else 'coarse'})"
+    for f, p, e in zip(files, parts, expected):
+        if not allow_partial and p[0].shape[0] != e:
+            raise SamixIOError(f"{os.path.join(folder, f)}: holds {p[0].shape[0]} images, the official file holds {e} "
+                               "(truncated or modified; load with allow_partial=True to read a custom subset)")
     images = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
     labels = np.concatenate([p[1] for p in parts])
     if images.shape[0] == 0:
