@@ -229,6 +229,7 @@ public enum Checkpoint {
         }
         trainer.epochsDone = epochs
         trainer.stepsDone = steps
+        trainer.partialEpoch = nil  // the checkpoint's epochs are whole: never continue an older stopped epoch
         trainer.optimizer.learningRate = lr
         return extras
     }
