@@ -95,7 +95,7 @@ setup(
     packages=find_packages("python"),
     package_data={"samix": ["lib/libsamix.so", "py.typed"]},
     install_requires=["numpy>=1.21"],
-    extras_require={"test": ["pytest", "hypothesis"], "progress": ["tqdm"], "viz": ["matplotlib"]},
+    extras_require={"test": ["pytest", "hypothesis"], "progress": ["tqdm", "ipywidgets"], "viz": ["matplotlib"]},
     cmdclass={"build_py": BuildPyWithSwift},
     distclass=BinaryDistribution,
     zip_safe=False,

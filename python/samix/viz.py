@@ -3,7 +3,7 @@
 ::
 
     r = samix.mix(x, y, method="cutmix", num_classes=10, seed=0)
-    fig = samix.viz.show_mixed(x, r, mean=CIFAR_MEAN, std=CIFAR_STD)   # in a notebook: displayed
+    fig = samix.viz.show_mixed(x, r, mean=CIFAR_MEAN, std=CIFAR_STD)   # a cell's value: shown as PNG
     samix.viz.save_mixed(x, r, "cutmix.png", mean=CIFAR_MEAN, std=CIFAR_STD)
 
 The grid has one column per sample and three rows: the originals, the partner-weight masks
@@ -27,12 +27,34 @@ _INSTALL_HINT = ("samix.viz needs matplotlib, an optional extra that is not inst
                  "pip install matplotlib (or the extra: pip install 'samix[viz]')")
 
 
+_FIGURE_CLASS: Any = None
+
+
 def _figure_class() -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError(_INSTALL_HINT) from e
-    return Figure
+    """``MixFigure``: a ``matplotlib.figure.Figure`` that IPython/Jupyter displays by itself.
+
+    A Figure made without pyplot is displayed by Jupyter only when the inline backend has registered
+    its formatter (after some pyplot use); ``_repr_png_`` makes the figure show as a PNG whenever it
+    is a cell's value, in a fresh kernel too, without touching pyplot's global state.
+    """
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        try:
+            from matplotlib.figure import Figure
+        except ImportError as e:
+            raise ImportError(_INSTALL_HINT) from e
+
+        class MixFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                import io
+
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=self.dpi)
+                return buf.getvalue()
+
+        MixFigure.__module__ = __name__
+        _FIGURE_CLASS = MixFigure
+    return _FIGURE_CLASS
 
 
 def _channel_stats(v: Union[float, Sequence[float], np.ndarray, None], c: int, name: str,
@@ -108,7 +130,9 @@ def show_mixed(x: Any, result: Optional[MixResult] = None, mean: Any = None, std
         figsize: matplotlib figure size in inches (default: 1.3 inch per column).
 
     Returns:
-        A ``matplotlib.figure.Figure`` (shown by Jupyter when it is a cell's value; ``fig.savefig`` to write it).
+        A ``matplotlib.figure.Figure`` subclass with ``_repr_png_``: Jupyter shows it as a PNG when it
+        is a cell's value (also in a fresh kernel, no pyplot needed; ``IPython.display.display(fig)``
+        elsewhere in a cell); ``fig.savefig`` writes it.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install matplotlib``).
