@@ -165,3 +165,13 @@ def test_python_m_samix_version():
     out = subprocess.run([sys.executable, "-m", "samix", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"samix {samix.__version__}"
+
+
+def test_samix_bench_console_script_is_installed():
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "samix-bench"
+    assert exe.is_file(), "pip install . must install the samix-bench console script"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "USAGE: samix-bench" in out.stdout
