@@ -88,3 +88,49 @@ def test_sigint_in_fit_stops_after_the_step_and_fit_continues():
     assert result["final_steps"] == result["ref_steps"] == 500
     assert result["loss"] == result["ref_loss"]
     assert result["equal"] is True
+
+
+MOCO_CHILD = r"""
+import json, time
+import numpy as np
+import samix
+
+g = np.random.default_rng(0)
+x = g.integers(0, 256, (512, 1, 16, 16)).astype(np.uint8)
+moco = samix.ssl.MoCo("resnet20", in_channels=1, queue_size=256, seed=0)
+def report(rec):
+    print("epoch", flush=True)
+try:
+    moco.fit(x, epochs=6, batch_size=32, knn_every=0, verbose=False, callbacks=[report])
+    out = {"raised": False}
+except KeyboardInterrupt:
+    out = {"raised": True}
+out.update(history=[r["epoch"] for r in moco.history], t_after=time.time())
+moco.fit(x, epochs=1, batch_size=32, knn_every=0, verbose=False)
+out.update(final_history=[r["epoch"] for r in moco.history])
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def test_sigint_in_moco_fit_stops_at_the_epoch_end():
+    p = subprocess.Popen([sys.executable, "-c", MOCO_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "epoch", p.stderr.read()
+        sent = time.time()
+        os.kill(p.pid, signal.SIGINT)
+        result = None
+        for line in p.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+        err = p.stderr.read()
+        assert p.wait(timeout=300) == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert result is not None and result["raised"] is True, err
+    assert "Exception ignored" not in err, err
+    n = len(result["history"])
+    assert 1 <= n < 6 and result["history"] == list(range(1, n + 1))  # every finished epoch, in order
+    assert result["t_after"] - sent < 60
+    assert result["final_history"] == list(range(1, n + 2))  # a later fit works and appends
