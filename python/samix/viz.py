@@ -98,15 +98,16 @@ def _prepare(x: Any, result: Optional[MixResult], mean: Any, std: Any, ncols: in
         raise SamixTypeError(f"result must be a samix.MixResult (from samix.mix), got {type(result).__name__}")
     elif mix_kwargs:
         raise InvalidArgumentError(f"mixing options {sorted(mix_kwargs)} are only used when result is None")
-    if result.images.shape != a.shape:
-        raise ShapeError(f"result.images has shape {result.images.shape}, x has {a.shape}")
+    images = np.asarray(result.images)  # a CPU torch tensor when samix.mix was given tensors
+    if images.shape != a.shape:
+        raise ShapeError(f"result.images has shape {images.shape}, x has {a.shape}")
     if result.masks is None:
         raise InvalidArgumentError("result has no masks: call samix.mix(..., return_masks=True)")
     m = _channel_stats(mean, c, "mean", 0.0)
     s = _channel_stats(std, c, "std", 1.0)
     n = min(int(ncols), a.shape[0])
     orig = _displayable(a[:n], m, s, channels_last)
-    mixed_src = result.images[:n]
+    mixed_src = images[:n]
     if a.dtype == np.uint8 and mixed_src.dtype != np.uint8:
         mixed_src = np.clip(mixed_src, 0, 255).astype(np.uint8)
     mixed = _displayable(mixed_src, m, s, channels_last)

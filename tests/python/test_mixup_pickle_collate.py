@@ -175,3 +175,11 @@ def test_samix_bench_console_script_is_installed():
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "USAGE: samix-bench" in out.stdout
+
+
+def test_show_mixed_figure_has_a_png_repr():
+    pytest.importorskip("matplotlib")
+    x, y = _batch()
+    fig = samix.viz.show_mixed(x, samix.mix(x, y, method="fmix", num_classes=10, seed=0))
+    png = fig._repr_png_()
+    assert png.startswith(b"\x89PNG") and len(png) > 1000

@@ -115,3 +115,11 @@ def test_collate_in_a_spawn_dataloader_worker():
                                              multiprocessing_context="spawn"))
     for (a, ta), (b, tb) in zip(batches, again):
         assert torch.equal(a, b) and torch.equal(ta, tb)
+
+
+def test_viz_accepts_tensor_results():
+    pytest.importorskip("matplotlib")
+    x, y = _batch()
+    xt = torch.from_numpy(x)
+    fig = samix.viz.show_mixed(xt, samix.mix(xt, y, method="cutmix", num_classes=10, seed=0))
+    assert fig._repr_png_().startswith(b"\x89PNG")
