@@ -17,7 +17,9 @@ final class TrainerBox {
 }
 
 /// Called after every training step with (user, step index in the epoch, loss); return non-zero to
-/// stop the epoch early (the call then fails with SAMIX_E_INVALID_STATE "interrupted").
+/// stop the epoch after this step (the call then fails with SAMIX_E_INVALID_STATE "interrupted", the
+/// epoch is not counted as done and the next call continues it; a stop asked at the epoch's last
+/// step lets the epoch finish and the call succeed).
 public typealias StepCallback = @convention(c) (UnsafeMutableRawPointer?, Int64, Double) -> Int32
 
 struct Interrupted: Error {}
@@ -120,13 +122,17 @@ public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchS
             let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: true, dropLast: ds.count > Int(batchSize),
                                         seed: t.seed, normalization: norm, augmentation: aug)
             var stop = false
-            let r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs)) { step, loss in
-                if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+            let r: (loss: Double, lr: Double, metrics: [String: Double])
+            do {
+                r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs), onStep: { step, loss in
+                    if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+                }, shouldStop: { stop })
+            } catch let e as TrainingInterrupted {
+                throw CAPIError(.invalidState, "interrupted by the step callback (\(e); the next call continues it)")
             }
             b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             outLoss?.pointee = r.loss
             outLR?.pointee = r.lr
-            if stop { throw CAPIError(.invalidState, "interrupted by the step callback") }
         }
     }
 }

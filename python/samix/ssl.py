@@ -33,6 +33,7 @@ from ._cstr import c_string
 from ._arrays import as_labels
 from ._handle import Handle
 from ._lib import RECORD_CALLBACK, check, lib
+from ._interrupt import interrupt_guard
 from .checkpoint import MetadataArgs, PathLike, path_arg
 from .datasets import _DatasetHandle
 from .errors import InvalidArgumentError, SamixIOError, SamixTypeError, ShapeError
@@ -261,6 +262,11 @@ class MoCo(Handle):
                 size, seed) after an interruption, even in a new process, ends bit-identical to an
                 uninterrupted run. Records then carry ``fit_epoch`` (the epoch within this call).
 
+        Ctrl-C (SIGINT, also a Jupyter interrupt) is taken at the end of the running epoch (the engine
+        reports to Python once per epoch): that epoch is recorded in :attr:`history` (and written to
+        ``checkpoint``), then ``KeyboardInterrupt`` is raised. Rerun the same call with the same
+        ``checkpoint`` to continue.
+
         Returns:
             :attr:`history`.
         """
@@ -291,13 +297,15 @@ class MoCo(Handle):
                     knn = f"  knn_top1 {rec['knn_top1']:.4f}" if "knn_top1" in rec else ""
                     print(f"{self.method} epoch {rec['epoch']}  loss {rec['loss']:.4f}{knn}  ({rec['seconds']:.1f}s)",
                           file=sys.stderr, flush=True)
+                if guard.requested:  # Ctrl-C during this epoch: stop here, the epoch is recorded
+                    return 1
                 return 1 if any(cb(rec) is False for cb in callbacks) else 0
             except BaseException as e:
                 errors.append(e)
                 return 1
 
         cb = RECORD_CALLBACK(on_epoch)
-        with _Images(x, y, "x", k) as train:
+        with _Images(x, y, "x", k) as train, interrupt_guard() as guard:
             vset = _Images(val[0], val[1], "val x", k) if val is not None else None
             try:
                 status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle, epochs,
@@ -306,8 +314,9 @@ class MoCo(Handle):
             finally:
                 if vset is not None:
                     vset.close()
-        if errors:
-            raise errors[0]
+            if errors:
+                raise errors[0]
+            guard.check()
         if status != 0 and not (records and lib.samix_last_error_code() == 9 and b"interrupted" in lib.samix_last_error()):
             check(status)
         return self.history

@@ -147,6 +147,13 @@ public enum Checkpoint {
         m["optimizer"] = t.optimizer is SGD ? "sgd" : t.optimizer is AdamW ? "adamw" : String(describing: type(of: t.optimizer))
         for (k, v) in t.allRunSettings { m[RunSettings.runPrefix + k] = v }
         for (k, v) in t.fitSettings { m[RunSettings.fitPrefix + k] = v }
+        if let p = t.partialEpoch {  // saved after an interrupt: the next fit continues this epoch exactly
+            m["partial.epoch"] = String(p.epoch)
+            m["partial.next_batch"] = String(p.nextBatch)
+            m["partial.batches"] = String(p.batches)
+            m["partial.loss_sum"] = String(p.lossSum.bitPattern, radix: 16)
+            for (k, v) in p.metricSums { m["partial.metric." + k] = String(v.bitPattern, radix: 16) }
+        }
         return m
     }
 
@@ -187,6 +194,21 @@ public enum Checkpoint {
         }
         let lr = Float(bitPattern: lrBits)
         try require(lr.isFinite && lr >= 0, "\(path): invalid learning rate \(lr)")
+        var partial: PartialEpoch? = nil
+        if let e = meta["partial.epoch"] {
+            guard let epoch = Int(e), epoch == epochs,
+                  let next = meta["partial.next_batch"].flatMap({ Int($0) }),
+                  let batches = meta["partial.batches"].flatMap({ Int($0) }), next >= 1, next < batches,
+                  let loss = meta["partial.loss_sum"].flatMap({ UInt64($0, radix: 16) }).map(Double.init(bitPattern:)) else {
+                throw SAMixError.io("\(path): trainer checkpoint has invalid partial-epoch metadata")
+            }
+            var sums: [String: Double] = [:]
+            for (k, v) in RunSettings.extract(meta, prefix: "partial.metric.") {
+                guard let bits = UInt64(v, radix: 16) else { throw SAMixError.io("\(path): invalid partial-epoch metric '\(k)'") }
+                sums[k] = Double(bitPattern: bits)
+            }
+            partial = PartialEpoch(epoch: epoch, nextBatch: next, batches: batches, lossSum: loss, metricSums: sums)
+        }
         let savedRun = RunSettings.extract(meta, prefix: RunSettings.runPrefix)
         let savedFit = RunSettings.extract(meta, prefix: RunSettings.fitPrefix)
         if !allowChangedSettings {
@@ -237,6 +259,7 @@ public enum Checkpoint {
         }
         trainer.epochsDone = epochs
         trainer.stepsDone = steps
+        trainer.partialEpoch = partial  // the file's stopped epoch, if any (never an older one of this trainer)
         trainer.optimizer.learningRate = lr
         trainer.fitSettings = savedFit
         trainer.expectedFitSettings = allowChangedSettings || savedFit.isEmpty ? nil : savedFit

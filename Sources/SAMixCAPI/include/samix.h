@@ -239,8 +239,10 @@ samix_status samix_trainer_create(samix_handle model, const char *mix, double al
                                   const char *schedule, int64_t warmup_steps, uint64_t seed,
                                   samix_handle *out);
 samix_status samix_trainer_free(samix_handle trainer);
-/* Called after every step with (user, step in the epoch, loss); return non-zero to stop (the
- * call then returns SAMIX_E_INVALID_STATE). It runs on the calling thread while the model's lock
+/* Called after every step with (user, step in the epoch, loss); return non-zero to stop after this
+ * step (the call then returns SAMIX_E_INVALID_STATE; the epoch is not counted as done and the next
+ * train_epoch call continues it at the next batch; a stop asked at the epoch's last step lets the
+ * epoch finish and the call return SAMIX_OK). It runs on the calling thread while the model's lock
  * is held: it must not call functions on the same model or trainer. */
 typedef int32_t (*samix_step_callback)(void *user, int64_t step, double loss);
 /* Trains one epoch over a uint8 dataset handle (normalised with the statistics of the first
