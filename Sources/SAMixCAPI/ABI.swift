@@ -13,7 +13,7 @@ import SAMix
 
 /// Version of the C ABI. Bump on any incompatible change of `samix.h`; must equal
 /// `SAMIX_ABI_VERSION` in the header and `ABI_VERSION` in `python/samix/_lib.py`.
-let samixABIVersion: Int32 = 2
+let samixABIVersion: Int32 = 3
 
 /// Version of the samix package (the Python package reports the same string).
 let samixVersion = "0.1.0"
@@ -108,6 +108,7 @@ func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
         return e.status.rawValue
     } catch let e as SAMixError {
         let s = status(of: e)
+        if s == .outOfMemory { Engine.releaseCachedMemory() }
         LastError.set(s, "\(function): \(e.message)")
         return s.rawValue
     } catch {
@@ -142,11 +143,16 @@ public func samix_clear_error() { LastError.clear() }
 @_cdecl("samix_set_num_threads")
 public func samix_set_num_threads(_ n: Int64) -> Int32 {
     guarded("samix_set_num_threads") {
-        guard n >= 1, n <= 256 else {
-            throw CAPIError(.invalidArgument, "number of threads must be in 1...256, got \(n)")
-        }
-        Engine.threads = Int(n)
+        guard let k = Int(exactly: n) else { throw CAPIError(.invalidArgument, "number of threads \(n) is out of range") }
+        try Engine.setThreads(k)
     }
+}
+
+/// SAMIX_E_INVALID_ARGUMENT naming every invalid engine environment switch (SAMIX_NUM_THREADS,
+/// SAMIX_CONV, SAMIX_CONV_ALGO, SAMIX_WINOGRAD_MIN_CHANNELS); front ends call it before any work.
+@_cdecl("samix_check_environment")
+public func samix_check_environment() -> Int32 {
+    guarded("samix_check_environment") { try Engine.checkEnvironment() }
 }
 
 @_cdecl("samix_get_num_threads")

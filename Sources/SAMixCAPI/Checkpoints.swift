@@ -76,12 +76,12 @@ public func samix_trainer_save(_ handle: UInt64, _ path: UnsafePointer<CChar>?, 
 }
 
 @_cdecl("samix_trainer_load")
-public func samix_trainer_load(_ handle: UInt64, _ path: UnsafePointer<CChar>?) -> Int32 {
+public func samix_trainer_load(_ handle: UInt64, _ path: UnsafePointer<CChar>?, _ allowChangedSettings: Int32) -> Int32 {
     guarded("samix_trainer_load") {
         let file = try readString(path, "path", maxBytes: 4096)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             var norm: Normalization? = nil
-            try Checkpoint.load(into: b.trainer, from: file) { extras in
+            try Checkpoint.load(into: b.trainer, from: file, allowChangedSettings: allowChangedSettings != 0) { extras in
                 if let m = extras.tensors["normalization.mean"], let s = extras.tensors["normalization.std"] {
                     let c = b.trainer.model.inChannels
                     guard m.count == s.count, m.count == 1 || m.count == c else {

@@ -38,12 +38,13 @@ func datasetKind(_ name: String) throws -> DatasetKind {
 
 @_cdecl("samix_dataset_load")
 public func samix_dataset_load(_ directory: UnsafePointer<CChar>?, _ split: Int32,
-                               _ kind: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+                               _ kind: UnsafePointer<CChar>?, _ allowPartial: Int32,
+                               _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
     guarded("samix_dataset_load") {
         let out = try nonNull(out, "out")
         let dir = try readString(directory, "directory")
         let k = try kind == nil ? DatasetKind.auto : datasetKind(readString(kind, "kind"))
-        let ds = try ImageDataset.load(directory: dir, split: try datasetSplit(split), kind: k)
+        let ds = try ImageDataset.load(directory: dir, split: try datasetSplit(split), kind: k, allowPartial: allowPartial != 0)
         out.pointee = Registry.shared.insert(Box(ds), kind: .dataset)
     }
 }

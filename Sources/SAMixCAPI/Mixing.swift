@@ -33,9 +33,19 @@ func partnerMode(_ code: Int32) throws -> PartnerMode? {
     }
 }
 
-/// Builds a hand-crafted policy by name. `alpha` NaN = the policy's default (OpenMixup CIFAR value).
+/// The ABI's `alpha` argument: exactly `SAMIX_DEFAULT_ALPHA` (-1) = the method's default (nil); NaN
+/// is an error, never "the default"; any other value goes to the engine, which validates it.
+func optionalAlpha(_ alpha: Double) throws -> Double? {
+    if alpha == -1 { return nil }
+    guard !alpha.isNaN else {
+        throw CAPIError(.invalidArgument, "alpha must be a finite value > 0 (or SAMIX_DEFAULT_ALPHA = -1 for the method's default), got nan")
+    }
+    return alpha
+}
+
+/// Builds a hand-crafted policy by name. `alpha` -1 = the policy's default (OpenMixup CIFAR value).
 func makePolicy(_ name: String, alpha: Double, perSample: Bool, partner: PartnerMode?) throws -> MixPolicy {
-    let a: Double? = alpha.isNaN ? nil : alpha
+    let a = try optionalAlpha(alpha)
     if let a { guard a > 0, a.isFinite else { throw CAPIError(.invalidArgument, "alpha must be a finite value > 0, got \(a)") } }
     switch name.lowercased() {
     case "mixup":
@@ -247,7 +257,7 @@ public func samix_model_policy_mix(_ model: UInt64, _ method: UnsafePointer<CCha
                                    _ masks: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded("samix_model_policy_mix") {
         let name = try readString(method, "method", maxBytes: 64)
-        let policy = try ModelMixPolicy(name: name, alpha: alpha.isNaN ? nil : alpha)
+        let policy = try ModelMixPolicy(name: name, alpha: try optionalAlpha(alpha))
         try Registry.shared.with(model, .model, as: ImageClassifier.self) { m in
             let (xp, dims) = try readImageBatch(x, shape, channels: m.inChannels)
             let op = try nonNull(out, "out")

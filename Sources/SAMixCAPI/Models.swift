@@ -77,21 +77,39 @@ public func samix_model_is_training(_ handle: UInt64, _ out: UnsafeMutablePointe
 @_cdecl("samix_model_forward")
 public func samix_model_forward(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
                                 _ logits: UnsafeMutablePointer<Float>?, _ logitsCount: Int64) -> Int32 {
-    guarded("samix_model_forward") {
-        try Registry.shared.with(handle, .model, as: ImageClassifier.self) { m in
-            let (xp, dims) = try readImageBatch(x, shape, channels: m.inChannels)
-            let need = Int64(dims[0]) * Int64(m.numClasses)
-            guard logitsCount == need else {
-                throw CAPIError(.shape, "logits buffer holds \(logitsCount) floats, need \(dims[0])×\(m.numClasses)")
-            }
-            let lp = try nonNull(logits, "logits")
-            let input = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
-            let y = try GradMode.withDisabled { try m(input) }
-            guard y.count == Int(need) else {
-                throw CAPIError(.internalError, "model returned shape \(y.shape), expected [\(dims[0]), \(m.numClasses)]")
-            }
-            lp.update(from: y.data, count: y.count)
+    guarded("samix_model_forward") { try modelForward(handle, x, shape, logits, logitsCount, mode: -1) }
+}
+
+/// `samix_model_forward` in an explicit mode for this call only: `mode` -1 = the model's current
+/// mode, 0 = evaluation, 1 = training. The model's stored mode is unchanged afterwards, and since
+/// the switch happens under the model's lock, concurrent calls never see it.
+@_cdecl("samix_model_forward_mode")
+public func samix_model_forward_mode(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                                     _ logits: UnsafeMutablePointer<Float>?, _ logitsCount: Int64,
+                                     _ mode: Int32) -> Int32 {
+    guarded("samix_model_forward_mode") { try modelForward(handle, x, shape, logits, logitsCount, mode: mode) }
+}
+
+func modelForward(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                  _ logits: UnsafeMutablePointer<Float>?, _ logitsCount: Int64, mode: Int32) throws {
+    guard mode >= -1, mode <= 1 else {
+        throw CAPIError(.invalidArgument, "mode must be -1 (current), 0 (evaluation) or 1 (training), got \(mode)")
+    }
+    try Registry.shared.with(handle, .model, as: ImageClassifier.self) { m in
+        let (xp, dims) = try readImageBatch(x, shape, channels: m.inChannels)
+        let need = Int64(dims[0]) * Int64(m.numClasses)
+        guard logitsCount == need else {
+            throw CAPIError(.shape, "logits buffer holds \(logitsCount) floats, need \(dims[0])×\(m.numClasses)")
         }
+        let lp = try nonNull(logits, "logits")
+        try m.requireMemory(batch: dims[0], height: dims[2], width: dims[3], training: false)
+        let input = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
+        let run = { try GradMode.withDisabled { try m(input) } }
+        let y = mode < 0 ? try run() : try m.withMode(training: mode == 1, run)
+        guard y.count == Int(need) else {
+            throw CAPIError(.internalError, "model returned shape \(y.shape), expected [\(dims[0]), \(m.numClasses)]")
+        }
+        lp.update(from: y.data, count: y.count)
     }
 }
 

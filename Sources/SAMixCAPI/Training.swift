@@ -8,15 +8,18 @@ import SAMix
 final class TrainerBox {
     let trainer: Trainer
     var normalization: Normalization?
-    /// The creation arguments (saved in checkpoints as `config.*` metadata).
-    var config: [String: String] = [:]
+    /// The creation arguments (saved in checkpoints as `config.*` metadata); they are also the
+    /// trainer's front-end run settings, compared when a checkpoint is resumed.
+    var config: [String: String] = [:] { didSet { trainer.runSettings = config } }
     /// Means of the objective's step metrics over the last trained epoch, sorted by name.
     var epochMetrics: [(String, Double)] = []
     init(_ trainer: Trainer) { self.trainer = trainer }
 }
 
 /// Called after every training step with (user, step index in the epoch, loss); return non-zero to
-/// stop the epoch early (the call then fails with SAMIX_E_INVALID_STATE "interrupted").
+/// stop the epoch after this step (the call then fails with SAMIX_E_INVALID_STATE "interrupted", the
+/// epoch is not counted as done and the next call continues it; a stop asked at the epoch's last
+/// step lets the epoch finish and the call succeed).
 public typealias StepCallback = @convention(c) (UnsafeMutableRawPointer?, Int64, Double) -> Int32
 
 struct Interrupted: Error {}
@@ -66,7 +69,7 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
         let entry = try Registry.shared.entry(model, .model)
         guard let net = entry.object as? ImageClassifier else { throw CAPIError(.wrongHandleKind, "not a model") }
         let id: UInt64 = try entry.lock.locked {
-            let objective = try ObjectiveRegistry.make(mixName, alpha: alpha.isNaN ? nil : alpha,
+            let objective = try ObjectiveRegistry.make(mixName, alpha: try optionalAlpha(alpha),
                                                        labelSmoothing: Float(labelSmoothing))
             let params = try Trainer.parameters(model: net, objective: objective)
             let opt = try OptimizerFactory.make(optName, parameters: params, lr: Float(lr), momentum: Float(momentum),
@@ -74,7 +77,7 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
             let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
             let t = Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed)
             let box = TrainerBox(t)
-            box.config = ["mix": mixName, "alpha": alpha.isNaN ? "default" : "\(alpha)",
+            box.config = ["mix": mixName, "alpha": alpha == -1 ? "default" : "\(alpha)",
                           "label_smoothing": "\(labelSmoothing)", "optimizer": optName, "lr": "\(lr)",
                           "momentum": "\(momentum)", "weight_decay": "\(weightDecay)", "nesterov": nesterov != 0 ? "1" : "0",
                           "schedule": schedName, "warmup_steps": "\(warmupSteps)"]
@@ -119,13 +122,17 @@ public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchS
             let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: true, dropLast: ds.count > Int(batchSize),
                                         seed: t.seed, normalization: norm, augmentation: aug)
             var stop = false
-            let r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs)) { step, loss in
-                if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+            let r: (loss: Double, lr: Double, metrics: [String: Double])
+            do {
+                r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs), onStep: { step, loss in
+                    if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+                }, shouldStop: { stop })
+            } catch let e as TrainingInterrupted {
+                throw CAPIError(.invalidState, "interrupted by the step callback (\(e); the next call continues it)")
             }
             b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             outLoss?.pointee = r.loss
             outLR?.pointee = r.lr
-            if stop { throw CAPIError(.invalidState, "interrupted by the step callback") }
         }
     }
 }

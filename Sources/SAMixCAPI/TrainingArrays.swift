@@ -47,13 +47,17 @@ public func samix_trainer_train_epoch_array(_ handle: UInt64, _ x: UnsafePointer
             let source = try ArrayBatchSource(images: images, labels: y, batchSize: Int(batchSize), shuffle: true,
                                               dropLast: y.count > Int(batchSize), seed: t.seed, augmentation: aug)
             var stop = false
-            let r = try t.trainEpoch(source, totalEpochs: Int(totalEpochs)) { step, loss in
-                if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+            let r: (loss: Double, lr: Double, metrics: [String: Double])
+            do {
+                r = try t.trainEpoch(source, totalEpochs: Int(totalEpochs), onStep: { step, loss in
+                    if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
+                }, shouldStop: { stop })
+            } catch let e as TrainingInterrupted {
+                throw CAPIError(.invalidState, "interrupted by the step callback (\(e); the next call continues it)")
             }
             b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             outLoss?.pointee = r.loss
             outLR?.pointee = r.lr
-            if stop { throw CAPIError(.invalidState, "interrupted by the step callback") }
         }
     }
 }

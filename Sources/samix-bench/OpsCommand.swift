@@ -36,7 +36,7 @@ struct OpsCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { Engine.threads = threads }
+        try Engine.checkEnvironment(); if let threads { try Engine.setThreads(threads) }
         let sizes = try size.split(separator: ",").map { s -> Int in
             guard let v = Int(s), v > 0 else { throw ValidationError("bad size '\(s)'") }
             return v

@@ -12,7 +12,7 @@ struct SSLDataOptions: ParsableArguments {
 
     /// (train, validation (with --val-split), test, normalisation of train).
     func load(seed: UInt64) throws -> (ImageDataset, ImageDataset?, ImageDataset, Normalization) {
-        if let threads { Engine.threads = threads }
+        try Engine.checkEnvironment(); if let threads { try Engine.setThreads(threads) }
         var train = try ImageDataset.load(directory: data, split: .train)
         var test = try ImageDataset.load(directory: data, split: .test)
         var validation: ImageDataset? = nil

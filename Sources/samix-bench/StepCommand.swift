@@ -22,7 +22,7 @@ struct StepCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        if let threads { Engine.threads = threads }
+        try Engine.checkEnvironment(); if let threads { try Engine.setThreads(threads) }
         let net = try ModelZoo.make(model, numClasses: classes, inChannels: inChannels, seed: seed)
         net.train()
         let objective = try mix.map { try ObjectiveRegistry.make($0) }

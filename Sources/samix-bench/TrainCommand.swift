@@ -43,10 +43,12 @@ struct TrainCommand: ParsableCommand {
                                discussion: "Resuming continues bit-identically; the file must come from the same command line."))
     var checkpoint: String?
     @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
+    @Flag(help: "Resume --checkpoint even if it was written by a run with other settings (not the same run any more).")
+    var allowChangedSettings = false
     @Flag(help: "Print one JSON object per epoch.") var json = false
 
     func run() throws {
-        if let threads { Engine.threads = threads }
+        try Engine.checkEnvironment(); if let threads { try Engine.setThreads(threads) }
         let kind: DatasetKind
         switch dataset {
         case .cifar10: kind = .cifar10
@@ -80,8 +82,13 @@ struct TrainCommand: ParsableCommand {
         let trainer = Trainer(model: net, objective: objective, optimizer: opt,
                               schedule: try LearningRateSchedule.cosine(baseLR: lr, minLR: minLr, objective: objective),
                               seed: seed)
+        // Every option that defines the run (the engine adds optimizer, schedule, objective, seed).
+        trainer.runSettings = runSettings(trainData: train, testData: test)
+        if let path = checkpoint {
+            try AtomicFile.requireWritable(path)
+        }
         if let path = checkpoint, FileIO.exists(path) {
-            try Checkpoint.load(into: trainer, from: path)
+            try Checkpoint.load(into: trainer, from: path, allowChangedSettings: allowChangedSettings)
             FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
         }
         FileIO.stderr("\(model) on \(train.name): \(train.count) train / \(validation?.count ?? 0) validation / "
@@ -135,6 +142,20 @@ struct TrainCommand: ParsableCommand {
             try learned.checkpoint(model: net).save(to: path)
             FileIO.stderr("saved the Mixer to \(path)\n")
         }
+    }
+
+    /// The command-line options that define the run, for checkpoint resume checks.
+    func runSettings(trainData: ImageDataset, testData: ImageDataset) -> [String: String] {
+        var s = ["cli.dataset": trainData.name, "cli.train_images": String(trainData.count),
+                 "cli.test_images": String(testData.count), "cli.model": model, "cli.mix": mix,
+                 "cli.batch": String(batch), "cli.epochs": String(epochs)]
+        let optional: [(String, String?)] = [("alpha", alpha.map { "\($0)" }), ("mixer", mixer),
+                                             ("min_lr", minLr.map { "\($0)" }), ("val_split", valSplit.map(String.init)),
+                                             ("train_subset", trainSubset.map(String.init))]
+        for (k, v) in optional { if let v { s["cli." + k] = v } }
+        for (k, v) in learnedOptionPairs { s["cli.learned." + k] = v }
+        if cleanTerm { s["cli.clean_term"] = "1" }
+        return s
     }
 
     /// AutoMix/SAMix with the ablation options (--eta, --mixer-loss, --mask-loss-weight,

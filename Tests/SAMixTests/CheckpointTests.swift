@@ -4,36 +4,12 @@ import XCTest
 
 /// JSON, safetensors files, atomic writes, model and trainer checkpoints (exact resume).
 final class CheckpointTests: XCTestCase {
-    private var dir = ""
+    private var tmp: TemporaryDirectory!
+    private var dir: String { tmp.path }
 
-    override func setUpWithError() throws {
-        var template = Array("/tmp/samix-ckpt-XXXXXX".utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        dir = String(cString: try XCTUnwrap(p))
-    }
-
-    override func tearDown() {
-        if let d = opendir(dir) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { unlink(dir + "/" + name) }
-            }
-            closedir(d)
-        }
-        rmdir(dir)
-    }
-
-    private func files() -> [String] {
-        var out: [String] = []
-        if let d = opendir(dir) {
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { out.append(name) }
-            }
-            closedir(d)
-        }
-        return out.sorted()
-    }
+    override func setUpWithError() throws { tmp = try TemporaryDirectory(prefix: "samix-ckpt") }
+    override func tearDown() { tmp.remove() }
+    private func files() -> [String] { tmp.files() }
 
     private func writeBytes(_ path: String, _ bytes: [UInt8]) {
         let f = fopen(path, "wb")!
@@ -88,7 +64,12 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual((8 + n) % 8, 0, "data section is 8-byte aligned")
         XCTAssertEqual(bytes.count, 8 + n + 7 * 4)
         let header = try JSON.parse(Array(bytes[8..<(8 + n)]))
-        XCTAssertEqual(header["__metadata__"], .object([("k", .string("v")), ("z", .string("line\nbreak"))]))
+        // Caller metadata plus one CRC-32 per tensor (sorted keys: "crc32:…" first).
+        XCTAssertEqual(header["__metadata__"], .object([
+            ("crc32:empty", .string("00000000")),
+            ("crc32:scalar", .string(SafetensorsFile.hex8(SafetensorsFile.crc32(of: b)))),
+            ("crc32:w\"eird/näme", .string(SafetensorsFile.hex8(SafetensorsFile.crc32(of: a)))),
+            ("k", .string("v")), ("z", .string("line\nbreak"))]))
         XCTAssertEqual(header["scalar"]?["dtype"], .string("F32"))
         XCTAssertEqual(header["scalar"]?["shape"], .array([]))
         XCTAssertEqual(header["scalar"]?["data_offsets"], .array([.number("24"), .number("28")]))
@@ -251,15 +232,15 @@ final class CheckpointTests: XCTestCase {
         return (x, y)
     }
 
-    private func makeTrainer(_ mix: String, modelSeed: UInt64, optimizer: String = "sgd") throws -> Trainer {
+    private func makeTrainer(_ mix: String, modelSeed: UInt64, optimizer: String = "sgd", lr: Float = 0.05) throws -> Trainer {
         let net = try ModelZoo.make("resnet20", numClasses: 3, inChannels: 1, seed: modelSeed)
         let obj = try ObjectiveRegistry.make(mix)
         let params = try Trainer.parameters(model: net, objective: obj)
         let opt: Optimizer = optimizer == "sgd"
-            ? try SGD(params, lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true)
+            ? try SGD(params, lr: lr, momentum: 0.9, weightDecay: 5e-4, nesterov: true)
             : try AdamW(params, lr: 1e-3)
         return Trainer(model: net, objective: obj, optimizer: opt,
-                       schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: 0.05, warmupSteps: 2), seed: 11)
+                       schedule: try LearningRateSchedule(.cosine(minLR: 0), baseLR: lr, warmupSteps: 2), seed: 11)
     }
 
     private func fullState(_ t: Trainer) throws -> [[Float]] {
@@ -303,6 +284,62 @@ final class CheckpointTests: XCTestCase {
                 XCTAssertTrue(names.contains { $0.hasPrefix("state.momentum_mix_head.") })
             }
         }
+    }
+
+    /// Resuming refuses a changed run: another learning rate or front-end setting at load, another
+    /// batch size, data size or epoch count at the first epoch after it — unless explicitly allowed.
+    func testResumeRefusesChangedRunSettings() throws {
+        let (x, y) = try toyData(count: 12, seed: 3)
+        let src = { (batch: Int, n: Int) in
+            try ArrayBatchSource(images: try Tensor(borrowing: x.data, shape: [n, 1, 16, 16]), labels: Array(y[0..<n]), batchSize: batch, seed: 5)
+        }
+        let t = try makeTrainer("mixup", modelSeed: 1)
+        t.runSettings = ["cli.dataset": "toy"]
+        _ = try t.trainEpoch(try src(4, 12), totalEpochs: 3)
+        let path = dir + "/run.safetensors"
+        try Checkpoint.save(t, to: path)
+        let meta = try SafetensorsFile.readHeader(path).metadata
+        XCTAssertEqual(meta["run.lr"], "0.05")
+        XCTAssertEqual(meta["run.cli.dataset"], "toy")
+        XCTAssertEqual(meta["fit.batches_per_epoch"], "3")
+
+        func message(_ body: () throws -> Void) -> String {
+            do { try body(); return "accepted" } catch { return "\(error)" }
+        }
+        // Engine setting (learning rate) changed.
+        let otherLR = try makeTrainer("mixup", modelSeed: 1, lr: 0.1)
+        otherLR.runSettings = ["cli.dataset": "toy"]
+        let before = try fullState(otherLR)
+        XCTAssertTrue(message { try Checkpoint.load(into: otherLR, from: path) }.contains("lr = 0.05, this run has lr = 0.1"))
+        XCTAssertTrue(try fullState(otherLR) == before, "a refused load changes nothing")
+        try Checkpoint.load(into: otherLR, from: path, allowChangedSettings: true)
+        XCTAssertEqual(otherLR.epochsDone, 1)
+        _ = try otherLR.trainEpoch(try src(6, 12), totalEpochs: 3)  // allowed: nothing pending
+        // Front-end setting changed.
+        let otherData = try makeTrainer("mixup", modelSeed: 1)
+        otherData.runSettings = ["cli.dataset": "other"]
+        XCTAssertTrue(message { try Checkpoint.load(into: otherData, from: path) }.contains("cli.dataset = toy"))
+        // Same settings: loads; the first epoch must use the same batch size, data and epochs.
+        for (batch, n, epochs, key) in [(6, 12, 3, "batches_per_epoch"), (4, 8, 3, "batches_per_epoch"), (4, 12, 4, "epochs")] {
+            let same = try makeTrainer("mixup", modelSeed: 1)
+            same.runSettings = ["cli.dataset": "toy"]
+            try Checkpoint.load(into: same, from: path)
+            let m = message { _ = try same.trainEpoch(try src(batch, n), totalEpochs: epochs) }
+            XCTAssertTrue(m.contains("with \(key) = "), m)
+            XCTAssertEqual(same.stepsDone, 3, "a refused epoch trains nothing")
+        }
+        let same = try makeTrainer("mixup", modelSeed: 1)
+        same.runSettings = ["cli.dataset": "toy"]
+        try Checkpoint.load(into: same, from: path)
+        _ = try same.trainEpoch(try src(4, 12), totalEpochs: 3)
+        XCTAssertEqual(same.epochsDone, 2)
+        // A file without stored run settings (older format) is refused unless allowed.
+        var legacy = try SafetensorsFile.read(path)
+        legacy.metadata = legacy.metadata.filter { !$0.key.hasPrefix("run.") && !$0.key.hasPrefix("fit.") }
+        try legacy.write(to: dir + "/legacy.safetensors")
+        let l = try makeTrainer("mixup", modelSeed: 1)
+        XCTAssertTrue(message { try Checkpoint.load(into: l, from: dir + "/legacy.safetensors") }.contains("predates stored run settings"))
+        try Checkpoint.load(into: l, from: dir + "/legacy.safetensors", allowChangedSettings: true)
     }
 
     func testTrainerLoadRejectsMismatchAndLeavesTrainerUnchanged() throws {

@@ -37,7 +37,7 @@ final class DataTests: XCTestCase {
         try F.write(names.joined(separator: "\n") + "\n\n", to: dir + "/batches.meta.txt")
 
         for path in [root, dir, dir + "/"] {
-            let train = try ImageDataset.load(directory: path, split: .train)
+            let train = try ImageDataset.load(directory: path, split: .train, allowPartial: true)
             XCTAssertEqual(train.count, 2 + 3 + 4 + 5 + 6)
             XCTAssertEqual(train.imageShape, [3, 32, 32])
             XCTAssertEqual(train.classCount, 10)
@@ -45,7 +45,7 @@ final class DataTests: XCTestCase {
             XCTAssertEqual(train.labels, expectedLabels)
             XCTAssertTrue(train.pixels == expectedPixels)
         }
-        let t = try CIFARReader.loadCIFAR10(directory: root, split: .test)
+        let t = try CIFARReader.loadCIFAR10(directory: root, split: .test, allowPartial: true)
         XCTAssertEqual(t.labels, [9, 8, 7, 6])
         // Channel layout: byte k of the record's pixel part is channel k/1024, row (k%1024)/32, col k%32.
         let rec2 = cifar10Record(file: 9, record: 2, label: 7)
@@ -55,7 +55,7 @@ final class DataTests: XCTestCase {
 
         // Missing metadata falls back to the standard names.
         unlink(dir + "/batches.meta.txt")
-        XCTAssertEqual(try CIFARReader.loadCIFAR10(directory: dir, split: .test).classNames, CIFARReader.cifar10ClassNames)
+        XCTAssertEqual(try CIFARReader.loadCIFAR10(directory: dir, split: .test, allowPartial: true).classNames, CIFARReader.cifar10ClassNames)
     }
 
     func testCIFAR100FineAndCoarseLabels() throws {
@@ -73,18 +73,18 @@ final class DataTests: XCTestCase {
         try F.write([UInt8(19), UInt8(99)] + F.bytes(3072, seed: 77), to: dir + "/test.bin")
         try F.write((0..<100).map { "fine\($0)" }.joined(separator: "\n"), to: dir + "/fine_label_names.txt")
 
-        let d = try ImageDataset.load(directory: root, split: .train)
+        let d = try ImageDataset.load(directory: root, split: .train, allowPartial: true)
         XCTAssertEqual(d.classCount, 100)
         XCTAssertEqual(d.labels, fine)
         XCTAssertEqual(d.classNames.count, 100)
         XCTAssertEqual(d.classNames[42], "fine42")
         XCTAssertEqual(try d.image(at: 3), F.bytes(3072, seed: 3))
-        let dc = try CIFARReader.loadCIFAR100(directory: dir, split: .train, labels: .coarse)
+        let dc = try CIFARReader.loadCIFAR100(directory: dir, split: .train, labels: .coarse, allowPartial: true)
         XCTAssertEqual(dc.classCount, 20)
         XCTAssertEqual(dc.labels, coarse)
         XCTAssertEqual(dc.classNames, [])  // no coarse names file
         XCTAssertTrue(dc.pixels == d.pixels)
-        let t = try ImageDataset.load(directory: dir, split: .test, kind: .cifar100Coarse)
+        let t = try ImageDataset.load(directory: dir, split: .test, kind: .cifar100Coarse, allowPartial: true)
         XCTAssertEqual(t.labels, [19])
     }
 
@@ -97,25 +97,39 @@ final class DataTests: XCTestCase {
         for f in 1...5 { try F.write(good, to: "\(dir)/data_batch_\(f).bin") }
         // Truncated by one byte.
         try F.write(Array(good.dropLast()), to: dir + "/test_batch.bin")
-        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test),
+        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test, allowPartial: true),
                         contains: [dir + "/test_batch.bin", "not a multiple of the 3073-byte"])
         // Label byte out of range.
         var bad = good
         bad[3073] = 10
         try F.write(bad, to: dir + "/test_batch.bin")
-        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test),
+        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test, allowPartial: true),
                         contains: [dir + "/test_batch.bin", "record 1", "label 10"])
+        // Whole records, but fewer than the official file holds (a truncated download): refused
+        // unless a partial file is allowed; exactly 10,000 records load.
+        try F.write(good, to: dir + "/test_batch.bin")
+        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test),
+                        contains: [dir + "/test_batch.bin", "holds 2 records, the official file holds 10000"])
+        XCTAssertEqual(try CIFARReader.loadCIFAR10(directory: root, split: .test, allowPartial: true).count, 2)
+        var official = [UInt8]()
+        official.reserveCapacity(10_000 * 3073)
+        for _ in 0..<5_000 { official += good }
+        try F.write(official, to: dir + "/test_batch.bin")
+        XCTAssertEqual(try ImageDataset.load(directory: root, split: .test).count, 10_000)
+        official += good
+        try F.write(official, to: dir + "/test_batch.bin")
+        F.assertIOError(try ImageDataset.load(directory: root, split: .test), contains: ["holds 10002 records"])
         // Empty file.
         try F.write([UInt8](), to: dir + "/test_batch.bin")
-        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test), contains: ["empty"])
+        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .test, allowPartial: true), contains: ["empty"])
         // A missing training batch.
         unlink(dir + "/data_batch_4.bin")
-        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .train),
+        F.assertIOError(try CIFARReader.loadCIFAR10(directory: root, split: .train, allowPartial: true),
                         contains: [dir + "/data_batch_4.bin", "cannot open"])
         // A directory without any dataset.
         let empty = root + "/nothing"
         F.mkdir(empty)
-        F.assertIOError(try ImageDataset.load(directory: empty, split: .train), contains: [empty])
+        F.assertIOError(try ImageDataset.load(directory: empty, split: .train, allowPartial: true), contains: [empty])
         F.assertIOError(try ImageDataset.load(directory: root + "/missing", split: .train), contains: ["missing"])
         // CIFAR-100 reader on a file with a wrong record size.
         let d100 = root + "/cifar-100-binary"

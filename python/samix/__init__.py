@@ -6,6 +6,8 @@ calls release the GIL, and concurrent calls from several Python threads are safe
 Arrays: C-contiguous ``float32`` inputs are used in place (zero-copy); other inputs (other dtypes,
 non-contiguous views, lists) are converted once to C-contiguous float32. ``out=`` arguments must be
 C-contiguous writeable float32 arrays of the exact output shape and are written in place.
+PyTorch CPU tensors (float32, contiguous, no grad) are accepted by :class:`Mixup`, :func:`mix` and
+:class:`MixupCollate` zero-copy and come back as tensors; torch is never imported otherwise.
 Images are NCHW. Errors raise subclasses of :class:`samix.errors.SamixError` (which also derive from
 ValueError/TypeError/MemoryError/OSError/RuntimeError as fits).
 """
@@ -13,6 +15,7 @@ ValueError/TypeError/MemoryError/OSError/RuntimeError as fits).
 from __future__ import annotations
 
 from . import checkpoint as checkpoint
+from . import collate as collate
 from . import datasets as datasets
 from . import errors as errors
 from . import learned as learned
@@ -31,6 +34,7 @@ from ._version import __version__ as __version__
 from .errors import SamixError as SamixError
 from .learned import AutoMix as AutoMix
 from .learned import SAMix as SAMix
+from .collate import MixupCollate as MixupCollate
 from .mixing import MixPolicy as MixPolicy
 from .mixing import MixResult as MixResult
 from .mixing import Mixup as Mixup
@@ -45,6 +49,8 @@ __all__ = [
     "MixPolicy",
     "MixResult",
     "Mixup",
+    "MixupCollate",
+    "collate",
     "Trainer",
     "mix",
     "mixing",

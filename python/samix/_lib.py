@@ -21,10 +21,13 @@ from ctypes import c_char_p, c_double, c_float, c_int32, c_int64, c_uint64, c_vo
 from pathlib import Path
 from typing import Any
 
-from .errors import error_for_status
+from .errors import InvalidArgumentError, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 2
+ABI_VERSION = 3
+
+#: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
+DEFAULT_ALPHA = -1.0
 
 _FIX = (
     "Reinstall samix from its source tree so the Swift library is rebuilt and bundled: "
@@ -37,11 +40,23 @@ _handle = c_uint64
 _ptr = c_void_p
 _i64 = c_int64
 
+class _CString(c_char_p):
+    """``const char *`` argument that refuses an embedded NUL byte: C would silently cut the string
+    there (``"resnet20\\x00evil"`` would name resnet20), so every string crossing the ABI is checked."""
+
+    @classmethod
+    def from_param(cls, value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)) and b"\0" in value:
+            raise InvalidArgumentError(f"string argument {bytes(value)!r} contains a NUL byte")
+        return c_char_p.from_param(value)
+
+
 #: name -> (restype, argtypes). Mirrors samix.h; tests/python/test_abi.py checks the two agree.
 SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     # library information and errors
     "samix_abi_version": (c_int32, []),
     "samix_version": (c_char_p, []),
+    "samix_check_environment": (_status, []),
     "samix_last_error": (c_char_p, []),
     "samix_last_error_code": (_status, []),
     "samix_clear_error": (None, []),
@@ -52,7 +67,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_live_handles": (_i64, [c_int32]),
     "samix_handle_kind": (c_int32, [_handle]),
     # datasets
-    "samix_dataset_load": (_status, [c_char_p, c_int32, c_char_p, _ptr]),
+    "samix_dataset_load": (_status, [c_char_p, c_int32, c_char_p, c_int32, _ptr]),
     "samix_dataset_create": (_status, [_ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _ptr]),
     "samix_dataset_shape": (_status, [_handle, _ptr]),
     "samix_dataset_copy": (_status, [_handle, _ptr, _i64, _ptr, _i64]),
@@ -65,6 +80,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_set_training": (_status, [_handle, c_int32]),
     "samix_model_is_training": (_status, [_handle, _ptr]),
     "samix_model_forward": (_status, [_handle, _ptr, _ptr, _ptr, _i64]),
+    "samix_model_forward_mode": (_status, [_handle, _ptr, _ptr, _ptr, _i64, c_int32]),
     "samix_model_loss_grad": (_status, [_handle, _ptr, _ptr, _ptr, c_double, _ptr, _ptr, _i64]),
     "samix_model_state_entry": (_status, [_handle, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_model_state_get": (_status, [_handle, _i64, _ptr, _i64]),
@@ -74,7 +90,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_model_load": (_status, [_handle, c_char_p, c_int32]),
     "samix_checkpoint_metadata": (_status, [c_char_p, _ptr, _i64, _ptr]),
     "samix_trainer_save": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
-    "samix_trainer_load": (_status, [_handle, c_char_p]),
+    "samix_trainer_load": (_status, [_handle, c_char_p, c_int32]),
     # mixing policies
     "samix_policy_create": (_status, [c_char_p, c_double, c_int32, c_int32, c_uint64, _ptr]),
     "samix_policy_create_timm": (_status, [c_double, c_double, c_double, c_double, c_double, c_double,
@@ -175,7 +191,7 @@ def _declare(lib: ctypes.CDLL, path: Path) -> None:
             missing.append(name)
             continue
         fn.restype = restype
-        fn.argtypes = argtypes
+        fn.argtypes = [_CString if t is c_char_p else t for t in argtypes]
     if missing:
         raise ImportError(f"samix: {path} lacks functions {', '.join(missing)}. {_FIX}")
 
@@ -196,5 +212,10 @@ def check(status: int) -> None:
         raise error_for_status(status, last_error())
 
 
-__all__ = ["ABI_VERSION", "SIGNATURES", "check", "last_error", "lib", "library_path",
+__all__ = ["ABI_VERSION", "DEFAULT_ALPHA", "SIGNATURES", "check", "last_error", "lib", "library_path",
            "library_path_candidates", "c_float", "c_double"]
+
+
+# Invalid engine switches (SAMIX_NUM_THREADS=abc, =0, =1000, SAMIX_CONV=foo, ...) are an error at
+# import, never silently replaced by defaults.
+check(lib.samix_check_environment())

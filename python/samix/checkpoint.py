@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any, Mapping, Union
 
+from ._cstr import c_string
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixTypeError
 
@@ -44,7 +45,7 @@ class MetadataArgs:
                 raise SamixTypeError(f"metadata keys must be str, got {type(k).__name__}")
             if not isinstance(v, str):
                 raise SamixTypeError(f"metadata values must be str, got {type(v).__name__} for {k!r}")
-            items.append((k.encode(), v.encode()))
+            items.append((c_string(k, "metadata key"), c_string(v, f"metadata value of {k!r}")))
         self.n = len(items)
         self.keys = (ctypes.c_char_p * max(self.n, 1))(*[k for k, _ in items])
         self.values = (ctypes.c_char_p * max(self.n, 1))(*[v for _, v in items])

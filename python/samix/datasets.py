@@ -25,6 +25,7 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 
+from ._cstr import c_string
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixIOError, SamixTypeError
 
@@ -77,13 +78,17 @@ def _path_bytes(directory: str | os.PathLike[str]) -> bytes:
     return p
 
 
-def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = "auto") -> Dataset:
+def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = "auto", *,
+         allow_partial: bool = False) -> Dataset:
     """Loads one split of a dataset from ``directory`` (the dataset folder or its parent).
 
     Args:
         directory: folder holding the files.
         split: ``"train"`` or ``"test"``.
         kind: ``"auto"`` (detect), ``"cifar10"``, ``"cifar100"``, ``"cifar100-coarse"`` or ``"idx"``.
+        allow_partial: accept CIFAR binary files with fewer or more records than the official ones
+            (10000 per CIFAR-10 batch; CIFAR-100 50000/10000) — custom subsets. Off by default, so a
+            truncated download is an error, not a smaller dataset.
 
     Returns:
         A :class:`Dataset` with images (N, C, H, W) uint8 and labels (N,) int64.
@@ -97,13 +102,14 @@ def load(directory: str | os.PathLike[str], split: Split = "train", kind: str = 
     path = _path_bytes(directory)
     handle = ctypes.c_uint64(0)
     try:
-        check(lib.samix_dataset_load(path, code, kind.encode(), ctypes.addressof(handle)))
+        check(lib.samix_dataset_load(path, code, c_string(kind, "kind"), 1 if allow_partial else 0,
+                                     ctypes.addressof(handle)))
     except SamixIOError:
         # No binary/IDX files: the python-pickle CIFAR layout, if present.
         found = _find_cifar_pickle(os.fsdecode(path), kind)
         if found is None:
             raise
-        return _load_cifar_pickle(found[0], found[1], split)
+        return _load_cifar_pickle(found[0], found[1], split, allow_partial)
     try:
         return _materialize(handle.value)
     finally:
@@ -133,19 +139,20 @@ def fashion_mnist(root: str | os.PathLike[str] = FASHION_MNIST_DIR, split: Split
     return load(root, split, "idx")
 
 
-def cifar10(root: str | os.PathLike[str], split: Split = "train") -> Dataset:
+def cifar10(root: str | os.PathLike[str], split: Split = "train", *, allow_partial: bool = False) -> Dataset:
     """CIFAR-10, binary (``cifar-10-batches-bin``) or python-pickle (``cifar-10-batches-py``) version:
-    50000/10000 images of 3×32×32, 10 classes. ``root`` is the data folder or its parent."""
-    return load(root, split, "cifar10")
+    50000/10000 images of 3×32×32, 10 classes. ``root`` is the data folder or its parent;
+    ``allow_partial`` as in :func:`load`."""
+    return load(root, split, "cifar10", allow_partial=allow_partial)
 
 
 def cifar100(root: str | os.PathLike[str], split: Split = "train",
-             labels: Literal["fine", "coarse"] = "fine") -> Dataset:
+             labels: Literal["fine", "coarse"] = "fine", *, allow_partial: bool = False) -> Dataset:
     """CIFAR-100, binary (``cifar-100-binary``) or python-pickle (``cifar-100-python``) version:
     3×32×32 images, 100 fine or 20 coarse classes. ``root`` is the data folder or its parent."""
     if labels not in ("fine", "coarse"):
         raise InvalidArgumentError(f"labels must be 'fine' or 'coarse', got {labels!r}")
-    return load(root, split, "cifar100" if labels == "fine" else "cifar100-coarse")
+    return load(root, split, "cifar100" if labels == "fine" else "cifar100-coarse", allow_partial=allow_partial)
 
 
 # -- CIFAR python-pickle layout -----------------------------------------------------------------------
@@ -262,21 +269,31 @@ def _names(path: str, key: str, count: int) -> list[str] | None:
     return out if all(isinstance(n, str) for n in out) else None
 
 
-def _load_cifar_pickle(folder: str, kind: str, split: str) -> Dataset:
+#: Images per official CIFAR file (the engine's CIFARReader checks the binary files the same way).
+_OFFICIAL_RECORDS = {"cifar10": 10_000, "cifar100-train": 50_000, "cifar100-test": 10_000}
+
+
+def _load_cifar_pickle(folder: str, kind: str, split: str, allow_partial: bool = False) -> Dataset:
     """Reads the python-pickle CIFAR layout into the same arrays, names and class list as the
-    engine's binary reader."""
+    engine's binary reader (with the same official-size rule unless ``allow_partial``)."""
     if kind == "cifar10":
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         parts = [_batch(os.path.join(folder, f), "labels", 10) for f in files]
+        expected = [_OFFICIAL_RECORDS["cifar10"]] * len(files)
         names = _names(os.path.join(folder, "batches.meta"), "label_names", 10) or list(CIFAR10_CLASS_NAMES)
         k, title = 10, f"CIFAR-10 {split}"
     else:
         fine = kind == "cifar100"
         k = 100 if fine else 20
-        parts = [_batch(os.path.join(folder, "train" if split == "train" else "test"),
-                        "fine_labels" if fine else "coarse_labels", k)]
+        files = ["train" if split == "train" else "test"]
+        parts = [_batch(os.path.join(folder, files[0]), "fine_labels" if fine else "coarse_labels", k)]
+        expected = [_OFFICIAL_RECORDS[f"cifar100-{files[0]}"]]
         names = _names(os.path.join(folder, "meta"), "fine_label_names" if fine else "coarse_label_names", k) or []
         title = f"CIFAR-100 {split} ({'fine' if fine else 'coarse'})"
+    for f, p, e in zip(files, parts, expected):
+        if not allow_partial and p[0].shape[0] != e:
+            raise SamixIOError(f"{os.path.join(folder, f)}: holds {p[0].shape[0]} images, the official file holds {e} "
+                               "(truncated or modified; load with allow_partial=True to read a custom subset)")
     images = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
     labels = np.concatenate([p[1] for p in parts])
     if images.shape[0] == 0:

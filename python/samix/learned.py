@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ._cstr import c_string
 from ._arrays import as_f32, as_labels, shape_array
 from ._lib import check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
@@ -117,7 +118,7 @@ class LearnedMix:
             raise TypeError(f"{type(self).__name__}() got unexpected argument(s) {', '.join(sorted(kwargs))}; "
                             f"known: {known}")
         self._values = values
-        check(lib.samix_learned_check(self.method.encode(), self.options().encode()))
+        check(lib.samix_learned_check(c_string(self.method, "method"), c_string(self.options(), "options")))
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("_values")
@@ -157,10 +158,10 @@ class LearnedMix:
 
     def _create_trainer(self, model_handle: int, optimizer: Any, schedule: Any, seed: int) -> int:
         h = ctypes.c_uint64(0)
-        check(lib.samix_trainer_create_learned(model_handle, self.method.encode(), self.options().encode(),
-                                               optimizer.name.encode(), float(optimizer.lr), float(optimizer.momentum),
+        check(lib.samix_trainer_create_learned(model_handle, c_string(self.method, "method"), c_string(self.options(), "options"),
+                                               c_string(optimizer.name, "optimizer"), float(optimizer.lr), float(optimizer.momentum),
                                                float(optimizer.weight_decay), 1 if optimizer.nesterov else 0,
-                                               schedule.spec().encode(), schedule.warmup_steps, int(seed),
+                                               c_string(schedule.spec(), "schedule"), schedule.warmup_steps, int(seed),
                                                ctypes.addressof(h)))
         return h.value
 

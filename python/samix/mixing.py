@@ -22,23 +22,30 @@ timm style (mixes ``x`` in place when it is a C-contiguous float32 array, like t
 
 Arrays: C-contiguous float32 inputs are used in place; others are converted once. ``out=`` must be
 a C-contiguous float32 array of the input's shape; ``out=x`` mixes in place.
+
+PyTorch: CPU float32 C-contiguous tensors without grad are used zero-copy (``tensor.numpy()`` views)
+and the call returns tensors where it was given one (``Mixup``: the same tensor, mixed in place, and
+the targets as a tensor). Other tensors raise a :class:`samix.SamixError` naming the fix (``.cpu()``,
+``.detach()``, ``.float()``, ``.contiguous()``); see ``samix._interop``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
-from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 import numpy as np
 
+from ._cstr import c_string
 from ._arrays import F32, I64, as_f32, as_labels, check_out, shape_array
+from ._interop import is_tensor, label_array, tensor_array, to_tensor
+from ._result import MixResult
 from ._handle import Handle
-from ._lib import check, lib
+from ._lib import DEFAULT_ALPHA, check, lib
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 
-__all__ = ["METHODS", "MODEL_METHODS", "MixResult", "MixPolicy", "Mixup", "mix"]
+__all__ = ["METHODS", "MODEL_METHODS", "MixResult", "MixPolicy", "Mixup", "mix", "mix_dense_targets"]
 
 #: Methods accepted by :func:`mix` and :class:`MixPolicy`.
 METHODS = ("mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix")
@@ -49,34 +56,6 @@ MODEL_METHODS = ("attentivemix", "puzzlemix")
 
 _PARTNERS = {None: 0, "permutation": 1, "derangement": 2, "flip": 3, "roll": 4}
 _MODES = {"batch": 0, "pair": 1, "elem": 2}
-
-
-@dataclass(repr=False)
-class MixResult:
-    """Outcome of one mixing step.
-
-    Attributes:
-        images: mixed batch, same shape as the input (float32).
-        targets: (N, num_classes) soft targets, or None when no labels were given.
-        lam: (N,) realised weight of each original sample.
-        label_lam: (N,) weight of each sample's own label in ``targets``.
-        partner: (N,) int64 partner index of each sample.
-        masks: (N, H, W) partner-weight maps, or None when not requested.
-        boxes: (N, 4) int64 boxes ``(y0, y1, x0, x1)`` of box policies (-1 rows for samples without one).
-    """
-
-    images: np.ndarray
-    targets: Optional[np.ndarray]
-    lam: np.ndarray
-    label_lam: np.ndarray
-    partner: np.ndarray
-    masks: Optional[np.ndarray]
-    boxes: np.ndarray
-
-    def __repr__(self) -> str:
-        t = "None" if self.targets is None else f"{self.targets.shape}"
-        return (f"MixResult(images={self.images.shape}, targets={t}, "
-                f"lam=[{', '.join(f'{v:.3f}' for v in self.lam[:4])}{', …' if len(self.lam) > 4 else ''}])")
 
 
 def _float_arg(v: Any, name: str) -> float:
@@ -92,6 +71,18 @@ def _int_arg(v: Any, name: str, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
     if not lo <= v <= hi:
         raise InvalidArgumentError(f"{name} must be in [{lo}, {hi}], got {v}")
     return v
+
+
+def alpha_arg(alpha: Any) -> float:
+    """The ABI's ``alpha`` for a user's value: None → ``DEFAULT_ALPHA`` (the method's default); a
+    number is passed on for the engine to validate, except the sentinel itself, which would
+    otherwise silently mean "default"."""
+    if alpha is None:
+        return DEFAULT_ALPHA
+    a = _float_arg(alpha, "alpha")
+    if a == DEFAULT_ALPHA:
+        raise InvalidArgumentError(f"alpha must be a finite value > 0 (None = the method's default), got {alpha!r}")
+    return a
 
 
 def _lam_arg(lam: Any) -> float:
@@ -146,6 +137,20 @@ class _PolicyBase(Handle):
              details: bool = True) -> MixResult:
         # Hot path (called once per training batch): every NumPy → pointer conversion costs ~2 µs, so
         # the small outputs share one buffer (one conversion) and the shape array is cached.
+        x_tensor = x if is_tensor(x) else None
+        out_tensor = out if is_tensor(out) else None
+        if x_tensor is not None or out_tensor is not None or is_tensor(y):
+            r = self._mix(tensor_array(x, "x") if x_tensor is not None else x,
+                          label_array(y, "y") if is_tensor(y) else y, num_classes, label_smoothing, lam,
+                          tensor_array(out, "out") if out_tensor is not None else out, return_masks,
+                          channels_last, details)
+            if out_tensor is not None:
+                r.images = out_tensor
+            elif x_tensor is not None:
+                r.images = to_tensor(r.images)
+            if x_tensor is not None or out_tensor is not None:
+                r.targets = to_tensor(r.targets)
+            return r
         xa, out, labels = _batch_args(x, y, out)
         n = xa.shape[0]
         h, w = (xa.shape[1], xa.shape[2]) if channels_last else (xa.shape[2], xa.shape[3])
@@ -211,15 +216,21 @@ class MixPolicy(_PolicyBase):
                                        f"model=...) or samix.Trainer(mix={method.lower()!r})")
         if partner not in _PARTNERS:
             raise InvalidArgumentError(f"partner must be one of {[p for p in _PARTNERS if p]} or None, got {partner!r}")
-        a = math.nan if alpha is None else _float_arg(alpha, "alpha")
+        a = alpha_arg(alpha)
         h = ctypes.c_uint64(0)
-        check(lib.samix_policy_create(method.encode(), a, 1 if per_sample else 0, _PARTNERS[partner],
+        check(lib.samix_policy_create(c_string(method, "method"), a, 1 if per_sample else 0, _PARTNERS[partner],
                                       _seed(seed), ctypes.addressof(h)))
         super().__init__(h.value)
         self.method = method.lower()
         self.alpha = alpha
         self.per_sample = bool(per_sample)
         self.partner = partner
+        self._init_args = dict(method=self.method, alpha=alpha, per_sample=self.per_sample, partner=partner)
+
+    def __reduce__(self) -> tuple:
+        """Pickles the arguments and the generator state (:attr:`rng_state`): the unpickled policy
+        continues the same random stream (e.g. in a DataLoader worker started with spawn)."""
+        return (_unpickle_policy, (type(self), self._init_args, self.rng_state))
 
     def __call__(self, x: Any, y: Any = None, num_classes: Optional[int] = None, label_smoothing: float = 0.0,
                  lam: Optional[float] = None, out: Optional[np.ndarray] = None, return_masks: bool = True,
@@ -246,6 +257,12 @@ class MixPolicy(_PolicyBase):
                 f"partner={self.partner or 'default'}{', closed' if self.closed else ''})")
 
 
+def _unpickle_policy(cls: type, kwargs: dict, rng_state: int) -> "_PolicyBase":
+    p = cls(**kwargs)
+    p.rng_state = rng_state
+    return p
+
+
 def mix(x: Any, y: Any = None, method: str = "mixup", alpha: Optional[float] = None,
         num_classes: Optional[int] = None, label_smoothing: float = 0.0, lam: Optional[float] = None,
         per_sample: bool = False, partner: Optional[str] = None, seed: int = 0,
@@ -259,6 +276,11 @@ def mix(x: Any, y: Any = None, method: str = "mixup", alpha: Optional[float] = N
     ``y``) and transports salient pixels. ``x`` is then the NCHW float batch the model consumes; the
     images come back in a new array (or ``out``); ``boxes`` rows are -1.
 
+    PyTorch: ``x`` and ``out`` may be CPU float32 C-contiguous tensors without grad (used zero-copy;
+    ``out=x`` mixes the tensor in place); ``images`` and ``targets`` then come back as tensors (the
+    other fields stay NumPy). GPU, ``requires_grad``, fp16/bf16 and non-contiguous tensors raise a
+    :class:`samix.SamixError` saying what to change.
+
     Returns:
         :class:`MixResult` with ``images`` (``out`` when given), ``targets`` (N, num_classes) when ``y``
         is given, ``lam``, ``label_lam``, ``partner``, ``masks`` (N, H, W) and ``boxes`` (N, 4).
@@ -266,6 +288,14 @@ def mix(x: Any, y: Any = None, method: str = "mixup", alpha: Optional[float] = N
     if isinstance(method, str) and method.lower() in MODEL_METHODS:
         if per_sample or partner is not None or channels_last:
             raise InvalidArgumentError(f"{method} supports neither per_sample, partner nor channels_last")
+        if is_tensor(x) or is_tensor(out) or is_tensor(y):
+            r = _model_mix(tensor_array(x, "x") if is_tensor(x) else x, label_array(y, "y") if is_tensor(y) else y,
+                           method.lower(), model, alpha, num_classes, label_smoothing, lam, seed,
+                           tensor_array(out, "out") if is_tensor(out) else out, return_masks)
+            if is_tensor(x) or is_tensor(out):
+                r.images = out if is_tensor(out) else to_tensor(r.images)
+                r.targets = to_tensor(r.targets)
+            return r
         return _model_mix(x, y, method.lower(), model, alpha, num_classes, label_smoothing, lam, seed, out, return_masks)
     if model is not None:
         raise InvalidArgumentError(f"model= is only used by {', '.join(MODEL_METHODS)}, not {method!r}")
@@ -289,7 +319,7 @@ def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], 
     elif method == "puzzlemix":
         raise InvalidArgumentError("puzzlemix needs labels y (its saliency is the gradient of the cross-entropy)")
     fixed = _lam_arg(lam)
-    a = math.nan if alpha is None else _float_arg(alpha, "alpha")
+    a = alpha_arg(alpha)
     targets = np.empty((n, k), np.float32) if labels is not None else None
     lam_arr = np.empty(n, np.float32)
     label_lam = np.empty(n, np.float32)
@@ -297,7 +327,7 @@ def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], 
     masks = np.empty((n, h, w), np.float32) if return_masks else None
     shape = shape_array(xa.shape)
     check(lib.samix_model_policy_mix(
-        model.handle, method.encode(), a, _seed(seed), xa.ctypes.data, out.ctypes.data, shape.ctypes.data,
+        model.handle, c_string(method, "method"), a, _seed(seed), xa.ctypes.data, out.ctypes.data, shape.ctypes.data,
         None if labels is None else labels.ctypes.data, k, _float_arg(label_smoothing, "label_smoothing"), fixed,
         None if targets is None else targets.ctypes.data, lam_arr.ctypes.data, label_lam.ctypes.data,
         partner.ctypes.data, None if masks is None else masks.ctypes.data))
@@ -307,9 +337,19 @@ def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], 
 class Mixup(_PolicyBase):
     """timm's ``Mixup`` (``timm.data.Mixup``) with the same arguments and semantics.
 
-    Partner of sample ``i`` is ``N - 1 - i`` (timm's ``x.flip(0)``). ``__call__(x, target)`` returns
-    ``(x, soft_targets)``: like timm it mixes ``x`` in place when ``x`` is a writeable C-contiguous
-    float32 array; otherwise the mixed batch is a new array (``x`` is left untouched).
+    Partner of sample ``i`` is ``N - 1 - i`` (timm's ``x.flip(0)``); odd batches work too (timm asserts).
+    ``__call__(x, target)`` returns ``(x, soft_targets)``, like timm:
+
+    * a writeable C-contiguous float32 NumPy array ``x`` is mixed in place and returned;
+    * a PyTorch CPU float32 contiguous tensor (no grad) is mixed in place, zero-copy, and returned,
+      with the targets as a float32 tensor (torch is never imported for NumPy inputs). GPU,
+      ``requires_grad``, fp16/bf16, uint8 and non-contiguous tensors raise a :class:`samix.SamixError`
+      saying what to change (uint8 batches: :class:`samix.MixupCollate`);
+    * other arrays (other dtypes, views, lists) are converted once; the mixed batch is then a new
+      array and ``x`` is left untouched.
+
+    A ``Mixup`` pickles (its arguments and its generator state: the copy continues the same random
+    stream), so it can live in a DataLoader ``collate_fn`` with spawn/forkserver workers.
 
     Args:
         mixup_alpha: Mixup Beta(alpha, alpha); 0 disables Mixup.
@@ -319,15 +359,23 @@ class Mixup(_PolicyBase):
         switch_prob: probability of CutMix instead of Mixup when both are enabled.
         mode: ``"batch"``, ``"pair"`` or ``"elem"``.
         correct_lam: use the clipped box area as the CutMix label weight.
-        label_smoothing: epsilon of the soft targets.
-        num_classes: number of classes (required).
+        label_smoothing: epsilon of the soft targets (timm's default 0.1).
+        num_classes: number of classes of the targets. Defaults to 1000 like timm; set it to your
+            dataset's class count (CIFAR-10: 10), labels must lie in [0, num_classes).
         seed: seed of the random stream.
+        multi_label: targets are dense (N, num_classes) float label vectors (multi-hot, or already
+            soft) instead of (N,) class indices. They are smoothed like timm's one-hot rows,
+            ``t_s = t * (1 - eps) + eps / num_classes`` (for a one-hot ``t`` exactly timm's on/off
+            values), then mixed with the partner's: ``label_lam[i] * t_s[i] + (1 - label_lam[i]) * t_s[partner[i]]``,
+            for a BCE loss as with timm's ``--bce-loss``. With one-hot targets the result equals the
+            class-index result.
     """
 
     def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0,
                  cutmix_minmax: Optional[tuple[float, float]] = None, prob: float = 1.0, switch_prob: float = 0.5,
                  mode: Literal["batch", "pair", "elem"] = "batch", correct_lam: bool = True,
-                 label_smoothing: float = 0.1, num_classes: int = 1000, seed: int = 0) -> None:
+                 label_smoothing: float = 0.1, num_classes: int = 1000, seed: int = 0,
+                 multi_label: bool = False) -> None:
         if mode not in _MODES:
             raise InvalidArgumentError(f"mode must be 'batch', 'pair' or 'elem', got {mode!r}")
         if cutmix_minmax is None:
@@ -337,6 +385,8 @@ class Mixup(_PolicyBase):
                 lo, hi = (_float_arg(v, "cutmix_minmax") for v in cutmix_minmax)
             except (TypeError, ValueError):
                 raise SamixTypeError(f"cutmix_minmax must be a (lo, hi) pair, got {cutmix_minmax!r}") from None
+        if not isinstance(multi_label, (bool, np.bool_)):
+            raise SamixTypeError(f"multi_label must be a bool, got {type(multi_label).__name__}")
         self.num_classes = _int_arg(num_classes, "num_classes", 1, 1 << 24)
         h = ctypes.c_uint64(0)
         check(lib.samix_policy_create_timm(
@@ -344,6 +394,10 @@ class Mixup(_PolicyBase):
             _float_arg(prob, "prob"), _float_arg(switch_prob, "switch_prob"), _MODES[mode], 1 if correct_lam else 0,
             _float_arg(label_smoothing, "label_smoothing"), self.num_classes, _seed(seed), ctypes.addressof(h)))
         super().__init__(h.value)
+        self._init_args = dict(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, cutmix_minmax=cutmix_minmax,
+                               prob=prob, switch_prob=switch_prob, mode=mode, correct_lam=correct_lam,
+                               label_smoothing=label_smoothing, num_classes=num_classes, seed=seed,
+                               multi_label=bool(multi_label))
         self.mixup_alpha = float(mixup_alpha)
         self.cutmix_alpha = 1.0 if cutmix_minmax is not None else float(cutmix_alpha)
         self.cutmix_minmax = cutmix_minmax
@@ -352,10 +406,21 @@ class Mixup(_PolicyBase):
         self.mode = mode
         self.correct_lam = bool(correct_lam)
         self.label_smoothing = float(label_smoothing)
+        self.multi_label = bool(multi_label)
 
-    def __call__(self, x: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Mixes ``x`` (N, C, H, W) and returns ``(mixed x, soft targets (N, num_classes))``."""
-        if type(x) is np.ndarray and type(target) is np.ndarray:
+    def __reduce__(self) -> tuple:
+        """Pickles the arguments and the generator state: the copy continues the same random stream."""
+        return (_unpickle_policy, (type(self), self._init_args, self.rng_state))
+
+    def __call__(self, x: Any, target: Any) -> tuple[Any, Any]:
+        """Mixes ``x`` (N, C, H, W) and returns ``(mixed x, soft targets (N, num_classes))``.
+
+        ``target``: (N,) integer class indices, or (N, num_classes) floats with ``multi_label=True``.
+        """
+        if target is None:
+            raise InvalidArgumentError("Mixup needs the labels: call mixup(x, target) with (N,) class indices "
+                                       "(to mix images without labels use samix.mix or samix.MixPolicy)")
+        if type(x) is np.ndarray and type(target) is np.ndarray and not self.multi_label:
             # Hot path, once per training batch: a float32 NCHW batch mixed in place with int64 labels
             # needs none of the conversions of the general path (each NumPy → pointer costs ~0.9 µs).
             fx = x.flags
@@ -368,19 +433,62 @@ class Mixup(_PolicyBase):
                                            self.num_classes, self.label_smoothing, math.nan, targets.ctypes.data,
                                            None, None, None, None, None))
                 return x, targets
+        if is_tensor(x):
+            xa = tensor_array(x, "x")  # a view: mixing it mixes the tensor
+            ya = label_array(target, "target") if is_tensor(target) else target
+            _, t = self._call_array(xa, ya, in_place=True)
+            return x, to_tensor(t)
+        if is_tensor(target):
+            target = label_array(target, "target")
         in_place = (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
                     and x.flags.aligned and x.flags.writeable)
-        r = self._mix(x, target, self.num_classes, self.label_smoothing, None, x if in_place else None,
-                      False, False, details=False)
-        assert r.targets is not None
-        return r.images, r.targets
+        return self._call_array(x, target, in_place)
+
+    def _call_array(self, x: Any, target: Any, in_place: bool) -> tuple[np.ndarray, np.ndarray]:
+        if not self.multi_label:
+            r = self._mix(x, target, self.num_classes, self.label_smoothing, None, x if in_place else None,
+                          False, False, details=False)
+            return r.images, r.targets
+        dense = as_f32(target, "target", ndim=2)
+        n = dense.shape[0]
+        if dense.shape[1] != self.num_classes:
+            raise ShapeError(f"multi_label targets must have shape (N, {self.num_classes}), got {dense.shape}")
+        r = self._mix(x, None, None, 0.0, None, x if in_place else None, False, False, details=True)
+        if r.images.shape[0] != n:
+            raise ShapeError(f"target has {n} rows for a batch of {r.images.shape[0]}")
+        return r.images, mix_dense_targets(dense, r.label_lam, r.partner, self.label_smoothing)
 
     def mix(self, x: Any, target: Any, out: Optional[np.ndarray] = None, return_masks: bool = False) -> MixResult:
         """Like ``__call__`` but returns the full :class:`MixResult` (lam, partner, boxes, ...)."""
+        if self.multi_label:
+            raise InvalidArgumentError("Mixup.mix returns class-index targets; with multi_label=True call the "
+                                       "Mixup itself, or mix(x, None) and samix.mixing.mix_dense_targets")
         return self._mix(x, target, self.num_classes, self.label_smoothing, None, out, return_masks, False)
 
     def __repr__(self) -> str:
         return (f"Mixup(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
                 f"cutmix_minmax={self.cutmix_minmax}, prob={self.prob}, switch_prob={self.switch_prob}, "
                 f"mode={self.mode!r}, correct_lam={self.correct_lam}, label_smoothing={self.label_smoothing}, "
-                f"num_classes={self.num_classes})")
+                f"num_classes={self.num_classes}{', multi_label=True' if self.multi_label else ''})")
+
+
+def mix_dense_targets(targets: Any, label_lam: Any, partner: Any, label_smoothing: float = 0.0) -> np.ndarray:
+    """Soft targets from dense (N, K) label vectors (multi-label), timm's formula generalised.
+
+    ``t_s = t * (1 - eps) + eps / K`` (a one-hot row becomes timm's on/off values), then
+    ``out[i] = label_lam[i] * t_s[i] + (1 - label_lam[i]) * t_s[partner[i]]``. Returns float32 (N, K).
+    """
+    t = as_f32(targets, "targets", ndim=2)
+    lam = as_f32(label_lam, "label_lam", ndim=1)
+    idx = as_labels(partner, "partner")
+    n, k = t.shape
+    if lam.shape[0] != n or idx.shape[0] != n:
+        raise ShapeError(f"targets have {n} rows but label_lam {lam.shape[0]} and partner {idx.shape[0]}")
+    if n and (idx.min() < 0 or idx.max() >= n):
+        raise InvalidArgumentError(f"partner indices must lie in [0, {n})")
+    eps = _float_arg(label_smoothing, "label_smoothing")
+    if not 0.0 <= eps < 1.0:
+        raise InvalidArgumentError(f"label_smoothing must be in [0, 1), got {eps}")
+    ts = t * np.float32(1.0 - eps) + np.float32(eps / k)
+    w = lam[:, None]
+    return (w * ts + (np.float32(1.0) - w) * ts[idx]).astype(np.float32, copy=False)

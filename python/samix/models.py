@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ._cstr import c_string
 from ._arrays import as_f32, as_labels, check_out, shape_array
 from ._handle import Handle
 from ._lib import check, lib
@@ -75,7 +76,7 @@ class Model(Handle):
         num_classes = _int_arg(num_classes, "num_classes")
         in_channels = _int_arg(in_channels, "in_channels")
         handle = ctypes.c_uint64(0)
-        check(lib.samix_model_create(architecture.encode(), num_classes, in_channels, _seed_arg(seed),
+        check(lib.samix_model_create(c_string(architecture, "architecture"), num_classes, in_channels, _seed_arg(seed),
                                      ctypes.addressof(handle)))
         super().__init__(handle.value)
         info = np.zeros(4, dtype=np.int64)
@@ -119,6 +120,10 @@ class Model(Handle):
         Returns:
             Logits of shape (N, num_classes) (``out`` itself when given).
         """
+        return self._forward(x, out, -1)
+
+    def _forward(self, x: Any, out: np.ndarray | None, mode: int) -> np.ndarray:
+        """Forward pass in ``mode`` (-1 current, 0 evaluation, 1 training) for this call only."""
         xa = as_f32(x, "x", ndim=4)
         n = xa.shape[0]
         if out is None:
@@ -126,7 +131,8 @@ class Model(Handle):
         else:
             check_out(out, (n, self.num_classes))
         shape = shape_array(xa.shape)
-        check(lib.samix_model_forward(self.handle, xa.ctypes.data, shape.ctypes.data, out.ctypes.data, out.size))
+        check(lib.samix_model_forward_mode(self.handle, xa.ctypes.data, shape.ctypes.data, out.ctypes.data, out.size,
+                                           mode))
         return out
 
     forward = __call__
@@ -134,7 +140,8 @@ class Model(Handle):
     def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """Logits of ``x`` (N, C, H, W) in evaluation mode, computed in batches of ``batch_size``.
 
-        The previous mode is restored afterwards. Returns an (N, num_classes) float32 array.
+        The model's mode is not changed (evaluation mode is an argument of each engine call, so other
+        threads using the model meanwhile are unaffected). Returns an (N, num_classes) float32 array.
         """
         batch_size = _int_arg(batch_size, "batch_size")
         if batch_size < 1:
@@ -143,14 +150,10 @@ class Model(Handle):
         if xa.shape[0] == 0:
             raise ShapeError("x is an empty batch (N = 0)")
         out = np.empty((xa.shape[0], self.num_classes), dtype=np.float32)
-        was_training = self.training
-        self.eval()
-        try:
-            for s in range(0, xa.shape[0], batch_size):
-                self(xa[s:s + batch_size], out=out[s:s + batch_size])
-        finally:
-            if was_training:
-                self.train()
+        for s in range(0, xa.shape[0], batch_size):
+            # Evaluation mode for this call only, inside the engine: the model's own mode is never
+            # toggled, so predict is safe next to other threads using the same model.
+            self._forward(xa[s:s + batch_size], out[s:s + batch_size], 0)
         return out
 
     # -- state ---------------------------------------------------------------------------------
@@ -232,7 +235,7 @@ class Model(Handle):
         for k, v in state.items():
             if not isinstance(k, str):
                 raise SamixTypeError(f"state dict keys must be str, got {type(k).__name__}")
-            names.append(k.encode())
+            names.append(c_string(k, "state dict key"))
             arrays.append(as_f32(v, f"state[{k!r}]"))
         n = len(names)
         c_names = (ctypes.c_char_p * max(n, 1))(*names)

@@ -29,9 +29,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._cstr import c_string
 from ._arrays import as_labels
 from ._handle import Handle
 from ._lib import RECORD_CALLBACK, check, lib
+from ._interrupt import interrupt_guard
 from .checkpoint import MetadataArgs, PathLike, path_arg
 from .datasets import _DatasetHandle
 from .errors import InvalidArgumentError, SamixIOError, SamixTypeError, ShapeError
@@ -235,7 +237,7 @@ class MoCo(Handle):
         seed = _seed(seed)
         text = "".join(f"{k}={_fmt(v)}\n" for k, v in opts.items())
         h = ctypes.c_uint64(0)
-        check(lib.samix_ssl_create(model.encode(), in_channels, mix_name.encode(), text.encode(), seed,
+        check(lib.samix_ssl_create(c_string(model, "model"), in_channels, c_string(mix_name, "mix"), c_string(text, "options"), seed,
                                    ctypes.addressof(h)))
         super().__init__(h.value)
         self.model_name = model
@@ -278,6 +280,11 @@ class MoCo(Handle):
                 size, seed) after an interruption, even in a new process, ends bit-identical to an
                 uninterrupted run. Records then carry ``fit_epoch`` (the epoch within this call).
 
+        Ctrl-C (SIGINT, also a Jupyter interrupt) is taken at the end of the running epoch (the engine
+        reports to Python once per epoch): that epoch is recorded in :attr:`history` (and written to
+        ``checkpoint``), then ``KeyboardInterrupt`` is raised. Rerun the same call with the same
+        ``checkpoint`` to continue.
+
         Returns:
             :attr:`history`.
         """
@@ -308,13 +315,15 @@ class MoCo(Handle):
                     knn = f"  knn_top1 {rec['knn_top1']:.4f}" if "knn_top1" in rec else ""
                     print(f"{self.method} epoch {rec['epoch']}  loss {rec['loss']:.4f}{knn}  ({rec['seconds']:.1f}s)",
                           file=sys.stderr, flush=True)
+                if guard.requested:  # Ctrl-C during this epoch: stop here, the epoch is recorded
+                    return 1
                 return 1 if any(cb(rec) is False for cb in callbacks) else 0
             except BaseException as e:
                 errors.append(e)
                 return 1
 
         cb = RECORD_CALLBACK(on_epoch)
-        with _Images(x, y, "x", k) as train:
+        with _Images(x, y, "x", k) as train, interrupt_guard() as guard:
             vset = _Images(val[0], val[1], "val x", k) if val is not None else None
             try:
                 status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle, epochs,
@@ -323,8 +332,9 @@ class MoCo(Handle):
             finally:
                 if vset is not None:
                     vset.close()
-        if errors:
-            raise errors[0]
+            if errors:
+                raise errors[0]
+            guard.check()
         if status != 0 and not (records and lib.samix_last_error_code() == 9 and b"interrupted" in lib.samix_last_error()):
             check(status)
         return self.history
@@ -459,7 +469,7 @@ def linear_probe(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test
     tr_acc, te_acc = ctypes.c_double(0), ctypes.c_double(0)
     with _Images(train_x, train_y, "train_x", nc) as tr, _Images(test_x, test_y, "test_x", nc) as te:
         check(lib.samix_backbone_linear_probe(h, tr.handle, te.handle, epochs, batch_size, lr, momentum, weight_decay,
-                                              scaling.encode(), _seed(seed), ctypes.addressof(tr_acc),
+                                              c_string(scaling, "scaling"), _seed(seed), ctypes.addressof(tr_acc),
                                               ctypes.addressof(te_acc)))
     return {"train_accuracy": float(tr_acc.value), "test_accuracy": float(te_acc.value)}
 

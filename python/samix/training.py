@@ -6,21 +6,22 @@ from __future__ import annotations
 import ctypes
 import functools
 import json
-import math
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._cstr import c_string
 from ._handle import Handle
 from ._lib import STEP_CALLBACK, check, lib
 from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
 from .datasets import _DatasetHandle
 from . import learned as _learned
 from ._arrays import as_f32, as_labels, shape_array
-from .errors import InvalidArgumentError, SamixTypeError, ShapeError
-from .mixing import MixResult
+from ._interrupt import interrupt_guard
+from .errors import InvalidArgumentError, InvalidStateError, SamixTypeError, ShapeError
+from .mixing import MixResult, alpha_arg
 from .models import Model
 from .optim import SGD, AdamW, Schedule
 
@@ -162,15 +163,15 @@ class Trainer(Handle):
             raise InvalidArgumentError("label_smoothing is not supported with learned mixing policies")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
             raise InvalidArgumentError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        a = math.nan if alpha is None else float(alpha)
+        a = alpha_arg(alpha)
         h = ctypes.c_uint64(0)
         if learned:
             h.value = mix._create_trainer(model.handle, optimizer, schedule, int(seed))
         else:
-            check(lib.samix_trainer_create(model.handle, mix.encode(), a, float(label_smoothing),
-                                           optimizer.name.encode(), float(optimizer.lr), float(optimizer.momentum),
+            check(lib.samix_trainer_create(model.handle, c_string(mix, "mix"), a, float(label_smoothing),
+                                           c_string(optimizer.name, "optimizer"), float(optimizer.lr), float(optimizer.momentum),
                                            float(optimizer.weight_decay), 1 if optimizer.nesterov else 0,
-                                           schedule.spec().encode(), schedule.warmup_steps, int(seed),
+                                           c_string(schedule.spec(), "schedule"), schedule.warmup_steps, int(seed),
                                            ctypes.addressof(h)))
         super().__init__(h.value)
         #: Networks reported by :meth:`evaluate`: "online", then e.g. "momentum" (AutoMix/SAMix).
@@ -221,6 +222,15 @@ class Trainer(Handle):
 
         Returns:
             :attr:`history` (one dict per epoch).
+
+        Ctrl-C (SIGINT, also a Jupyter interrupt) stops the engine after the step it is running and
+        raises ``KeyboardInterrupt``. The trainer stays consistent: an epoch counts in
+        :attr:`epochs_done` only when all its steps ran, :attr:`history` holds every finished
+        epoch (one finished by the interrupted step is recorded without its ``val_*`` evaluation),
+        and the next ``fit`` continues the interrupted epoch at its next batch, so an
+        interrupted-then-continued run ends with the same weights as an uninterrupted one.
+        (A checkpoint saved after an interruption holds the finished epochs only: loading it
+        restarts the interrupted epoch from its first batch.)
         """
         epochs = self._int(epochs, "epochs", 1)
         batch_size = self._int(batch_size, "batch_size", 1)
@@ -229,7 +239,7 @@ class Trainer(Handle):
             raise SamixTypeError("val must be a pair (x, y)")
         val_ds = _Data(val[0], val[1], k, "val x") if val is not None else None
         try:
-            with _Data(train_x, train_y, k, "train_x") as train:
+            with _Data(train_x, train_y, k, "train_x") as train, interrupt_guard() as guard:
                 n = train.count
                 steps = n // batch_size if n > batch_size else 1
                 while self.epochs_done < epochs:
@@ -242,16 +252,25 @@ class Trainer(Handle):
                             if bar is not None:
                                 bar.update(1)
                                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-                            return 0
                         except BaseException as e:  # KeyboardInterrupt etc.: stop the epoch cleanly
                             errors.append(e)
                             return 1
+                        return 1 if guard.requested else 0  # Ctrl-C: stop after this step
 
                     cb = STEP_CALLBACK(on_step)
                     loss, lr = ctypes.c_double(0), ctypes.c_double(0)
                     t0 = time.perf_counter()
                     try:
                         train.train_epoch(self.handle, batch_size, augment, epochs, cb, loss, lr)
+                    except InvalidStateError:
+                        # Stopped mid-epoch: the engine did not count the epoch and continues it at the
+                        # next batch on the next fit; remember the time spent for its record.
+                        if errors or guard.requested:
+                            self._partial_seconds = (epoch, self._spent(epoch) + time.perf_counter() - t0)
+                            if errors:
+                                raise errors[0] from None
+                            raise KeyboardInterrupt from None
+                        raise
                     except Exception:
                         if errors:
                             raise errors[0] from None
@@ -260,27 +279,34 @@ class Trainer(Handle):
                         if bar is not None:
                             bar.close()
                     record = {"epoch": epoch + 1, "loss": loss.value, "lr": lr.value,
-                              "seconds": time.perf_counter() - t0}
+                              "seconds": self._spent(epoch) + time.perf_counter() - t0}
+                    self._partial_seconds = None
                     for k, v in _learned.epoch_metrics(self.handle).items():  # e.g. loss_gen, mask_gap_mb
                         record.setdefault(k, v)
-                    if val_ds is not None:
+                    if val_ds is not None and not guard.requested:  # Ctrl-C: record the epoch without val
                         ev = val_ds.evaluate(self.handle, 500, self.heads)
                         record["val_loss"], record["val_accuracy"] = ev["loss"], ev["accuracy"]
                         record.update({f"val_{k}": v for k, v in ev.items() if k not in ("loss", "accuracy")})
                     self.history.append(record)
                     if verbose and bar is None:
                         extra = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
-                                 if val_ds is not None else "")
+                                 if "val_loss" in record else "")
                         if "val_momentum_accuracy" in record:
                             extra += f"  val_acc_momentum {record['val_momentum_accuracy']:.4f}"
                         print(f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}"
                               f"{extra}  ({record['seconds']:.1f}s)", file=sys.stderr, flush=True)
+                    guard.check()
                     if any(cbk(record) is False for cbk in callbacks):
                         break
         finally:
             if val_ds is not None:
                 val_ds.close()
         return self.history
+
+    def _spent(self, epoch: int) -> float:
+        """Seconds already spent in ``epoch`` by fit calls that were interrupted in it."""
+        p = getattr(self, "_partial_seconds", None)
+        return p[1] if p is not None and p[0] == epoch else 0.0
 
     def train_step(self, x: Any, y: Any, total_steps: Optional[int] = None) -> float:
         """One optimisation step on a float batch, for custom training loops.
@@ -374,8 +400,8 @@ class Trainer(Handle):
         args = MetadataArgs(meta)
         check(lib.samix_trainer_save(self.handle, path_arg(path), args.n, args.key_ptr, args.value_ptr))
 
-    def _load_checkpoint_into(self, path: PathLike) -> "Trainer":
-        check(lib.samix_trainer_load(self.handle, path_arg(path)))
+    def _load_checkpoint_into(self, path: PathLike, allow_changed_settings: bool = False) -> "Trainer":
+        check(lib.samix_trainer_load(self.handle, path_arg(path), 1 if allow_changed_settings else 0))
         history = read_metadata(path).get("python.history")
         try:
             loaded = json.loads(history) if history is not None else []
@@ -450,10 +476,17 @@ class _ClassOrInstanceMethod:
                 return (objtype or Trainer)._trainer_from_checkpoint(path, model)
             return from_file
 
-        def into(path: PathLike) -> Trainer:
+        def into(path: PathLike, allow_changed_settings: bool = False) -> Trainer:
             """Restores a checkpoint into this trainer (same architecture, classes, channels, mix,
-            optimizer type and seed); returns self. On error nothing is changed."""
-            return obj._load_checkpoint_into(path)
+            optimizer type and seed); returns self. On error nothing is changed.
+
+            The checkpoint must also come from the same run: its stored settings (mix options,
+            optimizer hyper-parameters, schedule) must equal this trainer's, and the next
+            :meth:`fit` must use the same ``epochs``, data size and ``batch_size`` — otherwise an
+            :class:`~samix.errors.InvalidArgumentError` names the first differing setting.
+            ``allow_changed_settings=True`` continues anyway (the result is then not the run the
+            checkpoint came from)."""
+            return obj._load_checkpoint_into(path, allow_changed_settings)
         return into
 
 

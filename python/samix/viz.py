@@ -3,7 +3,7 @@
 ::
 
     r = samix.mix(x, y, method="cutmix", num_classes=10, seed=0)
-    fig = samix.viz.show_mixed(x, r, mean=CIFAR_MEAN, std=CIFAR_STD)   # in a notebook: displayed
+    fig = samix.viz.show_mixed(x, r, mean=CIFAR_MEAN, std=CIFAR_STD)   # a cell's value: shown as PNG
     samix.viz.save_mixed(x, r, "cutmix.png", mean=CIFAR_MEAN, std=CIFAR_STD)
 
 The grid has one column per sample and three rows: the originals, the partner-weight masks
@@ -27,12 +27,34 @@ _INSTALL_HINT = ("samix.viz needs matplotlib, an optional extra that is not inst
                  "pip install matplotlib (or the extra: pip install 'samix[viz]')")
 
 
+_FIGURE_CLASS: Any = None
+
+
 def _figure_class() -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError(_INSTALL_HINT) from e
-    return Figure
+    """``MixFigure``: a ``matplotlib.figure.Figure`` that IPython/Jupyter displays by itself.
+
+    A Figure made without pyplot is displayed by Jupyter only when the inline backend has registered
+    its formatter (after some pyplot use); ``_repr_png_`` makes the figure show as a PNG whenever it
+    is a cell's value, in a fresh kernel too, without touching pyplot's global state.
+    """
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        try:
+            from matplotlib.figure import Figure
+        except ImportError as e:
+            raise ImportError(_INSTALL_HINT) from e
+
+        class MixFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                import io
+
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=self.dpi)
+                return buf.getvalue()
+
+        MixFigure.__module__ = __name__
+        _FIGURE_CLASS = MixFigure
+    return _FIGURE_CLASS
 
 
 def _channel_stats(v: Union[float, Sequence[float], np.ndarray, None], c: int, name: str,
@@ -76,15 +98,16 @@ def _prepare(x: Any, result: Optional[MixResult], mean: Any, std: Any, ncols: in
         raise SamixTypeError(f"result must be a samix.MixResult (from samix.mix), got {type(result).__name__}")
     elif mix_kwargs:
         raise InvalidArgumentError(f"mixing options {sorted(mix_kwargs)} are only used when result is None")
-    if result.images.shape != a.shape:
-        raise ShapeError(f"result.images has shape {result.images.shape}, x has {a.shape}")
+    images = np.asarray(result.images)  # a CPU torch tensor when samix.mix was given tensors
+    if images.shape != a.shape:
+        raise ShapeError(f"result.images has shape {images.shape}, x has {a.shape}")
     if result.masks is None:
         raise InvalidArgumentError("result has no masks: call samix.mix(..., return_masks=True)")
     m = _channel_stats(mean, c, "mean", 0.0)
     s = _channel_stats(std, c, "std", 1.0)
     n = min(int(ncols), a.shape[0])
     orig = _displayable(a[:n], m, s, channels_last)
-    mixed_src = result.images[:n]
+    mixed_src = images[:n]
     if a.dtype == np.uint8 and mixed_src.dtype != np.uint8:
         mixed_src = np.clip(mixed_src, 0, 255).astype(np.uint8)
     mixed = _displayable(mixed_src, m, s, channels_last)
@@ -108,7 +131,9 @@ def show_mixed(x: Any, result: Optional[MixResult] = None, mean: Any = None, std
         figsize: matplotlib figure size in inches (default: 1.3 inch per column).
 
     Returns:
-        A ``matplotlib.figure.Figure`` (shown by Jupyter when it is a cell's value; ``fig.savefig`` to write it).
+        A ``matplotlib.figure.Figure`` subclass with ``_repr_png_``: Jupyter shows it as a PNG when it
+        is a cell's value (also in a fresh kernel, no pyplot needed; ``IPython.display.display(fig)``
+        elsewhere in a cell); ``fig.savefig`` writes it.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install matplotlib``).

@@ -76,10 +76,10 @@ int main(void) {
 
     /* Loading from a missing directory is an I/O error, not a crash. */
     samix_handle ds3 = 0;
-    CHECK(samix_dataset_load("/nonexistent/samix", 0, "auto", &ds3) == SAMIX_E_IO);
-    CHECK(samix_dataset_load(NULL, 0, "auto", &ds3) == SAMIX_E_NULL_POINTER);
-    CHECK(samix_dataset_load("/tmp", 2, "auto", &ds3) == SAMIX_E_INVALID_ARGUMENT);
-    CHECK(samix_dataset_load("/tmp", 0, "nope", &ds3) == SAMIX_E_INVALID_ARGUMENT);
+    CHECK(samix_dataset_load("/nonexistent/samix", 0, "auto", 0, &ds3) == SAMIX_E_IO);
+    CHECK(samix_dataset_load(NULL, 0, "auto", 0, &ds3) == SAMIX_E_NULL_POINTER);
+    CHECK(samix_dataset_load("/tmp", 2, "auto", 0, &ds3) == SAMIX_E_INVALID_ARGUMENT);
+    CHECK(samix_dataset_load("/tmp", 0, "nope", 0, &ds3) == SAMIX_E_INVALID_ARGUMENT);
 
     /* The last-error message is per thread. */
     pthread_t t[4];

@@ -107,7 +107,7 @@ def test_random_bytes_as_idx_raise_io_error(data, which, gz):
         (Path(d) / f"t10k-images-idx3-ubyte{suffix}").write_bytes(enc(img))
         (Path(d) / f"t10k-labels-idx1-ubyte{suffix}").write_bytes(enc(lab))
         try:
-            datasets.load(d, "test", "auto")
+            datasets.load(d, "test", "auto", allow_partial=True)
         except (SamixIOError, InvalidArgumentError):
             pass
 
@@ -125,7 +125,7 @@ def test_fuzzed_cifar10_binary(sizes, label):
                 b[r] = label
             (root / name).write_bytes(bytes(b))
         try:
-            ds = datasets.cifar10(d, "test")
+            ds = datasets.cifar10(d, "test", allow_partial=True)
         except (SamixIOError, InvalidArgumentError):
             ok = sizes[5] > 0 and sizes[5] % 3073 == 0 and label < 10
             assert not ok

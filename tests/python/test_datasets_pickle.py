@@ -75,26 +75,26 @@ def assert_same(a, b):
 def test_cifar10_pickle_matches_binary(tmp_path, bytes_keys, protocol):
     binroot, pyroot, pydir = make_cifar10(tmp_path, bytes_keys=bytes_keys, protocol=protocol)
     for split in ("train", "test"):
-        ref = datasets.cifar10(binroot, split)
+        ref = datasets.cifar10(binroot, split, allow_partial=True)
         for root in (pyroot, pydir):  # the parent or the folder itself
-            assert_same(datasets.cifar10(root, split), ref)
-            assert_same(datasets.load(root, split), ref)  # auto-detected
-    assert len(datasets.cifar10(pyroot, "train")) == 12
-    assert datasets.cifar10(pyroot).class_names == C10_NAMES
+            assert_same(datasets.cifar10(root, split, allow_partial=True), ref)
+            assert_same(datasets.load(root, split, allow_partial=True), ref)  # auto-detected
+    assert len(datasets.cifar10(pyroot, "train", allow_partial=True)) == 12
+    assert datasets.cifar10(pyroot, allow_partial=True).class_names == C10_NAMES
     # Without batches.meta: the default names, like the binary reader without batches.meta.txt.
     os.remove(pydir / "batches.meta")
-    assert datasets.cifar10(pyroot, "test").class_names == datasets.CIFAR10_CLASS_NAMES
+    assert datasets.cifar10(pyroot, "test", allow_partial=True).class_names == datasets.CIFAR10_CLASS_NAMES
 
 
 def test_cifar100_pickle_matches_binary(tmp_path):
     binroot, pyroot, pydir = make_cifar100(tmp_path)
     for split in ("train", "test"):
         for labels in ("fine", "coarse"):
-            ref = datasets.cifar100(binroot, split, labels=labels)
-            got = datasets.cifar100(pyroot, split, labels=labels)
+            ref = datasets.cifar100(binroot, split, labels=labels, allow_partial=True)
+            got = datasets.cifar100(pyroot, split, labels=labels, allow_partial=True)
             assert_same(got, ref)
             assert got.num_classes == (100 if labels == "fine" else 20)
-        assert_same(datasets.load(pydir, split), datasets.cifar100(binroot, split))
+        assert_same(datasets.load(pydir, split, allow_partial=True), datasets.cifar100(binroot, split, allow_partial=True))
 
 
 def test_malicious_pickle_is_refused(tmp_path):
@@ -107,7 +107,7 @@ def test_malicious_pickle_is_refused(tmp_path):
 
     _pickle(pydir / "test_batch", {b"data": Evil(), b"labels": []})
     with pytest.raises(SamixIOError, match="not allowed"):
-        datasets.cifar10(pyroot, "test")
+        datasets.cifar10(pyroot, "test", allow_partial=True)
     assert not marker.exists()
 
     class Evil2:
@@ -116,7 +116,7 @@ def test_malicious_pickle_is_refused(tmp_path):
 
     _pickle(pydir / "test_batch", Evil2())
     with pytest.raises(SamixIOError, match=r"\.eval. is not allowed"):
-        datasets.cifar10(pyroot, "test")
+        datasets.cifar10(pyroot, "test", allow_partial=True)
 
 
 def test_malformed_pickles_raise_io_errors(tmp_path):
@@ -141,14 +141,14 @@ def test_malformed_pickles_raise_io_errors(tmp_path):
     for what, data in cases.items():
         (pydir / "test_batch").write_bytes(data)
         with pytest.raises(SamixIOError, match="test_batch|no images") as ei:
-            datasets.cifar10(pyroot, "test")
+            datasets.cifar10(pyroot, "test", allow_partial=True)
         assert isinstance(ei.value, OSError), what
     (pydir / "test_batch").write_bytes(good)
-    assert len(datasets.cifar10(pyroot, "test")) == 5
+    assert len(datasets.cifar10(pyroot, "test", allow_partial=True)) == 5
     # A missing training batch.
     os.remove(pydir / "data_batch_3")
     with pytest.raises(SamixIOError, match="data_batch_3"):
-        datasets.cifar10(pyroot, "train")
+        datasets.cifar10(pyroot, "train", allow_partial=True)
     # Neither layout: the engine's message.
     with pytest.raises(SamixIOError, match="no CIFAR-10"):
-        datasets.cifar10(tmp_path / "nothing-here", "train")
+        datasets.cifar10(tmp_path / "nothing-here", "train", allow_partial=True)

@@ -261,6 +261,10 @@ def test_property_any_valid_input_mixes(shape, method, seed, per_sample, partner
     rng = np.random.default_rng(seed % 1000)
     x = rng.standard_normal(shape).astype(np.float32)
     y = rng.integers(0, k, shape[0])
+    if method == "smoothmix" and lam is not None:
+        with pytest.raises(InvalidArgumentError, match="SmoothMix cannot use a fixed λ"):
+            samix.mix(x, y, method=method, num_classes=k, lam=lam)
+        lam = None
     r = samix.mix(x, y, method=method, num_classes=k, label_smoothing=ls, lam=lam, per_sample=per_sample,
                   partner=partner, seed=seed)
     assert np.isfinite(r.images).all() and np.isfinite(r.targets).all()

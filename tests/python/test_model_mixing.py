@@ -88,7 +88,9 @@ def test_errors(model):
     with pytest.raises(InvalidArgumentError, match="outside"):
         samix.mix(x, np.full(6, 12), method="puzzlemix", model=model)
     with pytest.raises(InvalidArgumentError, match="α must be"):
-        samix.mix(x, y, method="attentivemix", model=model, alpha=-1.0)  # the engine names α
+        samix.mix(x, y, method="attentivemix", model=model, alpha=-2.0)  # the engine names α
+    with pytest.raises(InvalidArgumentError, match="alpha must be a finite value > 0"):
+        samix.mix(x, y, method="attentivemix", model=model, alpha=-1.0)  # not the ABI's "default" sentinel
     bad = x.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(samix.errors.NumericalError):

@@ -6,12 +6,68 @@ import COpenBLAS
 /// this class of machine beats OpenBLAS's own spin-waiting threads (machine-notes).
 public enum Engine {
     nonisolated(unsafe) private static var _threads: Int = {
-        if let s = getenv("SAMIX_NUM_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
-        return max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
+        if case .success(let n)? = threadCount(fromEnvironment: environment("SAMIX_NUM_THREADS")) { return n }
+        return defaultThreads
     }()
+    /// Online CPUs, at most 64.
+    static var defaultThreads: Int { max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64)) }
+    /// Valid worker-thread counts.
+    public static let threadRange = 1...256
+
+    /// A variable of the process environment.
+    public static func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+    /// `SAMIX_NUM_THREADS`'s value parsed: nil when unset, else the count or why it is invalid.
+    static func threadCount(fromEnvironment value: String?) -> Result<Int, SAMixError>? {
+        guard let value else { return nil }
+        guard let n = Int(value), threadRange.contains(n) else {
+            return .failure(.invalidArgument("SAMIX_NUM_THREADS must be an integer in \(threadRange.lowerBound)...\(threadRange.upperBound), got '\(value)'"))
+        }
+        return .success(n)
+    }
+
+    /// Problems with the engine's environment switches (`SAMIX_NUM_THREADS`, `SAMIX_CONV`,
+    /// `SAMIX_CONV_ALGO`, `SAMIX_WINOGRAD_MIN_CHANNELS`), one message each; `lookup` reads a
+    /// variable (default: the process environment). Invalid values are never silently replaced by
+    /// defaults: front ends call `checkEnvironment()` before any work.
+    public static func environmentProblems(lookup: (String) -> String? = Engine.environment) -> [String] {
+        var out: [String] = []
+        if case .failure(let e)? = threadCount(fromEnvironment: lookup("SAMIX_NUM_THREADS")) { out.append(e.message) }
+        let choices: [(String, [String])] = [("SAMIX_CONV", ["dnnl", "im2col"]), ("SAMIX_CONV_ALGO", ["default", "direct", "winograd"])]
+        for (name, allowed) in choices {
+            if let v = lookup(name), !allowed.contains(v) {
+                out.append("\(name) must be one of \(allowed.joined(separator: ", ")), got '\(v)'")
+            }
+        }
+        if let v = lookup("SAMIX_WINOGRAD_MIN_CHANNELS"), !(Int(v).map { $0 >= 1 } ?? false) {
+            out.append("SAMIX_WINOGRAD_MIN_CHANNELS must be an integer ≥ 1, got '\(v)'")
+        }
+        return out
+    }
+
+    /// Throws `invalidArgument` naming every invalid environment switch.
+    public static func checkEnvironment() throws {
+        let p = environmentProblems()
+        if !p.isEmpty { throw SAMixError.invalidArgument(p.joined(separator: "; ")) }
+    }
+
+    /// Sets the worker-thread count; a value outside `threadRange` is an error (never clamped).
+    public static func setThreads(_ n: Int) throws {
+        guard threadRange.contains(n) else {
+            throw SAMixError.invalidArgument("number of threads must be in \(threadRange.lowerBound)...\(threadRange.upperBound), got \(n)")
+        }
+        threads = n
+    }
     /// Initialised once, thread-safely (Swift's lazy globals use `swift_once`).
     private static let blasConfigured: Bool = {
         openblas_set_num_threads(1)
+        // Let OpenBLAS allocate its packing buffers now, while memory is plentiful: its allocator
+        // retries forever when that allocation fails later (under a tight address-space limit).
+        DispatchQueue.concurrentPerform(iterations: max(1, _threads)) { _ in
+            let a = [Float](repeating: 0, count: 64)
+            var c = [Float](repeating: 0, count: 64)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8, 1, a, 8, a, 8, 0, &c, 8)
+        }
         return true
     }()
 
@@ -21,9 +77,10 @@ public enum Engine {
         set { _threads = max(1, min(newValue, 256)) }
     }
 
-    /// Makes OpenBLAS single-threaded once; samix does the threading.
+    /// Makes OpenBLAS single-threaded once (samix does the threading) and lets it allocate its
+    /// buffers; called before the first GEMM and when a model is created.
     @inline(__always)
-    static func configureBLAS() {
+    public static func configureBLAS() {
         _ = blasConfigured
     }
 

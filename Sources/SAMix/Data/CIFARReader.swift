@@ -31,12 +31,16 @@ public enum CIFARReader {
     ///   - labelBytes: label bytes before the pixels of each record (1 for CIFAR-10, 2 for CIFAR-100).
     ///   - labelIndex: which of those label bytes is the label (CIFAR-100: 0 coarse, 1 fine).
     ///   - classCount: labels must be below this.
+    ///   - expectedRecords: records each file must hold (the official counts), nil = any whole number.
     public static func read(paths: [String], labelBytes: Int, labelIndex: Int, classCount: Int,
-                            classNames: [String] = [], name: String) throws -> ImageDataset {
+                            classNames: [String] = [], name: String, expectedRecords: [Int]? = nil) throws -> ImageDataset {
         guard labelBytes >= 1, labelIndex >= 0, labelIndex < labelBytes else {
             throw SAMixError.invalidArgument("CIFAR reader: label index \(labelIndex) with \(labelBytes) label bytes")
         }
         guard !paths.isEmpty else { throw SAMixError.invalidArgument("CIFAR reader: no files given") }
+        if let e = expectedRecords, e.count != paths.count {
+            throw SAMixError.invalidArgument("CIFAR reader: \(e.count) expected record counts for \(paths.count) files")
+        }
         let record = labelBytes + imageBytes
         // Size the output once from the file sizes, so the whole set is one allocation.
         var expected = 0
@@ -48,7 +52,7 @@ public enum CIFARReader {
         var labels = [Int32]()
         pixels.reserveCapacity(expected * imageBytes)
         labels.reserveCapacity(expected)
-        for p in paths {
+        for (fileIndex, p) in paths.enumerated() {
             let bytes = try FileBytes.read(p)
             guard !bytes.isEmpty else { throw SAMixError.io("\(p): CIFAR batch file is empty") }
             guard bytes.count % record == 0 else {
@@ -56,6 +60,10 @@ public enum CIFARReader {
                                     + "(truncated or wrong format; \(bytes.count / record) whole records + \(bytes.count % record) bytes)")
             }
             let n = bytes.count / record
+            if let e = expectedRecords?[fileIndex], n != e {
+                throw SAMixError.io("\(p): holds \(n) records, the official file holds \(e) (truncated or modified; "
+                                    + "load with allowPartial / allow_partial=True to read a custom subset)")
+            }
             try bytes.withUnsafeBufferPointer { b in
                 guard let base = b.baseAddress else { return }
                 for r in 0..<n {
@@ -74,7 +82,9 @@ public enum CIFARReader {
     }
 
     /// Loads CIFAR-10. `directory` is the extracted `cifar-10-batches-bin` folder or its parent.
-    public static func loadCIFAR10(directory: String, split: DatasetSplit) throws -> ImageDataset {
+    /// Each official file holds exactly the official number of records (10,000 per CIFAR-10 batch;
+    /// CIFAR-100: 50,000 train, 10,000 test) unless `allowPartial` (custom subsets, test fixtures).
+    public static func loadCIFAR10(directory: String, split: DatasetSplit, allowPartial: Bool = false) throws -> ImageDataset {
         guard let dir = locate(directory, folder: "cifar-10-batches-bin", marker: "test_batch.bin") else {
             throw SAMixError.io("\(directory): no CIFAR-10 binary data (cifar-10-batches-bin/test_batch.bin) found here or in cifar-10-batches-bin/")
         }
@@ -84,13 +94,14 @@ public enum CIFARReader {
         var names = cifar10ClassNames
         if let meta = DatasetFiles.lines(DatasetFiles.join(dir, "batches.meta.txt")), meta.count == 10 { names = meta }
         return try read(paths: files, labelBytes: 1, labelIndex: 0, classCount: 10, classNames: names,
-                        name: "CIFAR-10 \(split.rawValue)")
+                        name: "CIFAR-10 \(split.rawValue)",
+                        expectedRecords: allowPartial ? nil : Array(repeating: 10_000, count: files.count))
     }
 
     /// Loads CIFAR-100 with fine (default, 100 classes) or coarse (20 classes) labels.
     /// `directory` is the extracted `cifar-100-binary` folder or its parent.
     public static func loadCIFAR100(directory: String, split: DatasetSplit,
-                                    labels: CIFAR100Labels = .fine) throws -> ImageDataset {
+                                    labels: CIFAR100Labels = .fine, allowPartial: Bool = false) throws -> ImageDataset {
         guard let dir = locate(directory, folder: "cifar-100-binary", marker: "test.bin") else {
             throw SAMixError.io("\(directory): no CIFAR-100 binary data (cifar-100-binary/test.bin) found here or in cifar-100-binary/")
         }
@@ -101,7 +112,8 @@ public enum CIFARReader {
         if let l = DatasetFiles.lines(DatasetFiles.join(dir, fine ? "fine_label_names.txt" : "coarse_label_names.txt")),
            l.count == classCount { names = l }
         return try read(paths: [file], labelBytes: 2, labelIndex: fine ? 1 : 0, classCount: classCount,
-                        classNames: names, name: "CIFAR-100 \(split.rawValue) (\(labels.rawValue))")
+                        classNames: names, name: "CIFAR-100 \(split.rawValue) (\(labels.rawValue))",
+                        expectedRecords: allowPartial ? nil : [split == .train ? 50_000 : 10_000])
     }
 
     /// `directory` itself if it holds `marker`, else `directory/folder` if that does.

@@ -70,6 +70,25 @@ open class Module {
     /// Evaluation mode (`train(false)`).
     public func eval() { train(false) }
 
+    /// Every module of the tree, depth-first (this one first).
+    func allModules() -> [Module] {
+        var out: [Module] = [self]
+        for (_, c) in children { out += c.allModules() }
+        return out
+    }
+
+    /// Runs `body` with the whole tree in training (`true`) or evaluation (`false`) mode, then
+    /// restores every module's previous mode exactly (also a tree whose modules had mixed modes).
+    /// Under the caller's lock on the module this makes the mode part of one call instead of
+    /// shared state toggled around it: no other call can observe the temporary mode.
+    public func withMode<R>(training: Bool, _ body: () throws -> R) rethrows -> R {
+        let modules = allModules()
+        let saved = modules.map(\.isTraining)
+        train(training)
+        defer { for (m, t) in zip(modules, saved) { m.isTraining = t } }
+        return try body()
+    }
+
     /// Turns gradient computation for all parameters on or off.
     public func setRequiresGrad(_ on: Bool) {
         for p in parameters() { p.requiresGrad = on }

@@ -30,6 +30,9 @@ public struct MixerConfig: Equatable, Sendable {
         try require(!upsampling.isEmpty, "Mixer needs at least one upsampling mode")
         try require(reduction >= 1, "Mixer reduction must be ≥ 1, got \(reduction)")
         try require(initStd >= 0 && initStd.isFinite, "Mixer init std must be finite and ≥ 0")
+        if case .convNeck(let p) = value {
+            try require(p >= 0 && p < 1, "value_dropout must be in [0, 1), got \(p)")
+        }
         if case .concat = lambdaEncoding {
             try require(attention == .crossShared, "λ concatenation and mixing attention (x_qk_concat) are exclusive")
             try require(!valueInputConcat, "λ concatenation and a concatenated value input are not supported together")

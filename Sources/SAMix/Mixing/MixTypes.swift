@@ -149,11 +149,14 @@ public struct MixResult: Sendable, Equatable {
 
     /// The partner-weight map M (H×W) of sample `i`, for visualisation and checks: the box indicator for
     /// box policies (also for ResizeMix, where the pasted content is resized), a constant 1 − λ for a
-    /// blend, 0 for `.keep` and for a sample paired with itself.
+    /// blend, 0 for `.keep` and for a sample paired with itself — except ResizeMix's resized box, which
+    /// changes the pixels even then (a shrunken copy of the image is pasted), so its box is marked.
     public func partnerWeightMap(sample i: Int) throws -> [Float] {
         try require(i >= 0 && i < batch, "sample \(i) out of range 0..<\(batch)")
         let hw = height * width
-        if partner[i] == i { return [Float](repeating: 0, count: hw) }
+        var resized = false
+        if case .resizedBox = ops[i] { resized = true }
+        if partner[i] == i && !resized { return [Float](repeating: 0, count: hw) }
         switch ops[i] {
         case .keep: return [Float](repeating: 0, count: hw)
         case .blend(let l): return [Float](repeating: 1 - l, count: hw)

@@ -12,7 +12,7 @@ import Glibc
 /// labels are swapped relative to the pixels (spec §9 quirk 5); `legacyLabelSwap = true` reproduces that
 /// (the OpenMixup docs numbers were produced with it). SmoothMix has no λ parameter: OpenMixup draws
 /// λ ~ Beta(α, α) and ignores it, so this type has no α, and a fixed `lambda` passed to `plan`/`mix` is
-/// only range-checked.
+/// an error (it could not be honoured: the mask's size comes from σ, not from λ).
 ///
 /// Defaults: random permutation, one mask per batch (`perSample = true`: one mask per sample).
 public struct SmoothMix: MixPolicy, Sendable {
@@ -52,7 +52,10 @@ public struct SmoothMix: MixPolicy, Sendable {
 
     public func plan<T: MixElement>(images: UnsafePointer<T>, shape: ImageBatchShape, lambda: Double?,
                                     rng: inout SplitMix64) throws -> MixResult {
-        try checkLambda(lambda)
+        if let lambda {
+            throw SAMixError.invalidArgument("SmoothMix cannot use a fixed λ (\(lambda)): its mask is a Gaussian blob whose "
+                + "width is drawn from sigma_range, and λ is the realised mask fraction; leave λ unset")
+        }
         let B = shape.batch, H = shape.height, W = shape.width, hw = H * W
         let count = perSample ? B : 1
         var masks = [Float](repeating: 0, count: count * hw)

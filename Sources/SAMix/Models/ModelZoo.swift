@@ -26,6 +26,7 @@ public enum ModelZoo {
 
     /// A classifier (backbone + GAP + linear head) by name.
     public static func make(_ name: String, numClasses: Int, inChannels: Int = 3, seed: UInt64 = 0) throws -> ImageClassifier {
+        Engine.configureBLAS()
         try require(numClasses >= 1 && numClasses <= 1_000_000, "num_classes must be in 1...1000000, got \(numClasses)")
         try require(inChannels >= 1 && inChannels <= 4096, "in_channels must be in 1...4096, got \(inChannels)")
         var rng = SplitMix64(seed: seed)

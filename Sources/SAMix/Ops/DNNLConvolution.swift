@@ -143,6 +143,19 @@ private final class ScratchArena: Sendable {
         let own = try Buffer(bytes: bytes)
         return try body(own.pointer)
     }
+
+    /// Gives the arena's block back to the pool (the next call grows a new one as needed).
+    func release() {
+        block.withLock { b in
+            if let p = b.pointer { BufferPool.shared.release(p, count: b.floats) }
+            b = Block()
+        }
+    }
+}
+
+extension DNNLConvolution {
+    /// Releases the scratchpad arena (see `Engine.releaseCachedMemory`).
+    static func releaseScratch() { ScratchArena.shared.release() }
 }
 
 /// A primitive with its scratchpad size.

@@ -16,6 +16,7 @@ public enum AtomicFile {
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
             throw SAMixError.io("\(path): is a directory")
         }
+        removeStaleTemporaries(dir: dir, base: base)
         var rng = SplitMix64(seed: UInt64(UInt32(bitPattern: getpid())) << 32 ^ UInt64(UInt(bitPattern: time(nil))) ^ nonce())
         let tmp = (dir == "" ? "" : dir + "/") + "." + base + ".tmp-\(getpid())-\(String(rng.next() & 0xFFFF_FFFF, radix: 16))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -67,6 +68,46 @@ public enum AtomicFile {
                 if let base = b.baseAddress { try write(base, count: b.count) }
             }
         }
+    }
+
+    /// Checks up front that a file can be written at `path` (its directory exists and accepts a new
+    /// file; an existing `path` is not a directory), by creating and removing a temporary file — so
+    /// a run learns that its checkpoint cannot be saved before training, not after the first epoch.
+    public static func requireWritable(_ path: String) throws {
+        try require(!path.isEmpty, "file path is empty")
+        try require(!path.utf8.contains(0), "file path contains a NUL byte")
+        let (dir, base) = split(path)
+        try require(!base.isEmpty && base != "." && base != "..", "'\(path)' does not name a file")
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { throw SAMixError.io("\(path): is a directory") }
+        let probe = (dir == "" ? "" : dir + "/") + "." + base + ".tmp-\(getpid())-probe"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SAMixError.io("\(path): cannot write a file in '\(dir.isEmpty ? "." : dir)' (\(errorText()))")
+        }
+        close(fd)
+        unlink(probe)
+    }
+
+    /// Deletes `.<base>.tmp-<pid>-<hex>` files left in `dir` by writers of the same destination that
+    /// died before renaming (kill -9, power loss): only those whose process no longer exists, so a
+    /// save running concurrently in another live process is never disturbed. Best effort: errors
+    /// are ignored (the save itself proceeds either way).
+    static func removeStaleTemporaries(dir: String, base: String) {
+        let prefix = "." + base + ".tmp-"
+        guard let d = opendir(dir.isEmpty ? "." : dir) else { return }
+        defer { closedir(d) }
+        var stale: [String] = []
+        while let ent = readdir(d) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard name.hasPrefix(prefix) else { continue }
+            let rest = name.dropFirst(prefix.count).split(separator: "-", maxSplits: 1)
+            guard rest.count == 2, let pid = Int32(rest[0]), pid > 0, UInt64(rest[1], radix: 16) != nil else { continue }
+            if kill(pid, 0) == -1 && errno == ESRCH { stale.append(name) }
+        }
+        for name in stale { unlink((dir.isEmpty ? "" : dir + "/") + name) }
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }

@@ -145,6 +145,15 @@ public enum Checkpoint {
         m["steps_done"] = String(t.stepsDone)
         m["learning_rate"] = String(t.optimizer.learningRate.bitPattern, radix: 16)
         m["optimizer"] = t.optimizer is SGD ? "sgd" : t.optimizer is AdamW ? "adamw" : String(describing: type(of: t.optimizer))
+        for (k, v) in t.allRunSettings { m[RunSettings.runPrefix + k] = v }
+        for (k, v) in t.fitSettings { m[RunSettings.fitPrefix + k] = v }
+        if let p = t.partialEpoch {  // saved after an interrupt: the next fit continues this epoch exactly
+            m["partial.epoch"] = String(p.epoch)
+            m["partial.next_batch"] = String(p.nextBatch)
+            m["partial.batches"] = String(p.batches)
+            m["partial.loss_sum"] = String(p.lossSum.bitPattern, radix: 16)
+            for (k, v) in p.metricSums { m["partial.metric." + k] = String(v.bitPattern, radix: 16) }
+        }
         return m
     }
 
@@ -156,12 +165,14 @@ public enum Checkpoint {
     }
 
     /// Restores a trainer saved by `save(_ trainer:to:)`: the checkpoint must come from the same
-    /// architecture, class count, input channels, objective, optimizer type and seed. Everything is
-    /// validated first; if any part fails to load, the trainer is left exactly as it was.
+    /// architecture, class count, input channels, objective, optimizer type and seed, and — unless
+    /// `allowChangedSettings` — the same run: every engine and front-end setting (`RunSettings`)
+    /// equal, and the next `trainEpoch` must see the same epochs, samples and batches per epoch.
+    /// Everything is validated first; if any part fails to load, the trainer is left exactly as it was.
     /// `validateExtras` sees the caller tensors (and metadata) before anything is changed and may
     /// throw to refuse the file.
     @discardableResult
-    public static func load(into trainer: Trainer, from path: String,
+    public static func load(into trainer: Trainer, from path: String, allowChangedSettings: Bool = false,
                             validateExtras: ((TrainerExtras) throws -> Void)? = nil) throws -> TrainerExtras {
         let file = try SafetensorsFile.read(path)
         let meta = file.metadata
@@ -183,6 +194,30 @@ public enum Checkpoint {
         }
         let lr = Float(bitPattern: lrBits)
         try require(lr.isFinite && lr >= 0, "\(path): invalid learning rate \(lr)")
+        var partial: PartialEpoch? = nil
+        if let e = meta["partial.epoch"] {
+            guard let epoch = Int(e), epoch == epochs,
+                  let next = meta["partial.next_batch"].flatMap({ Int($0) }),
+                  let batches = meta["partial.batches"].flatMap({ Int($0) }), next >= 1, next < batches,
+                  let loss = meta["partial.loss_sum"].flatMap({ UInt64($0, radix: 16) }).map(Double.init(bitPattern:)) else {
+                throw SAMixError.io("\(path): trainer checkpoint has invalid partial-epoch metadata")
+            }
+            var sums: [String: Double] = [:]
+            for (k, v) in RunSettings.extract(meta, prefix: "partial.metric.") {
+                guard let bits = UInt64(v, radix: 16) else { throw SAMixError.io("\(path): invalid partial-epoch metric '\(k)'") }
+                sums[k] = Double(bitPattern: bits)
+            }
+            partial = PartialEpoch(epoch: epoch, nextBatch: next, batches: batches, lossSum: loss, metricSums: sums)
+        }
+        let savedRun = RunSettings.extract(meta, prefix: RunSettings.runPrefix)
+        let savedFit = RunSettings.extract(meta, prefix: RunSettings.fitPrefix)
+        if !allowChangedSettings {
+            guard !savedRun.isEmpty else {
+                throw SAMixError.invalidArgument("\(path): the checkpoint predates stored run settings, so resuming cannot "
+                    + "check that this is the same run (allow changed settings explicitly to continue anyway)")
+            }
+            try RunSettings.requireSame(saved: savedRun, current: trainer.allRunSettings, path: path)
+        }
 
         // Sort the tensors into their groups; reject unknown ones.
         let modules = objectiveModules(trainer.objective)
@@ -194,11 +229,6 @@ public enum Checkpoint {
                 throw SAMixError.invalidArgument("\(path): unexpected tensor '\(name)' for a '\(trainer.objective.name)' trainer")
             }
             groups[p, default: [:]][String(name.dropFirst(p.count))] = t
-        }
-        for (_, t) in file.tensors {
-            var bad = -1
-            for i in 0..<t.count where !t.data[i].isFinite { bad = i; break }
-            if bad >= 0 { throw SAMixError.numerical("\(path): checkpoint contains NaN or Inf") }
         }
 
         let extras = TrainerExtras(metadata: meta, tensors: groups["extra."] ?? [:])
@@ -229,7 +259,11 @@ public enum Checkpoint {
         }
         trainer.epochsDone = epochs
         trainer.stepsDone = steps
+        trainer.partialEpoch = partial  // the file's stopped epoch, if any (never an older one of this trainer)
         trainer.optimizer.learningRate = lr
+        trainer.fitSettings = savedFit
+        trainer.expectedFitSettings = allowChangedSettings || savedFit.isEmpty ? nil : savedFit
+        trainer.expectedFitSettingsSource = path
         return extras
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import CZlib
 
 /// The safetensors file format (https://github.com/huggingface/safetensors), float32 tensors only:
 ///
@@ -13,6 +14,15 @@ import Glibc
 /// and by a few lines of NumPy. Reading validates everything the reference implementation does:
 /// header size, JSON syntax, dtype, shapes, offsets in bounds, tensors contiguous and covering the
 /// data section exactly, no duplicate names. Every problem is a `SAMixError.io` naming the file.
+///
+/// samix's own rules on top of the format (one rule for every save and load path of the engine):
+/// * **Non-finite state is never written nor read**: `write` refuses a tensor holding NaN or Inf
+///   (`SAMixError.numerical`, the existing file is left untouched), and `read`/`parse` refuse such a
+///   file, so a diverged model can never replace a good checkpoint nor be loaded silently.
+/// * **Checksums**: `write` stores the CRC-32 of each tensor's bytes as metadata `crc32:<name>`
+///   (8 hex digits); reading verifies every such entry (a bit flip in tensor data is an `io` error)
+///   and removes the `crc32:` entries from `metadata`. Files from other writers have none and load
+///   as before.
 public struct SafetensorsFile {
     /// Tensors in file order.
     public var tensors: [(String, Tensor)]
@@ -22,6 +32,37 @@ public struct SafetensorsFile {
     public init(tensors: [(String, Tensor)], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
+    }
+
+    /// Metadata key prefix of the per-tensor CRC-32 checksums.
+    public static let checksumPrefix = "crc32:"
+
+    /// CRC-32 (zlib's polynomial) of a tensor's little-endian float bytes.
+    static func crc32(of t: Tensor) -> UInt32 {
+        crc32(UnsafeRawPointer(t.data), byteCount: t.count * MemoryLayout<Float>.size)
+    }
+
+    static func crc32(_ p: UnsafeRawPointer, byteCount: Int) -> UInt32 {
+        var crc = CZlib.crc32(0, nil, 0)
+        var done = 0
+        while done < byteCount {
+            let n = min(byteCount - done, 1 << 30)
+            crc = CZlib.crc32(crc, p.advanced(by: done).assumingMemoryBound(to: UInt8.self), uInt(n))
+            done += n
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
+    static func hex8(_ v: UInt32) -> String {
+        let h = String(v, radix: 16)
+        return String(repeating: "0", count: 8 - h.count) + h
+    }
+
+    /// Index of the first NaN or Inf value of `t`, nil when all values are finite.
+    static func firstNonFinite(_ t: Tensor) -> Int? {
+        let p = t.data
+        for i in 0..<t.count where !p[i].isFinite { return i }
+        return nil
     }
 
     /// Largest header accepted (the reference implementation's limit).
@@ -63,6 +104,17 @@ public struct SafetensorsFile {
             try require(name != "__metadata__", "safetensors: '__metadata__' is reserved")
             try require(seen.insert(name).inserted, "safetensors: duplicate tensor name '\(name)'")
         }
+        for key in metadata.keys where key.hasPrefix(SafetensorsFile.checksumPrefix) {
+            throw SAMixError.invalidArgument("safetensors: metadata key '\(key)' is reserved for checksums")
+        }
+        for (name, t) in tensors {
+            if let i = SafetensorsFile.firstNonFinite(t) {
+                throw SAMixError.numerical("\(path): not saved: tensor '\(name)' contains NaN or Inf (first at flat index \(i)); "
+                    + "samix never writes non-finite state (a diverged run), so the previous file is kept")
+            }
+        }
+        var meta = metadata
+        for (name, t) in tensors { meta[SafetensorsFile.checksumPrefix + name] = SafetensorsFile.hex8(SafetensorsFile.crc32(of: t)) }
         var entries: [(String, [Int], Int, Int)] = []
         var offset = 0
         for (name, t) in tensors {
@@ -70,7 +122,7 @@ public struct SafetensorsFile {
             entries.append((name, t.shape, offset, offset + bytes))
             offset += bytes
         }
-        let head = SafetensorsFile.header(entries, metadata: metadata.sorted { $0.key < $1.key })
+        let head = SafetensorsFile.header(entries, metadata: meta.sorted { $0.key < $1.key })
         try require(head.count <= SafetensorsFile.maxHeaderBytes, "safetensors: header of \(head.count) bytes is too large")
         try AtomicFile.write(path) { w in
             var n = UInt64(head.count).littleEndian
@@ -105,7 +157,7 @@ public struct SafetensorsFile {
         var head = [UInt8](repeating: 0, count: n)
         try readExactly(fd, &head, at: 8, path: path, fileSize: size)
         let h = try parseHeader(head, dataBytes: size - 8 - n, name: path)
-        return (h.metadata, h.entries.map { ($0.name, $0.shape) })
+        return (h.metadata.filter { !$0.key.hasPrefix(checksumPrefix) }, h.entries.map { ($0.name, $0.shape) })
     }
 
     private static func readExactly(_ fd: Int32, _ buf: inout [UInt8], at offset: Int, path: String, fileSize: Int) throws {
@@ -227,9 +279,24 @@ public struct SafetensorsFile {
                 if t.count > 0 {
                     UnsafeMutableRawPointer(t.data).copyMemory(from: raw.baseAddress! + start + e.begin, byteCount: e.end - e.begin)
                 }
+                if let stored = h.metadata[checksumPrefix + e.name] {
+                    let actual = hex8(crc32(of: t))
+                    guard stored.lowercased() == actual else {
+                        throw SAMixError.io("\(name): tensor '\(e.name)' fails its checksum (stored \(stored), data gives \(actual)): "
+                            + "the file is corrupt")
+                    }
+                }
+                if let i = firstNonFinite(t) {
+                    throw SAMixError.numerical("\(name): tensor '\(e.name)' contains NaN or Inf (first at flat index \(i)); "
+                        + "samix does not load non-finite state")
+                }
                 tensors.append((e.name, t))
             }
         }
-        return SafetensorsFile(tensors: tensors, metadata: h.metadata)
+        let names = Set(h.entries.map { checksumPrefix + $0.name })
+        for key in h.metadata.keys where key.hasPrefix(checksumPrefix) && !names.contains(key) {
+            throw SAMixError.io("\(name): checksum entry '\(key)' names no tensor in the file")
+        }
+        return SafetensorsFile(tensors: tensors, metadata: h.metadata.filter { !$0.key.hasPrefix(checksumPrefix) })
     }
 }

@@ -12,6 +12,8 @@ public final class BufferPool: Sendable {
         var cachedBytes = 0
         var liveBytes = 0
         var peakLiveBytes = 0
+        /// High-water mark of `liveBytes` since the last `measurePeak` began.
+        var scopePeakBytes = 0
     }
     private let state = Mutex(State())
 
@@ -30,6 +32,7 @@ public final class BufferPool: Sendable {
         let reused: UnsafeMutableRawPointer? = state.withLock { s in
             s.liveBytes += bytes
             s.peakLiveBytes = max(s.peakLiveBytes, s.liveBytes)
+            s.scopePeakBytes = max(s.scopePeakBytes, s.liveBytes)
             if var list = s.free[n], let p = list.popLast() {
                 s.free[n] = list
                 s.cachedBytes -= bytes
@@ -71,8 +74,28 @@ public final class BufferPool: Sendable {
         for l in lists { for p in l { free(p) } }
     }
 
+    /// Runs `body` and returns the most bytes it held at once beyond what was live when it began
+    /// (other threads' allocations meanwhile count too: an estimate, used for up-front memory checks).
+    public func measurePeak(_ body: () throws -> Void) rethrows -> Int {
+        let base = state.withLock { s -> Int in s.scopePeakBytes = s.liveBytes; return s.liveBytes }
+        try body()
+        return state.withLock { max(0, $0.scopePeakBytes - base) }
+    }
+
     /// Bytes currently handed out / the maximum ever handed out at once / bytes cached.
     public var statistics: (live: Int, peakLive: Int, cached: Int) {
         state.withLock { ($0.liveBytes, $0.peakLiveBytes, $0.cachedBytes) }
+    }
+}
+
+extension Engine {
+    /// Returns cached memory to the system: oneDNN's scratchpad arena, the caching allocator's free
+    /// lists (large blocks are unmapped by glibc's free). Called after an allocation failure (the C ABI does it for every
+    /// `outOfMemory` error), so the failed call's buffers do not stay allocated and the next call
+    /// finds the address space it needs — including OpenBLAS, whose own allocator spins forever
+    /// when its packing buffer cannot be allocated.
+    public static func releaseCachedMemory() {
+        DNNLConvolution.releaseScratch()
+        BufferPool.shared.trim()
     }
 }

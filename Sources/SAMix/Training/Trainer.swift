@@ -10,6 +10,25 @@ public struct EpochRecord: Equatable, Sendable {
     public var metrics: [String: Double]
 }
 
+/// Progress of an epoch stopped early (see `Trainer.partialEpoch`).
+public struct PartialEpoch: Equatable, Sendable {
+    /// The epoch (0-based, = `epochsDone` when it stopped), the batch to continue at, and the number
+    /// of batches per epoch of the source it ran on.
+    public var epoch: Int
+    public var nextBatch: Int
+    public var batches: Int
+    /// Sums over the finished batches of the loss and of each step metric.
+    public var lossSum: Double
+    public var metricSums: [String: Double]
+}
+
+/// Thrown by `Trainer.trainEpoch` when `shouldStop` asked it to stop before the epoch's end.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let epoch: Int
+    public let nextBatch: Int
+    public var description: String { "training interrupted in epoch \(epoch + 1) before batch \(nextBatch)" }
+}
+
 /// Loss and top-1 accuracy of a classifier on a data source.
 public struct Evaluation: Equatable, Sendable {
     public var loss: Double
@@ -30,6 +49,21 @@ public final class Trainer {
     public var epochsDone = 0
     public var stepsDone = 0
     public private(set) var history: [EpochRecord] = []
+    /// Settings that define the run which only the front end knows (data set, subset, model name,
+    /// creation options); saved in checkpoints and compared on resume (see `RunSettings`).
+    public var runSettings: [String: String] = [:]
+    /// Length and data of the epoch loop of the last `trainEpoch` call: epochs, samples and batches
+    /// per epoch (see `RunSettings`).
+    public internal(set) var fitSettings: [String: String] = [:]
+    /// Fit settings a resumed checkpoint requires of the next `trainEpoch` (nil: none pending).
+    var expectedFitSettings: [String: String]?
+    /// Path of the checkpoint `expectedFitSettings` came from (for the error message).
+    var expectedFitSettingsSource = ""
+    /// An epoch stopped before its end by `trainEpoch(_:totalEpochs:onStep:shouldStop:)`: the next
+    /// `trainEpoch` continues it at batch `nextBatch` (same data order, same per-step randomness), so
+    /// an interrupted-then-continued run takes exactly the steps of an uninterrupted one. Not saved in
+    /// checkpoints: a checkpoint written now restarts the interrupted epoch from its first batch.
+    public var partialEpoch: PartialEpoch?
 
     /// - Parameters: `optimizer` must have been created over `Trainer.parameters(model:objective:)`.
     public init(model: ImageClassifier, objective: TrainingObjective, optimizer: Optimizer,
@@ -58,24 +92,48 @@ public final class Trainer {
 
     /// Trains one epoch over `source`; `totalEpochs` sizes the schedules. Returns the mean loss,
     /// the last learning rate and averaged step metrics.
+    ///
+    /// `shouldStop` is asked after every step but the epoch's last; when it returns true the epoch
+    /// stops there: `partialEpoch` records the progress (next batch, loss and metric sums), the epoch
+    /// is not counted in `epochsDone`, and `TrainingInterrupted` is thrown. The next call continues
+    /// the epoch at that batch when the source has the same number of batches (otherwise it restarts
+    /// the epoch from batch 0).
     public func trainEpoch(_ source: BatchSource, totalEpochs: Int,
-                           onStep: ((Int, Double) -> Void)? = nil) throws -> (loss: Double, lr: Double, metrics: [String: Double]) {
+                           onStep: ((Int, Double) -> Void)? = nil,
+                           shouldStop: (() -> Bool)? = nil) throws -> (loss: Double, lr: Double, metrics: [String: Double]) {
         try require(totalEpochs > epochsDone, "training is already at epoch \(epochsDone) of \(totalEpochs)")
         let steps = source.batchesPerEpoch
         try require(steps > 0, "the training data yields no batches")
         let total = steps * totalEpochs
+        let fit = ["epochs": String(totalEpochs), "samples_per_epoch": String(source.sampleCount),
+                   "batches_per_epoch": String(steps)]
+        if let expected = expectedFitSettings {
+            try RunSettings.requireSame(saved: expected, current: fit, path: expectedFitSettingsSource)
+            expectedFitSettings = nil
+        }
+        fitSettings = fit
         source.training = true
         model.train()
         for (_, m) in objective.extraModules { m.train() }
         var lossSum = 0.0, lr = Double(optimizer.learningRate)
         var metricSums: [String: Double] = [:]
-        for b in 0..<steps {
+        var first = 0
+        if let p = partialEpoch, p.epoch == epochsDone, p.batches == steps {
+            (first, lossSum, metricSums) = (p.nextBatch, p.lossSum, p.metricSums)
+        }
+        partialEpoch = nil
+        for b in first..<steps {
             let batch = try source.batch(b, epoch: epochsDone)
             let (value, metrics) = try trainStep(batch, totalSteps: total)
             lr = Double(optimizer.learningRate)
             lossSum += value
             for (k, v) in metrics { metricSums[k, default: 0] += v }
             onStep?(b, value)
+            if b + 1 < steps, let shouldStop, shouldStop() {
+                partialEpoch = PartialEpoch(epoch: epochsDone, nextBatch: b + 1, batches: steps, lossSum: lossSum,
+                                            metricSums: metricSums)
+                throw TrainingInterrupted(epoch: epochsDone, nextBatch: b + 1)
+            }
         }
         epochsDone += 1
         return (lossSum / Double(steps), lr, metricSums.mapValues { $0 / Double(steps) })
@@ -88,6 +146,10 @@ public final class Trainer {
     /// - Returns: the loss and the objective's step metrics.
     public func trainStep(_ batch: Batch, totalSteps: Int?) throws -> (loss: Double, metrics: [(String, Double)]) {
         let t = stepsDone
+        let shape = batch.images.shape
+        if shape.count == 4 {  // a lower bound of the step's need: fail before allocating when even that cannot fit
+            try model.requireMemory(batch: shape[0], height: shape[2], width: shape[3], training: true)
+        }
         if let schedule, let total = totalSteps {
             try require(total > t, "step \(t) is past the schedule's \(total) steps")
             optimizer.learningRate = schedule.value(step: t, total: total)

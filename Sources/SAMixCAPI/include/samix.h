@@ -26,7 +26,10 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 2
+#define SAMIX_ABI_VERSION 3
+
+/* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
+#define SAMIX_DEFAULT_ALPHA (-1.0)
 
 /* MARK: - Status codes */
 
@@ -76,6 +79,10 @@ const char *samix_last_error(void);
 samix_status samix_last_error_code(void);
 /* Forgets the last error of this thread. */
 void samix_clear_error(void);
+/* SAMIX_E_INVALID_ARGUMENT naming every invalid environment switch (SAMIX_NUM_THREADS must be an
+ * integer in 1...256; SAMIX_CONV dnnl|im2col; SAMIX_CONV_ALGO default|direct|winograd;
+ * SAMIX_WINOGRAD_MIN_CHANNELS an integer >= 1). Invalid values are never silently replaced. */
+samix_status samix_check_environment(void);
 /* Worker threads used by samix kernels (1...256). Default: online CPUs or $SAMIX_NUM_THREADS. */
 samix_status samix_set_num_threads(int64_t n);
 int64_t samix_get_num_threads(void);
@@ -86,9 +93,11 @@ const char *samix_blas_info(void);
  * An in-memory uint8 image dataset (N×C×H×W pixels, labels in 0..<classes). */
 
 /* Loads split 0 (train) or 1 (test) from a directory. kind: "auto" (or NULL), "cifar10",
- * "cifar100", "cifar100-coarse", "idx" (MNIST/Fashion-MNIST IDX files, .gz or plain). */
+ * "cifar100", "cifar100-coarse", "idx" (MNIST/Fashion-MNIST IDX files, .gz or plain). CIFAR files
+ * must hold the official record counts (10000 per CIFAR-10 batch; CIFAR-100 50000/10000) unless
+ * allow_partial is non-zero (custom subsets). */
 samix_status samix_dataset_load(const char *directory, int32_t split, const char *kind,
-                                samix_handle *out);
+                                int32_t allow_partial, samix_handle *out);
 /* A dataset from caller arrays (copied): pixels count×channels×height×width, labels count. */
 samix_status samix_dataset_create(const uint8_t *pixels, const int64_t *labels, int64_t count,
                                   int64_t channels, int64_t height, int64_t width,
@@ -121,6 +130,11 @@ samix_status samix_model_is_training(samix_handle model, int32_t *out);
  * without recording gradients. */
 samix_status samix_model_forward(samix_handle model, const float *x, const int64_t *shape,
                                  float *logits, int64_t logits_count);
+/* samix_model_forward in an explicit mode for this call only: mode -1 = current, 0 = evaluation,
+ * 1 = training. The model's stored mode is unchanged afterwards; the switch happens under the
+ * model's lock, so concurrent calls on the same model never observe it. */
+samix_status samix_model_forward_mode(samix_handle model, const float *x, const int64_t *shape,
+                                      float *logits, int64_t logits_count, int32_t mode);
 /* Mean cross-entropy of (x, labels[N]) into *loss and its gradient w.r.t. every parameter,
  * concatenated in state-dict parameter order, into grads (exactly the model's parameter count).
  * Runs in the model's current mode (training mode updates BN running statistics). */
@@ -162,8 +176,12 @@ samix_status samix_checkpoint_metadata(const char *path, char *buf, int64_t cap,
 samix_status samix_trainer_save(samix_handle trainer, const char *path, int64_t n,
                                 const char *const *keys, const char *const *values);
 /* Restores a checkpoint saved by samix_trainer_save into a trainer of the same architecture,
- * class count, channels, objective, optimizer type and seed. */
-samix_status samix_trainer_load(samix_handle trainer, const char *path);
+ * class count, channels, objective, optimizer type and seed. Unless allow_changed_settings is
+ * non-zero, the checkpoint must also come from the same run: every setting stored with it
+ * (creation arguments, optimizer hyper-parameters, schedule) equal to this trainer's, and the next
+ * training epoch must use the same epochs, samples and batches per epoch (else
+ * SAMIX_E_INVALID_ARGUMENT naming the first differing setting). */
+samix_status samix_trainer_load(samix_handle trainer, const char *path, int32_t allow_changed_settings);
 
 /* MARK: - Mixing policies
  * A policy handle owns its policy and a seeded generator; successive samix_policy_mix calls
@@ -171,7 +189,8 @@ samix_status samix_trainer_load(samix_handle trainer, const char *path);
  * sample i, 1 - lambda that of its partner x[partner[i]]; masks hold the PARTNER weight per pixel. */
 
 /* method: "mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix".
- * alpha: Beta(alpha, alpha) parameter, NaN = the method's default (OpenMixup CIFAR value).
+ * alpha: Beta(alpha, alpha) parameter, SAMIX_DEFAULT_ALPHA = the method's default (OpenMixup CIFAR value);
+ * NaN or other values <= 0 are SAMIX_E_INVALID_ARGUMENT.
  * per_sample: 1 = one lambda (and box/mask) per sample instead of one per batch.
  * partner: 0 = method default, 1 = random permutation, 2 = derangement, 3 = flip, 4 = roll. */
 samix_status samix_policy_create(const char *method, double alpha, int32_t per_sample,
@@ -200,7 +219,7 @@ samix_status samix_policy_mix(samix_handle policy, const float *x, float *out, c
  * or "puzzlemix" (saliency |d CE / dx| + block labelling + transport). The classifier runs in eval
  * mode; its parameters and gradients are untouched. x: finite N×C×H×W float batch the model consumes
  * (shape[4]); out: N×C×H×W (may be x). labels[N] (in the model's classes): required by PuzzleMix
- * (saliency) and with targets; alpha NaN =
+ * (saliency) and with targets; alpha SAMIX_DEFAULT_ALPHA =
  * default (2 / 1); seed seeds this call's random draws; lambda NaN = sampled. Optional outputs as
  * samix_policy_mix (masks = partner weight per pixel; for PuzzleMix the images include its transport). */
 samix_status samix_model_policy_mix(samix_handle model, const char *method, double alpha, uint64_t seed,
@@ -212,7 +231,7 @@ samix_status samix_model_policy_mix(samix_handle model, const char *method, doub
 /* MARK: - Trainers
  * The engine's supervised training loop over a model handle (the trainer shares the model's lock).
  * mix: "vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix",
- * "manifoldmix" (NULL = vanilla); alpha NaN = the method's default. optimizer: "sgd" (NULL) or
+ * "manifoldmix" (NULL = vanilla); alpha SAMIX_DEFAULT_ALPHA = the method's default. optimizer: "sgd" (NULL) or
  * "adamw"; schedule: "cosine" (NULL, to 0 over all steps), "cosine:min_lr=X" (to X) or "constant",
  * with linear warm-up. */
 samix_status samix_trainer_create(samix_handle model, const char *mix, double alpha,
@@ -221,8 +240,10 @@ samix_status samix_trainer_create(samix_handle model, const char *mix, double al
                                   const char *schedule, int64_t warmup_steps, uint64_t seed,
                                   samix_handle *out);
 samix_status samix_trainer_free(samix_handle trainer);
-/* Called after every step with (user, step in the epoch, loss); return non-zero to stop (the
- * call then returns SAMIX_E_INVALID_STATE). It runs on the calling thread while the model's lock
+/* Called after every step with (user, step in the epoch, loss); return non-zero to stop after this
+ * step (the call then returns SAMIX_E_INVALID_STATE; the epoch is not counted as done and the next
+ * train_epoch call continues it at the next batch; a stop asked at the epoch's last step lets the
+ * epoch finish and the call return SAMIX_OK). It runs on the calling thread while the model's lock
  * is held: it must not call functions on the same model or trainer. */
 typedef int32_t (*samix_step_callback)(void *user, int64_t step, double loss);
 /* Trains one epoch over a uint8 dataset handle (normalised with the statistics of the first

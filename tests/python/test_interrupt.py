@@ -1,0 +1,136 @@
+"""Ctrl-C in Trainer.fit (issue 15): a real SIGINT sent to a subprocess after its first training step.
+The engine stops after the running step, KeyboardInterrupt is raised quickly, the epoch is not
+counted, history holds only finished epochs, and a later fit continues the interrupted epoch so that
+the weights equal those of an uninterrupted run with the same seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+import samix, samix.training
+
+class StepBar:                      # stands in for tqdm: reports each step to the parent on stdout
+    def __init__(self, *a, **k): pass
+    def update(self, n): print("step", flush=True)
+    def set_postfix(self, **k): pass
+    def close(self): pass
+
+g = np.random.default_rng(0)
+x = g.integers(0, 256, (2000, 3, 16, 16)).astype(np.uint8)
+y = (np.arange(2000) % 10).astype(np.int64)
+
+def trainer():
+    return samix.Trainer(samix.models.Model("resnet20", num_classes=10, seed=0), seed=3)
+
+# the reference: two uninterrupted epochs
+ref = trainer()
+ref.fit(x, y, epochs=2, batch_size=8, progress=False, verbose=False)
+ref_weights = ref.model.state_dict()
+
+t = trainer()
+samix.training._progress_bar = lambda total, desc, enabled: StepBar()
+print("ready", flush=True)
+t0 = None
+try:
+    t.fit(x, y, epochs=2, batch_size=8, verbose=False)
+    out = {"raised": False}
+except KeyboardInterrupt:
+    out = {"raised": True}
+out.update(epochs_done=t.epochs_done, steps_done=t.steps_done, history=len(t.history),
+           t_after=time.time())
+samix.training._progress_bar = lambda total, desc, enabled: None
+t.fit(x, y, epochs=2, batch_size=8, progress=False, verbose=False)   # continue
+out.update(final_epochs=t.epochs_done, final_steps=t.steps_done, final_history=[r["epoch"] for r in t.history],
+           equal=all(np.array_equal(v, ref_weights[k]) for k, v in t.model.state_dict().items()),
+           ref_steps=ref.steps_done, ref_loss=ref.history[0]["loss"], loss=t.history[0]["loss"])
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def test_sigint_in_fit_stops_after_the_step_and_fit_continues():
+    p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        steps_seen = 0
+        while steps_seen < 2:  # let two steps run, then interrupt
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            steps_seen += line.strip() == "step"
+        sent = time.time()
+        os.kill(p.pid, signal.SIGINT)
+        result = None
+        for line in p.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+        err = p.stderr.read()
+        assert p.wait(timeout=300) == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert result is not None, err
+    assert "Exception ignored" not in err, err
+    assert result["raised"] is True
+    latency = result["t_after"] - sent
+    assert latency < 10, f"KeyboardInterrupt came {latency:.1f}s after SIGINT"
+    # 250 steps per epoch: stopped inside epoch 1, which is not counted
+    assert result["epochs_done"] == 0 and result["history"] == 0
+    assert 2 <= result["steps_done"] < 250
+    # the later fit continued the epoch: same steps, same loss record, same weights as uninterrupted
+    assert result["final_epochs"] == 2 and result["final_history"] == [1, 2]
+    assert result["final_steps"] == result["ref_steps"] == 500
+    assert result["loss"] == result["ref_loss"]
+    assert result["equal"] is True
+
+
+MOCO_CHILD = r"""
+import json, time
+import numpy as np
+import samix
+
+g = np.random.default_rng(0)
+x = g.integers(0, 256, (512, 1, 16, 16)).astype(np.uint8)
+moco = samix.ssl.MoCo("resnet20", in_channels=1, queue_size=256, seed=0)
+def report(rec):
+    print("epoch", flush=True)
+try:
+    moco.fit(x, epochs=6, batch_size=32, knn_every=0, verbose=False, callbacks=[report])
+    out = {"raised": False}
+except KeyboardInterrupt:
+    out = {"raised": True}
+out.update(history=[r["epoch"] for r in moco.history], t_after=time.time())
+moco.fit(x, epochs=1, batch_size=32, knn_every=0, verbose=False)
+out.update(final_history=[r["epoch"] for r in moco.history])
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def test_sigint_in_moco_fit_stops_at_the_epoch_end():
+    p = subprocess.Popen([sys.executable, "-c", MOCO_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "epoch", p.stderr.read()
+        sent = time.time()
+        os.kill(p.pid, signal.SIGINT)
+        result = None
+        for line in p.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+        err = p.stderr.read()
+        assert p.wait(timeout=300) == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert result is not None and result["raised"] is True, err
+    assert "Exception ignored" not in err, err
+    n = len(result["history"])
+    assert 1 <= n < 6 and result["history"] == list(range(1, n + 1))  # every finished epoch, in order
+    assert result["t_after"] - sent < 60
+    assert result["final_history"] == list(range(1, n + 2))  # a later fit works and appends
