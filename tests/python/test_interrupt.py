@@ -55,15 +55,12 @@ print("RESULT " + json.dumps(out), flush=True)
 """
 
 
-def test_sigint_in_fit_stops_after_the_step_and_fit_continues():
-    p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _interrupt_child(code: str, ready) -> tuple[dict | None, str, float]:
+    """Runs ``code`` in a subprocess, sends SIGINT once ``ready(stdout)`` returns, and returns the
+    child's ``RESULT`` record, its stderr and the time the signal was sent."""
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline().strip() == "ready"
-        steps_seen = 0
-        while steps_seen < 2:  # let two steps run, then interrupt
-            line = p.stdout.readline()
-            assert line, p.stderr.read()
-            steps_seen += line.strip() == "step"
+        ready(p)
         sent = time.time()
         os.kill(p.pid, signal.SIGINT)
         result = None
@@ -75,6 +72,19 @@ def test_sigint_in_fit_stops_after_the_step_and_fit_continues():
     finally:
         if p.poll() is None:
             p.kill()
+    return result, err, sent
+
+
+def test_sigint_in_fit_stops_after_the_step_and_fit_continues():
+    def two_steps(p):
+        assert p.stdout.readline().strip() == "ready"
+        steps_seen = 0
+        while steps_seen < 2:  # let two steps run, then interrupt
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            steps_seen += line.strip() == "step"
+
+    result, err, sent = _interrupt_child(CHILD, two_steps)
     assert result is not None, err
     assert "Exception ignored" not in err, err
     assert result["raised"] is True
@@ -113,21 +123,10 @@ print("RESULT " + json.dumps(out), flush=True)
 
 
 def test_sigint_in_moco_fit_stops_at_the_epoch_end():
-    p = subprocess.Popen([sys.executable, "-c", MOCO_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    try:
+    def first_epoch(p):
         assert p.stdout.readline().strip() == "epoch", p.stderr.read()
-        sent = time.time()
-        os.kill(p.pid, signal.SIGINT)
-        result = None
-        for line in p.stdout:
-            if line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT "):])
-        err = p.stderr.read()
-        assert p.wait(timeout=300) == 0, err
-    finally:
-        if p.poll() is None:
-            p.kill()
+
+    result, err, sent = _interrupt_child(MOCO_CHILD, first_epoch)
     assert result is not None and result["raised"] is True, err
     assert "Exception ignored" not in err, err
     n = len(result["history"])
