@@ -259,6 +259,15 @@ final class SSLEvalTests: XCTestCase {
             let before = try state(other)
             XCTAssertThrowsError(try SSLCheckpoint.load(into: other, from: path))
             assertSame(try state(other), before, "\(mix.name) refused load")
+            // The same method with another learning rate (or epochs, ...) is another run: refused, naming it.
+            let changedLR = try SSLTrainer(
+                model: try MoCo(config: try MoCoConfig(architecture: "resnet20", neckHidden: 16, embeddingDim: 8, queueSize: 8, seed: 2),
+                                mix: mix),
+                config: try SSLTrainingConfig(epochs: 2, batchSize: 4, learningRate: 0.03, knnEvery: 0, seed: 5),
+                augmentation: try .mocoV2(height: 8, width: 8), normalization: norm)
+            XCTAssertThrowsError(try SSLCheckpoint.load(into: changedLR, from: path)) { e in
+                XCTAssertTrue("\(e)".contains("lr = 0.06, this trainer has 0.03"), "\(e)")
+            }
         }
     }
 

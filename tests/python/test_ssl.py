@@ -96,6 +96,11 @@ def test_checkpoint_resume_in_a_new_object_is_bit_identical(case, tmp_path):
         assert [r["fit_epoch"] for r in h] == [2]
         assert strip(h)[0] == {**full[1], "epoch": 1, "fit_epoch": 2}
         np.testing.assert_array_equal(m.features(x[:4]), f_full)
+    with small_moco(**CASES[case]) as m:   # another learning rate or length is another run: refused
+        with pytest.raises(InvalidArgumentError, match="lr = 0.06, this trainer has 0.03"):
+            m.fit(x, epochs=2, batch_size=16, lr=0.03, verbose=False, checkpoint=path)
+        with pytest.raises(InvalidArgumentError, match="epochs = 2, this trainer has 3"):
+            m.fit(x, epochs=3, batch_size=16, verbose=False, checkpoint=path)
     with small_moco(**{**CASES[case], "seed": 5}) as m:   # another seed: refused, nothing trained
         with pytest.raises(InvalidArgumentError, match="seed"):
             m.fit(x, epochs=2, batch_size=16, verbose=False, checkpoint=path)

@@ -18,7 +18,11 @@ public enum SSLCheckpoint {
         ["architecture": t.model.config.architecture, "method": t.model.mix.name, "seed": String(t.config.seed),
          "model_seed": String(t.model.config.seed),
          "in_channels": String(t.model.config.inChannels), "queue_size": String(t.model.config.queueSize),
-         "batch_size": String(t.config.batchSize)]
+         "batch_size": String(t.config.batchSize),
+         // Every other setting that defines the run: resuming with another one is refused, naming it.
+         "epochs": String(t.config.epochs), "lr": "\(t.config.learningRate)", "min_lr": "\(t.config.minLearningRate)",
+         "sgd_momentum": "\(t.config.momentum)", "weight_decay": "\(t.config.weightDecay)",
+         "moco": String(describing: t.model.config), "mix_config": String(describing: t.model.mix)]
     }
 
     /// Writes `trainer` to `path` atomically.
