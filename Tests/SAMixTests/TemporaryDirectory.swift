@@ -1,15 +1,10 @@
 import Glibc
-import XCTest
 
-/// A fresh directory under /tmp for one test, removed (with its plain files) by `remove()`.
+/// A fresh directory for one test (made and removed by `DataFixtures`), with a listing of its entries.
 struct TemporaryDirectory {
     let path: String
 
-    init(prefix: String) throws {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        path = String(cString: try XCTUnwrap(p))
-    }
+    init(prefix: String) throws { path = try DataFixtures.tempDir(prefix) }
 
     /// Names of the entries, sorted (without "." and "..").
     func files() -> [String] {
@@ -24,8 +19,5 @@ struct TemporaryDirectory {
         return out.sorted()
     }
 
-    func remove() {
-        for name in files() { unlink(path + "/" + name) }
-        rmdir(path)
-    }
+    func remove() { DataFixtures.remove(path) }
 }
