@@ -27,7 +27,21 @@ let package = Package(
                        providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "SAMix", dependencies: ["COpenBLAS", "CDNNL", "CZlib"],
+        // The engine, in layers: each target depends only on the ones above it in this list, so an
+        // upward import does not compile. `SAMix` re-exports them all.
+        .target(name: "SAMixCore", dependencies: ["COpenBLAS", "CZlib"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMixOps", dependencies: ["SAMixCore", "COpenBLAS", "CDNNL"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMixNN", dependencies: ["SAMixOps"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMixData", dependencies: ["SAMixNN"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMixMixing", dependencies: ["SAMixData"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMixTraining", dependencies: ["SAMixMixing"],
+                swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
+        .target(name: "SAMix", dependencies: ["SAMixTraining"],
                 swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
         .target(name: "SAMixCAPI", dependencies: ["SAMix"],
                 swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
@@ -35,7 +49,9 @@ let package = Package(
                           dependencies: ["SAMix",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: simdFlags + [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SAMixTests", dependencies: ["SAMix", "samix-bench"],
+        .testTarget(name: "SAMixTests",
+                    dependencies: ["SAMix", "SAMixCore", "SAMixOps", "SAMixNN", "SAMixData", "SAMixMixing",
+                                   "SAMixTraining", "samix-bench"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Autodiff semantics: accumulation, frozen parameters, inference mode, stop-gradient, graph reuse.
 final class AutodiffTests: XCTestCase {

@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 @testable import samix_bench
 
 /// `samix-bench train` builds its AutoMix/SAMix objective with the engine's option parser, the same

@@ -1,6 +1,12 @@
 import Glibc
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// JSON, safetensors files, atomic writes, model and trainer checkpoints (exact resume).
 final class CheckpointTests: XCTestCase {

@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// The oneDNN convolution path (Ops/DNNLConvolution.swift) against the im2col + SGEMM path, and its
 /// run-to-run reproducibility.

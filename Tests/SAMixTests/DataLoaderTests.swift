@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Normalisation, crop/flip augmentation and the batch iterator. (The class name contains
 /// "DataTests" so `--filter DataTests` runs it.)

@@ -1,7 +1,13 @@
 import XCTest
 import Glibc
 import CZlib
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Temporary directories and synthetic dataset files for the data-path tests.
 enum DataFixtures {

@@ -1,6 +1,12 @@
 import XCTest
 import Glibc
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Dataset readers (CIFAR binary, IDX plain/gzip), corruption handling, subsets, and the real
 /// Fashion-MNIST test file.

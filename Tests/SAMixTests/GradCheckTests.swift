@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// The gradient checker itself must reject wrong gradients, or every grad test is meaningless.
 final class GradCheckTests: XCTestCase {

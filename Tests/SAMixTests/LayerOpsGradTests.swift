@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Finite-difference checks of the ops written outside Ops/ core files by other engineers
 /// (conv2d, batchNorm2d, linear, shortcutA, gatherRows).

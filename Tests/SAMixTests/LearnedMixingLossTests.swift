@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// R_k, the mask loss, the η-balanced Mixer objective and the masked mixing op.
 final class LearnedMixingLossTests: XCTestCase {

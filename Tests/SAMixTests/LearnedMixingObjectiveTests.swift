@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// The AutoMix/SAMix training step: gradient routing, finite differences through the frozen
 /// momentum network, EMA, training behaviour, SAMix^P and the registry.

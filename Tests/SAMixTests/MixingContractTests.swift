@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Contracts found by an independent check of the mixing API: timm's exact box rules, no silently
 /// ignored λ, and masks that describe what was done to the pixels.

@@ -1,6 +1,12 @@
 import XCTest
 import Foundation
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 // Test-side references for the mixing policies: naive per-pixel mixing, Beta CDF by numeric
 // integration, Kolmogorov–Smirnov statistic, and a generic property checker run for every policy.

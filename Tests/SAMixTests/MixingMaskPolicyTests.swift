@@ -1,6 +1,12 @@
 import XCTest
 import Foundation
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 final class MixingMaskPolicyTests: XCTestCase {
     // MARK: SmoothMix

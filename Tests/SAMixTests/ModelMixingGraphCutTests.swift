@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Max-flow, α-β-swap and PuzzleMix's block energy against brute force.
 final class ModelMixingGraphCutTests: XCTestCase {

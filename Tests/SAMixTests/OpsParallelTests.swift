@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Large inputs take the multi-threaded paths of the ops; their forward values and gradients must
 /// agree with a single-threaded run (the finite-difference tests use small, single-threaded sizes).

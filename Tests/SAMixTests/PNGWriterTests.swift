@@ -1,6 +1,12 @@
 import CZlib
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// PNG encoder: chunk structure, CRCs and the decompressed scanlines; the mixing grid layout.
 final class PNGWriterTests: XCTestCase {

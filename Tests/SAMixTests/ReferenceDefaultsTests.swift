@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Pins every default that reproduces OpenMixup (spec §2.6, §3.7, §5, §7) and every named project
 /// option that departs from it (issue 14): changing a default makes one of these fail.

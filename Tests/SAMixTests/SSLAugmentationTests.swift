@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 final class SSLAugmentationTests: XCTestCase {
     private func dataset(_ n: Int, h: Int = 12, w: Int = 10, seed: UInt64 = 1) throws -> ImageDataset {

@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// kNN monitor, k-means, linear probe, backbone checkpoints and the SSL training loop.
 final class SSLEvalTests: XCTestCase {

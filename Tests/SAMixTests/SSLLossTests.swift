@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// InfoNCE, the mixed/local contrastive terms, L2 normalisation and the key queue, against plain-loop
 /// references written here (Double precision, no engine ops).

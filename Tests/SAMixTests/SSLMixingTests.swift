@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// Cross-view mixing (spec §5.2): which pixels and which positive keys each mixed sample gets, the
 /// single-permutation Mixer call, and where the SAMix losses send their gradients.

@@ -1,6 +1,12 @@
 import Glibc
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// samix's integrity rules on safetensors files: no non-finite state written or read, per-tensor
 /// CRC-32 checksums, stale temporary files of dead writers removed.

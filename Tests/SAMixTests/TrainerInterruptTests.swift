@@ -1,5 +1,11 @@
 import XCTest
-@testable import SAMix
+import SAMix
+@testable import SAMixCore
+@testable import SAMixOps
+@testable import SAMixNN
+@testable import SAMixData
+@testable import SAMixMixing
+@testable import SAMixTraining
 
 /// `Trainer.trainEpoch(…, shouldStop:)`: an epoch stopped early is not counted, keeps its progress in
 /// `partialEpoch`, and the next call continues it so the run equals an uninterrupted one.

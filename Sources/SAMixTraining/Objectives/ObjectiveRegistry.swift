@@ -1,0 +1,49 @@
+import SAMixCore
+import SAMixOps
+import SAMixNN
+import SAMixData
+import SAMixMixing
+
+/// Training objectives by name, for the CLI, the C ABI and configs: "vanilla", "mixup", "cutmix",
+/// "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix", "manifoldmix", and the learned
+/// "automix" / "samix" (`LearnedMixObjective` with `LearnedMixConfig.automix()` / `.samix()`, the
+/// CIFAR configs; α = 2), and the model-dependent "attentivemix" (α = 2), "puzzlemix" (α = 1),
+/// "alignmix" (α = 2) and "decouplemix" (Mixup α = 1 + decoupled loss η = 0.1, no label smoothing).
+/// `alpha` overrides the policy's Beta(α, α) parameter (its default follows OpenMixup's CIFAR configs).
+public enum ObjectiveRegistry {
+    public static let names = ["vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix",
+                               "saliencymix", "manifoldmix", "automix", "samix",
+                               "attentivemix", "puzzlemix", "alignmix", "decouplemix"]
+
+    public static func make(_ name: String, alpha: Double? = nil, labelSmoothing: Float = 0) throws -> TrainingObjective {
+        if let a = alpha { try require(a > 0 && a.isFinite, "alpha must be a finite value > 0, got \(a)") }
+        let key = name.lowercased()
+        func policy(_ p: MixPolicy) throws -> TrainingObjective {
+            try MixPolicyObjective(name: key, policy: p, labelSmoothing: labelSmoothing)
+        }
+        switch key {
+        case "vanilla", "none": return try CrossEntropyObjective(labelSmoothing: labelSmoothing)
+        case "mixup": return try policy(try Mixup(alpha: alpha ?? 1.0))
+        case "cutmix": return try policy(try CutMix(alpha: alpha ?? 0.2))
+        case "fmix": return try policy(try FMix(alpha: alpha ?? 0.2))
+        case "gridmix": return try policy(try GridMix(alpha: alpha ?? 0.2))
+        case "resizemix": return try policy(try ResizeMix(alpha: alpha ?? 1.0))
+        case "smoothmix": return try policy(try SmoothMix())
+        case "saliencymix": return try policy(try SaliencyMix(alpha: alpha ?? 0.2))
+        case "manifoldmix": return try ManifoldMixObjective(alpha: alpha ?? 2.0)
+        case "automix": return LearnedMixObjective(config: try .automix(alpha: alpha ?? 2.0))
+        case "samix": return LearnedMixObjective(config: try .samix(alpha: alpha ?? 2.0))
+        // Model-dependent policies (Training/ModelMixing), OpenMixup CIFAR settings.
+        case "attentivemix": return try AttentiveMixObjective(policy: try AttentiveMix(alpha: alpha ?? 2.0),
+                                                              loss: .crossEntropy(labelSmoothing: labelSmoothing))
+        case "puzzlemix": return try PuzzleMixObjective(config: PuzzleMixConfig(alpha: alpha ?? 1.0),
+                                                        loss: .crossEntropy(labelSmoothing: labelSmoothing))
+        case "alignmix": return try AlignMixObjective(alpha: alpha ?? 2.0, loss: .crossEntropy(labelSmoothing: labelSmoothing))
+        case "decouplemix":
+            try require(labelSmoothing == 0, "decouplemix does not support label smoothing (got \(labelSmoothing))")
+            return DecoupleMixObjective(policy: try Mixup(alpha: alpha ?? 1.0), loss: try DecoupledMixupLoss(eta: 0.1))
+        default:
+            throw SAMixError.invalidArgument("unknown mixing method '\(name)'; known: \(names.joined(separator: ", "))")
+        }
+    }
+}

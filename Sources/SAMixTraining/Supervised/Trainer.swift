@@ -1,0 +1,254 @@
+import SAMixCore
+import SAMixOps
+import SAMixNN
+import SAMixData
+import SAMixMixing
+
+/// One finished epoch: training loss, evaluation results and time.
+public struct EpochRecord: Equatable, Sendable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var learningRate: Double
+    /// Evaluation of each reported network (e.g. "online", "momentum"): (loss, top-1 accuracy in [0, 1]).
+    public var evaluation: [String: Evaluation]
+    public var seconds: Double
+    /// Mean of objective-specific step metrics over the epoch.
+    public var metrics: [String: Double]
+}
+
+/// Progress of an epoch stopped early (see `Trainer.partialEpoch`).
+public struct PartialEpoch: Equatable, Sendable {
+    /// The epoch (0-based, = `epochsDone` when it stopped), the batch to continue at, and the number
+    /// of batches per epoch of the source it ran on.
+    public var epoch: Int
+    public var nextBatch: Int
+    public var batches: Int
+    /// Sums over the finished batches of the loss and of each step metric.
+    public var lossSum: Double
+    public var metricSums: [String: Double]
+}
+
+/// Thrown by `Trainer.trainEpoch` when `shouldStop` asked it to stop before the epoch's end.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let epoch: Int
+    public let nextBatch: Int
+    public var description: String { "training interrupted in epoch \(epoch + 1) before batch \(nextBatch)" }
+}
+
+/// Loss and top-1 accuracy of a classifier on a data source.
+public struct Evaluation: Equatable, Sendable {
+    public var loss: Double
+    public var accuracy: Double
+    public var count: Int
+}
+
+/// The supervised training loop: per-step learning-rate schedule, objective (vanilla, a mixing
+/// policy, AutoMix/SAMix), optimizer step over the classifier and the objective's extra modules,
+/// objective hooks after each step, evaluation after each epoch. Deterministic given `seed`.
+public final class Trainer {
+    public let model: ImageClassifier
+    public let objective: TrainingObjective
+    public let optimizer: Optimizer
+    public var schedule: LearningRateSchedule?
+    public let seed: UInt64
+    /// Completed epochs and steps (restored from checkpoints for exact resume).
+    public var epochsDone = 0
+    public var stepsDone = 0
+    public private(set) var history: [EpochRecord] = []
+    /// Settings that define the run which only the front end knows (data set, subset, model name,
+    /// creation options); saved in checkpoints and compared on resume (see `RunSettings`).
+    public var runSettings: [String: String] = [:]
+    /// Length and data of the epoch loop of the last `trainEpoch` call: epochs, samples and batches
+    /// per epoch (see `RunSettings`).
+    public internal(set) var fitSettings: [String: String] = [:]
+    /// Fit settings a resumed checkpoint requires of the next `trainEpoch` (nil: none pending).
+    var expectedFitSettings: [String: String]?
+    /// Path of the checkpoint `expectedFitSettings` came from (for the error message).
+    var expectedFitSettingsSource = ""
+    /// An epoch stopped before its end by `trainEpoch(_:totalEpochs:onStep:shouldStop:)`: the next
+    /// `trainEpoch` continues it at batch `nextBatch` (same data order, same per-step randomness), so
+    /// an interrupted-then-continued run takes exactly the steps of an uninterrupted one. Not saved in
+    /// checkpoints: a checkpoint written now restarts the interrupted epoch from its first batch.
+    public var partialEpoch: PartialEpoch?
+
+    /// - Parameters: `optimizer` must have been created over `Trainer.parameters(model:objective:)`.
+    public init(model: ImageClassifier, objective: TrainingObjective, optimizer: Optimizer,
+                schedule: LearningRateSchedule? = nil, seed: UInt64 = 0) {
+        self.model = model
+        self.objective = objective
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.seed = seed
+    }
+
+    /// Every trainable parameter of a model plus an objective's extra modules, named.
+    public static func parameters(model: ImageClassifier, objective: TrainingObjective) throws -> [(String, Tensor)] {
+        try objective.prepare(model: model)
+        var p = model.namedParameters()
+        for (prefix, m) in objective.extraModules { p += m.namedParameters(prefix: prefix + ".") }
+        return p
+    }
+
+    /// Convenience: SGD with momentum over model + objective parameters.
+    public static func sgd(model: ImageClassifier, objective: TrainingObjective, lr: Float, momentum: Float = 0.9,
+                           weightDecay: Float = 5e-4, nesterov: Bool = false) throws -> SGD {
+        try SGD(try parameters(model: model, objective: objective), lr: lr, momentum: momentum,
+                weightDecay: weightDecay, nesterov: nesterov)
+    }
+
+    /// Trains one epoch over `source`; `totalEpochs` sizes the schedules. Returns the mean loss,
+    /// the last learning rate and averaged step metrics.
+    ///
+    /// `shouldStop` is asked after every step but the epoch's last; when it returns true the epoch
+    /// stops there: `partialEpoch` records the progress (next batch, loss and metric sums), the epoch
+    /// is not counted in `epochsDone`, and `TrainingInterrupted` is thrown. The next call continues
+    /// the epoch at that batch when the source has the same number of batches (otherwise it restarts
+    /// the epoch from batch 0).
+    public func trainEpoch(_ source: BatchSource, totalEpochs: Int,
+                           onStep: ((Int, Double) -> Void)? = nil,
+                           shouldStop: (() -> Bool)? = nil) throws -> (loss: Double, lr: Double, metrics: [String: Double]) {
+        try require(totalEpochs > epochsDone, "training is already at epoch \(epochsDone) of \(totalEpochs)")
+        let steps = source.batchesPerEpoch
+        try require(steps > 0, "the training data yields no batches")
+        let total = steps * totalEpochs
+        let fit = ["epochs": String(totalEpochs), "samples_per_epoch": String(source.sampleCount),
+                   "batches_per_epoch": String(steps)]
+        if let expected = expectedFitSettings {
+            try RunSettings.requireSame(saved: expected, current: fit, path: expectedFitSettingsSource)
+            expectedFitSettings = nil
+        }
+        fitSettings = fit
+        source.training = true
+        model.train()
+        for (_, m) in objective.extraModules { m.train() }
+        var lossSum = 0.0, lr = Double(optimizer.learningRate)
+        var metricSums: [String: Double] = [:]
+        var first = 0
+        if let p = partialEpoch, p.epoch == epochsDone, p.batches == steps {
+            (first, lossSum, metricSums) = (p.nextBatch, p.lossSum, p.metricSums)
+        }
+        partialEpoch = nil
+        for b in first..<steps {
+            let batch = try source.batch(b, epoch: epochsDone)
+            let (value, metrics) = try trainStep(batch, totalSteps: total)
+            lr = Double(optimizer.learningRate)
+            lossSum += value
+            for (k, v) in metrics { metricSums[k, default: 0] += v }
+            onStep?(b, value)
+            if b + 1 < steps, let shouldStop, shouldStop() {
+                partialEpoch = PartialEpoch(epoch: epochsDone, nextBatch: b + 1, batches: steps, lossSum: lossSum,
+                                            metricSums: metricSums)
+                throw TrainingInterrupted(epoch: epochsDone, nextBatch: b + 1)
+            }
+        }
+        epochsDone += 1
+        return (lossSum / Double(steps), lr, metricSums.mapValues { $0 / Double(steps) })
+    }
+
+    /// One optimisation step on `batch` (the model in training mode): sets the learning rate from the
+    /// schedule at step `stepsDone` of `totalSteps` (no schedule, or `totalSteps` nil: the optimizer's
+    /// current rate), computes the objective's loss, back-propagates, steps the optimizer and runs the
+    /// objective's after-step hook. The batch's images may be modified (mixing works in place).
+    /// - Returns: the loss and the objective's step metrics.
+    public func trainStep(_ batch: Batch, totalSteps: Int?) throws -> (loss: Double, metrics: [(String, Double)]) {
+        let t = stepsDone
+        let shape = batch.images.shape
+        if shape.count == 4 {  // a lower bound of the step's need: fail before allocating when even that cannot fit
+            try model.requireMemory(batch: shape[0], height: shape[2], width: shape[3], training: true)
+        }
+        if let schedule, let total = totalSteps {
+            try require(total > t, "step \(t) is past the schedule's \(total) steps")
+            optimizer.learningRate = schedule.value(step: t, total: total)
+        }
+        model.train()
+        var ctx = StepContext(step: t, totalSteps: totalSteps ?? max(t + 1, 1), epoch: epochsDone,
+                              rng: SplitMix64(seed: seed).fork(index: UInt64(t)).fork(index: 7))
+        optimizer.zeroGrad()
+        let loss = try objective.loss(model: model, batch: batch, context: &ctx)
+        let value = Double(loss.data[0])
+        guard value.isFinite else {
+            throw SAMixError.numerical("loss became \(value) at epoch \(epochsDone), step \(t) (learning rate \(optimizer.learningRate))")
+        }
+        try loss.backward()
+        try optimizer.step()
+        try objective.afterStep(model: model, context: ctx)
+        stepsDone += 1
+        return (value, ctx.metrics)
+    }
+
+    /// Loss and top-1 accuracy of `model` (in evaluation mode, no gradients) on `source`.
+    public static func evaluate(_ model: ImageClassifier, on source: BatchSource) throws -> Evaluation {
+        let wasTraining = model.isTraining
+        let sourceTraining = source.training
+        model.eval()
+        source.training = false
+        defer { model.train(wasTraining); source.training = sourceTraining }
+        var lossSum = 0.0, correct = 0, count = 0
+        try GradMode.withDisabled {
+            for b in 0..<source.batchesPerEpoch {
+                let batch = try source.batch(b, epoch: 0)
+                let logits = try model(batch.images)
+                let loss = try logits.crossEntropy(labels: batch.labels)
+                lossSum += Double(loss.data[0]) * Double(batch.size)
+                correct += try Metrics.correctTop1(logits: logits, labels: batch.labels)
+                count += batch.size
+            }
+        }
+        return Evaluation(loss: lossSum / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)), count: count)
+    }
+
+    /// Evaluates the online model and the objective's evaluation models.
+    public func evaluateAll(on source: BatchSource) throws -> [String: Evaluation] {
+        var out = ["online": try Trainer.evaluate(model, on: source)]
+        for (name, m) in objective.evaluationModels { out[name] = try Trainer.evaluate(m, on: source) }
+        return out
+    }
+
+    /// Trains until `epochs` epochs are done, evaluating on `test` after each epoch `e` (1-based)
+    /// for which `evaluateAt(e)` is true (default: every epoch; the record's `evaluation` is empty
+    /// otherwise); `onEpoch` sees every record as it is made (return false to stop early).
+    @discardableResult
+    public func fit(_ train: BatchSource, epochs: Int, test: BatchSource? = nil,
+                    evaluateAt: ((Int) -> Bool)? = nil,
+                    onStep: ((Int, Double) -> Void)? = nil,
+                    onEpoch: ((EpochRecord) -> Bool)? = nil) throws -> [EpochRecord] {
+        try require(epochs >= 1, "epochs must be ≥ 1, got \(epochs)")
+        while epochsDone < epochs {
+            let t0 = Clock.now()
+            let (loss, lr, metrics) = try trainEpoch(train, totalEpochs: epochs, onStep: onStep)
+            let trainSeconds = Clock.now() - t0
+            let evaluate = evaluateAt?(epochsDone) ?? true
+            let eval = try test.map { evaluate ? try evaluateAll(on: $0) : [:] } ?? [:]
+            let record = EpochRecord(epoch: epochsDone, trainLoss: loss, learningRate: lr, evaluation: eval,
+                                     seconds: trainSeconds, metrics: metrics)
+            history.append(record)
+            if let onEpoch, !onEpoch(record) { break }
+        }
+        return history
+    }
+}
+
+/// Classification metrics.
+public enum Metrics {
+    /// Number of rows whose arg-max equals the label (first maximum wins ties).
+    public static func correctTop1(logits: Tensor, labels: [Int]) throws -> Int {
+        try requireShape(logits.rank == 2 && logits.shape[0] == labels.count,
+                         "logits \(logits.shape) do not match \(labels.count) labels")
+        let k = logits.shape[1]
+        var correct = 0
+        for i in 0..<labels.count {
+            let row = logits.data + i * k
+            var best = 0
+            for j in 1..<max(k, 1) where row[j] > row[best] { best = j }
+            if best == labels[i] { correct += 1 }
+        }
+        return correct
+    }
+
+    /// Median of a list (mean of the two middle values for even counts); nil when empty.
+    public static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
