@@ -1,6 +1,6 @@
 import SAMixCore
 
-/// Mixing a batch with its permuted partners under a per-pixel mask (spec §1, §10 item 5):
+/// Mixing a batch with its permuted partners under a per-pixel mask (docs/method.md §1, §10 item 5):
 ///
 /// `x̃[n, c, p] = x[n, c, p]·(1 − M₁[n, p]) + x[π(n), c, p]·M₁[n, p]`
 ///

@@ -24,7 +24,7 @@ struct SSLDataOptions: ParsableArguments {
 }
 
 struct ProbeOptions: ParsableArguments {
-    @Option(help: "Linear-probe epochs (spec §5.7: 100).") var probeEpochs = 100
+    @Option(help: "Linear-probe epochs (docs/method.md §5.7: 100).") var probeEpochs = 100
     @Option(help: "Linear-probe learning rate (SGD momentum 0.9, cosine to 0; 10 suits L2-normalised features).") var probeLr: Float = 10
     @Option(help: "Linear-probe batch size.") var probeBatch = 256
     @Option(help: "Linear-probe weight decay.") var probeWeightDecay: Float = 0
@@ -87,9 +87,9 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "SGD learning rate (momentum 0.9, cosine to 0).") var lr: Float = 0.06
     @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
-    @Option(help: "Queue size K (spec default 65536; keep it below the training-set size).") var queue = 4096
-    @Option(help: "InfoNCE temperature (spec: 0.2).") var temperature: Float = 0.2
-    @Option(help: "Key-encoder EMA momentum (spec: 0.999; 0.99 suits short CIFAR runs).") var keyMomentum: Double = 0.99
+    @Option(help: "Queue size K (OpenMixup default 65536; keep it below the training-set size).") var queue = 4096
+    @Option(help: "InfoNCE temperature (OpenMixup: 0.2).") var temperature: Float = 0.2
+    @Option(help: "Key-encoder EMA momentum (OpenMixup: 0.999; 0.99 suits short CIFAR runs).") var keyMomentum: Double = 0.99
     @Option(help: "Shuffle-BN groups on one device (1 = plain BN).") var shuffleBnGroups = 2
     @Option(help: "Hidden width of the projection neck.") var neckHidden = 2048
     @Flag(help: "BN in the projection neck (SimCLR-style) instead of MoCo v2's plain MLP.") var neckBn = false
@@ -225,7 +225,7 @@ struct SSLCommand: ParsableCommand {
     }
 }
 
-/// `samix-bench probe`: kNN top-1 and the linear probe of a saved backbone (spec §5.7).
+/// `samix-bench probe`: kNN top-1 and the linear probe of a saved backbone (docs/method.md §5.7).
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "probe",
         abstract: "kNN and linear-probe evaluation of a backbone saved by `samix-bench ssl --save`.")

@@ -9,7 +9,7 @@ import SAMix
 
 /// R_k, the mask loss, the η-balanced Mixer objective and the masked mixing op.
 final class LearnedMixingLossTests: XCTestCase {
-    // MARK: R_k (spec §3.2 test vectors)
+    // MARK: R_k (docs/method.md §3.2 test vectors)
 
     func testLambdaRescaleVectors() {
         let lams = [0.1, 0.25, 0.5, 0.75, 0.9]

@@ -126,7 +126,7 @@ final class LearnedMixingObjectiveTests: XCTestCase {
     func testMomentumScheduleValues() throws {
         let s = try LearnedMixConfig.samix().momentum
         XCTAssertEqual(s, try LearnedMixConfig.automix().momentum)
-        let total = 200_000 // 400 epochs × 500 iterations (spec §2.3)
+        let total = 200_000 // 400 epochs × 500 iterations (docs/method.md §2.3)
         XCTAssertEqual(s.value(step: 0, total: total), 0.999)
         XCTAssertEqual(s.value(step: 19_999, total: total), 0.999)
         XCTAssertEqual(s.value(step: 20_000, total: total), 0.9990244, accuracy: 5e-8)

@@ -7,12 +7,12 @@ import SAMix
 @testable import SAMixMixing
 @testable import SAMixTraining
 
-/// Pins every default that reproduces OpenMixup (spec §2.6, §3.7, §5, §7) and every named project
+/// Pins every default that reproduces OpenMixup (docs/method.md §2.6, §3.7, §5, §7) and every named project
 /// option that departs from it (issue 14): changing a default makes one of these fail.
 final class ReferenceDefaultsTests: XCTestCase {
     // MARK: mask loss
 
-    /// One mean and variance over the whole batch (spec §3.7): per-sample means far from λ that
+    /// One mean and variance over the whole batch (docs/method.md §3.7): per-sample means far from λ that
     /// average to 1 − λ cost nothing with the default, but do per sample.
     func testMaskLossDefaultsToWholeBatchStatistics() throws {
         XCTAssertEqual(try MaskLoss(mode: .l1).scope, .batch)

@@ -7,7 +7,7 @@ import SAMix
 @testable import SAMixMixing
 @testable import SAMixTraining
 
-/// Cross-view mixing (spec §5.2): which pixels and which positive keys each mixed sample gets, the
+/// Cross-view mixing (docs/method.md §5.2): which pixels and which positive keys each mixed sample gets, the
 /// single-permutation Mixer call, and where the SAMix losses send their gradients.
 final class SSLMixingTests: XCTestCase {
     /// Image i of view v is filled with the id 10·i + v; key of (i, v) is the one-hot vector e_{2i+v}.
@@ -66,7 +66,7 @@ final class SSLMixingTests: XCTestCase {
     }
 
     /// The stacked 2N call equals the Mixer's own call whenever both views have the same features,
-    /// i.e. pair i uses Fk[π(i)] exactly once (no double shuffle, spec §5.6).
+    /// i.e. pair i uses Fk[π(i)] exactly once (no double shuffle, docs/method.md §5.6).
     func testCrossViewMaskUsesASinglePermutation() throws {
         let n = 4, c = 6
         let mx = try mixer(channels: c)

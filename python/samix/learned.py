@@ -2,7 +2,7 @@
 
 The Mixer (SAMix) or Mix Block (AutoMix) is trained end to end with the classifier: a momentum copy
 of the network feeds stage features to the Mixer, which generates per-pixel masks for every pair
-of images (spec §2). Parameter names follow OpenMixup's ``AutoMixup`` / ``PixelMixBlock``; the
+of images (docs/method.md §2). Parameter names follow OpenMixup's ``AutoMixup`` / ``PixelMixBlock``; the
 defaults are the CIFAR configs, so ``samix.SAMix()`` and ``samix.AutoMix()`` work as they are::
 
     trainer = samix.Trainer(model, mix=samix.SAMix(eta=0.5), seed=0)
@@ -216,7 +216,7 @@ class AutoMix(LearnedMix):
         momentum_end: final EMA momentum.
         momentum_reference_steps: run length the momentum schedule was tuned for (OpenMixup's
             200,000 steps); the EMA step is rescaled to the actual run. None: the literal schedule.
-        mask_adjust_uses_mixer_lambda: reproduce the reference's mask_adjust bug (spec §9 quirk 1).
+        mask_adjust_uses_mixer_lambda: reproduce the reference's mask_adjust bug (docs/method.md §9 quirk 1).
         mix_shuffle_no_repeat: permutations without fixed points.
         switch_off: skip the Mixer objective with probability 1 − switch_off (0: never skip).
         evaluate_mix_heads: also report the mixup heads ("momentum_mix", "online_mix").
@@ -301,7 +301,7 @@ def _path(v: Any, name: str) -> str:
 
 
 class PretrainedMixer(LearnedMix):
-    """SAMix^P (spec §6): masks from a saved, frozen Mixer and its frozen encoder train a new
+    """SAMix^P (docs/method.md §6): masks from a saved, frozen Mixer and its frozen encoder train a new
     classifier with the mixup CE — no momentum network and no Mixer objective, so a step costs one
     extra no-grad encoder pass. The new classifier may have another architecture or class count;
     its images must have the encoder's channel count.

@@ -1,4 +1,4 @@
-"""Self-supervised learning: MoCo v2, MoCo v2 + Mixup, SAMix-I and SAMix-C (spec §5), and the
+"""Self-supervised learning: MoCo v2, MoCo v2 + Mixup, SAMix-I and SAMix-C (docs/method.md §5), and the
 frozen-backbone evaluations (kNN top-1, linear probe).
 
 ::
@@ -452,7 +452,7 @@ def knn_eval(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: 
 def linear_probe(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: Any, epochs: int = 100,
                  lr: float = 10.0, batch_size: int = 256, momentum: float = 0.9, weight_decay: float = 0.0,
                  scaling: str = "l2", seed: int = 0) -> dict:
-    """Linear probe of a frozen backbone (spec §5.7): GAP features once, one linear layer trained
+    """Linear probe of a frozen backbone (docs/method.md §5.7): GAP features once, one linear layer trained
     with SGD (momentum, cosine schedule). ``scaling``: ``"l2"`` (unit-norm features; lr 10 suits
     them), ``"standardize"`` or ``"none"``.
 

@@ -13,7 +13,7 @@ import SAMixData
 ///
 /// λ: the realised weight of the original, `λ = 1 − mean(M)`, is used for the labels by default — the
 /// correct assignment. OpenMixup returns `mean(M)` — the PARTNER's share — as the weight of y_a, i.e. the
-/// labels are swapped relative to the pixels (spec §9 quirk 5); `legacyLabelSwap = true` reproduces that
+/// labels are swapped relative to the pixels (docs/method.md §9 quirk 5); `legacyLabelSwap = true` reproduces that
 /// (the OpenMixup docs numbers were produced with it). SmoothMix has no λ parameter: OpenMixup draws
 /// λ ~ Beta(α, α) and ignores it, so this type has no α, and a fixed `lambda` passed to `plan`/`mix` is
 /// an error (it could not be honoured: the mask's size comes from σ, not from λ).

@@ -3,7 +3,7 @@ import SAMixOps
 import SAMixNN
 import SAMixData
 
-/// AttentiveMix (Walawalkar et al. 2020; OpenMixup `attentivemix.py`, spec §7).
+/// AttentiveMix (Walawalkar et al. 2020; OpenMixup `attentivemix.py`, docs/method.md §7).
 ///
 /// The attention of a cell is the channel mean of the last-stage feature map of a frozen model on the
 /// (clean) batch. With λ ~ Beta(α, α), the k = clamp(int(cells·λ), 1, cells) cells of highest attention

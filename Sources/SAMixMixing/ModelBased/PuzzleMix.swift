@@ -4,7 +4,7 @@ import SAMixOps
 import SAMixNN
 import SAMixData
 
-/// PuzzleMix (Kim et al. 2020; OpenMixup `puzzlemix.py` / the official `mixup_graph`, spec §7).
+/// PuzzleMix (Kim et al. 2020; OpenMixup `puzzlemix.py` / the official `mixup_graph`, docs/method.md §7).
 ///
 /// Per batch: a ~ Beta(α, α) (the mixing prior), a partner permutation π and a block grid
 /// b = 2^randint(1, blockNum) per side (CIFAR `block_num = 5` → b ∈ {2, 4, 8, 16}). Per sample i with

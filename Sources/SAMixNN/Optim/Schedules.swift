@@ -49,7 +49,7 @@ public struct LearningRateSchedule: Equatable, Sendable {
     }
 }
 
-/// EMA momentum schedule of the AutoMix/SAMix momentum encoder (spec §2.3): m_t = m0 while
+/// EMA momentum schedule of the AutoMix/SAMix momentum encoder (docs/method.md §2.3): m_t = m0 while
 /// t < ⌊s0·T⌋, else m_end − (m_end − m0)·(cos(π·t/T) + 1)/2.
 public struct MomentumSchedule: Equatable, Sendable {
     public var start: Double, end: Double, constantFraction: Double

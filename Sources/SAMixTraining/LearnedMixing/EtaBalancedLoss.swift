@@ -6,13 +6,13 @@ import SAMixData
 import SAMixMixing
 
 /// The Mixer's objective on the logits z [N, K] of the momentum network for its mixed images,
-/// with pair labels (a = yᵢ, b = y_π(i)) and ratio λ (spec §4).
+/// with pair labels (a = yᵢ, b = y_π(i)) and ratio λ (docs/method.md §4).
 ///
 /// - `mixupCrossEntropy` — the **global** term alone, `−λ·log softmax(z)_a − (1−λ)·log softmax(z)_b`
 ///   over all K classes. AutoMix's objective, and what the shipped SAMix SL configs actually compute
 ///   ("official-SL": their `neg_weight` η multiplies zero targets under softmax soft-CE, §4.2).
 /// - `etaBalanced(eta:)` — SAMix's η-balanced mixup loss, `local + η·global`, with the **local**
-///   term the two-class softmax between the mixed classes (pBCE, spec §4.5):
+///   term the two-class softmax between the mixed classes (pBCE, docs/method.md §4.5):
 ///   `−λ·log σ(z_a − z_b) − (1−λ)·log σ(z_b − z_a)` (0 when a = b). Local smoothness between the
 ///   two mixed classes is the main sub-objective and global discrimination from other classes the
 ///   regulariser weighted by η = 0.5 (the SSL code's auxiliary weight and the configs' "eta in SAMix").

@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// How the mixing ratio λ enters the Mixer (spec §3.2). The Mixer never sees labels; λ is the only
+/// How the mixing ratio λ enters the Mixer (docs/method.md §3.2). The Mixer never sees labels; λ is the only
 /// side information besides the feature maps.
 ///
 /// - `none`: AutoMix's CIFAR Mix Block — the features are used unchanged.
@@ -33,7 +33,7 @@ public enum LambdaEncoding: Equatable, Sendable {
     }
 }
 
-/// The cubic λ rescale of SAMix's adaptive λ encoding (spec §3.2, pmix_block.py L223-228):
+/// The cubic λ rescale of SAMix's adaptive λ encoding (docs/method.md §3.2, pmix_block.py L223-228):
 ///
 /// `R_k(λ) = (4/3·λ³ − 2·λ² + k'·λ) / (k' − 2/3)`, `k' = min(k, 10) + 1`.
 ///

@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// Every option of the supervised AutoMix / SAMix pipeline (OpenMixup's `AutoMixup`, spec §2).
+/// Every option of the supervised AutoMix / SAMix pipeline (OpenMixup's `AutoMixup`, docs/method.md §2).
 /// OpenMixup's parameter names are given in brackets; defaults follow the CIFAR configs (§2.6).
 public struct LearnedMixConfig: Equatable, Sendable {
     /// Name used in logs ("automix" / "samix").
@@ -21,7 +21,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
     public var maskLossWeight: Float
     /// Probability of rescaling the online-branch mask to mean λ [mask_adjust; 0 in CIFAR configs].
     public var maskAdjust: Double
-    /// Use λ_mb instead of λ_bb in mask_adjust, reproducing the reference bug (spec §9 quirk 1).
+    /// Use λ_mb instead of λ_bb in mask_adjust, reproducing the reference bug (docs/method.md §9 quirk 1).
     public var maskAdjustUsesMixerLambda: Bool
     /// Constant (Mixup) online mask when λ_bb or 1 − λ_bb ≤ margin [lam_margin = 0.08].
     public var lambdaMargin: Float
@@ -123,7 +123,7 @@ public struct LearnedMixConfig: Equatable, Sendable {
     /// Mixer with R_0.25 λ encoding, mixing attention, ConvNeck value, bilinear upsampling;
     /// L1 + variance mask loss (whole-batch statistics, as the reference); the η-balanced Mixer
     /// objective with η = 0.5 (`eta`) — a project choice: it is the loss the paper describes, while
-    /// the shipped configs compute plain mixup CE (`mixerLoss = .mixupCrossEntropy`, spec §4.2);
+    /// the shipped configs compute plain mixup CE (`mixerLoss = .mixupCrossEntropy`, docs/method.md §4.2);
     /// lam_margin 0.08, mask_adjust 0, EMA 0.999 → 0.999999 scaled to the run length
     /// (`momentumReferenceSteps` = 200,000; pass nil for the literal schedule).
     public static func samix(alpha: Double = 2, eta: Float = 0.5, lamMulK: [Double] = [0.25],

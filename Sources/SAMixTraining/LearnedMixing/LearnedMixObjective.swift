@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// Supervised AutoMix / SAMix training (OpenMixup's `AutoMixup`, spec §2.2), one objective for both
+/// Supervised AutoMix / SAMix training (OpenMixup's `AutoMixup`, docs/method.md §2.2), one objective for both
 /// methods — they differ only in `LearnedMixConfig` (Mixer options, mask loss, Mixer objective).
 ///
 /// Modules (built in `prepare(model:)` from the classifier being trained):
@@ -30,7 +30,7 @@ import SAMixMixing
 /// ```
 /// Labels enter only the losses; the Mixer sees features, λ and π.
 ///
-/// Deviations from the reference, all deliberate (bugs listed in spec §9): mask_adjust uses λ_bb
+/// Deviations from the reference, all deliberate (bugs listed in docs/method.md §9): mask_adjust uses λ_bb
 /// (quirk 1; `maskAdjustUsesMixerLambda` reproduces it); SAMix's default Mixer objective is the
 /// η-balanced loss the paper describes rather than the official configs' plain mixup CE (quirk 2;
 /// `.mixupCrossEntropy` reproduces them). The mask loss uses whole-batch statistics as the

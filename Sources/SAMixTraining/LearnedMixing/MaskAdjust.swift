@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// Post-processing of the online-branch mask M_bb (spec §2.4), applied in place to a partner mask
+/// Post-processing of the online-branch mask M_bb (docs/method.md §2.4), applied in place to a partner mask
 /// M₁ [N, 1, H, W] that carries no gradient (M_bb is detached).
 public enum MaskAdjust {
     /// OpenMixup's `mask_adjust`: rescales each sample's mask so that the mean of its own-image
@@ -14,7 +14,7 @@ public enum MaskAdjust {
     /// - otherwise unchanged. ε = 1e-8 as in the reference.
     ///
     /// λ must be the ratio M_bb was generated with and labelled with (λ_bb). The reference passes
-    /// λ_mb here (spec §9 quirk 1, `lam[0]`); that bug is not reproduced.
+    /// λ_mb here (docs/method.md §9 quirk 1, `lam[0]`); that bug is not reproduced.
     public static func adjustMean(partnerMask m: Tensor, lam: Float, epsilon: Double = 1e-8) throws {
         try requireShape(m.rank >= 1 && m.count > 0 && m.count % m.shape[0] == 0, "mask_adjust: bad mask shape \(m.shape)")
         try require(!m.hasGradFn, "mask_adjust works in place on a detached mask")

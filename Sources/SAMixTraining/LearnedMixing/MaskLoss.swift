@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// The Mixer's mask regulariser (OpenMixup `PixelMixBlock.mask_loss`, spec §3.7), a fused op with
+/// The Mixer's mask regulariser (OpenMixup `PixelMixBlock.mask_loss`, docs/method.md §3.7), a fused op with
 /// its own backward.
 ///
 /// For the partner mask m = M₁ (values in [0, 1]) of one group of P pixels, with mean m̄,
@@ -19,7 +19,7 @@ import SAMixMixing
 /// sign(m(m−1))·(2m − 1)/P for `sparsity` where active.
 ///
 /// **Groups (`scope`)**: the default `.batch` is the reference — OpenMixup computes one mean and
-/// one variance over the whole batch (spec §3.7, §9 quirk 4). `.sample` is a project option: each
+/// one variance over the whole batch (docs/method.md §3.7, §9 quirk 4). `.sample` is a project option: each
 /// sample's mask mean is held near λ and its own spatial variance rewarded. Reason: with one batch
 /// group the Mixer can satisfy the mean constraint while giving individual pairs masks far from
 /// their label λ, and the variance term then also rewards differences *between* samples' means.

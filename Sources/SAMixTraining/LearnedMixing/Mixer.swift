@@ -13,7 +13,7 @@ public enum MaskUpsampling: String, Equatable, Sendable, CaseIterable {
 }
 
 /// Architecture options of the Mixer (SAMix) / Mix Block (AutoMix), OpenMixup's `PixelMixBlock`
-/// (spec §3.8 lists what differs between the two methods).
+/// (docs/method.md §3.8 lists what differs between the two methods).
 public struct MixerConfig: Equatable, Sendable {
     /// How λ enters (`lam_concat` / `lam_mul`, `lam_residual`, `lam_mul_k`).
     public var lambdaEncoding: LambdaEncoding
@@ -75,7 +75,7 @@ public struct MixerConfig: Equatable, Sendable {
 /// One Mixer evaluation.
 public struct MixerOutput {
     /// The partner's mask `M₁ = sigmoid(U(P·v))` [N, 1, H, W] in (0, 1): per pixel, how much of
-    /// x[π] the mixed image takes. The sample's own mask is `M₀ = 1 − M₁` (spec §3.5).
+    /// x[π] the mixed image takes. The sample's own mask is `M₀ = 1 − M₁` (docs/method.md §3.5).
     public let partnerMask: Tensor
     /// The attention matrix `P` [N, hw, hw] (rows sum to 1).
     public let attention: Tensor
@@ -87,7 +87,7 @@ public struct MixerOutput {
     public let upsampling: MaskUpsampling
 }
 
-/// The Mixer of SAMix / Mix Block of AutoMix (OpenMixup's `PixelMixBlock`, spec §3): turns the
+/// The Mixer of SAMix / Mix Block of AutoMix (OpenMixup's `PixelMixBlock`, docs/method.md §3): turns the
 /// feature maps of a batch and a permutation π into a per-pixel mixing mask for every pair
 /// (x_i, x_π(i)). It never sees labels.
 ///

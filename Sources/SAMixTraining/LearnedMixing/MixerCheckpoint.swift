@@ -6,7 +6,7 @@ import SAMixData
 import SAMixMixing
 
 /// A trained Mixer together with the frozen encoder whose stage features it reads: what SAMix^P
-/// (spec §6) transfers to a new run. The reference never implemented this path (its
+/// (docs/method.md §6) transfers to a new run. The reference never implemented this path (its
 /// `_mixblock()` raises `NotImplementedError`, issue #53).
 ///
 /// File format: safetensors (written atomically), tensors `mixer.*` and `encoder.*`, metadata

@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// Which positions of the partner map a Mixer's mask pixel attends to (spec §3.4).
+/// Which positions of the partner map a Mixer's mask pixel attends to (docs/method.md §3.4).
 ///
 /// Both variants produce the row-stochastic matrix `P ∈ R^{N×hw×hw}`:
 /// `P = softmax_last( Qᵀ·K / √C_inter )`, with `Q, K ∈ R^{N×C_inter×hw}` the projections of the two

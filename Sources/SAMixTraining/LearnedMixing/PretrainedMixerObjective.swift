@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// SAMix^P (spec §6): train a new classifier with masks from a pre-trained, frozen Mixer, without
+/// SAMix^P (docs/method.md §6): train a new classifier with masks from a pre-trained, frozen Mixer, without
 /// the online Mixer training (no momentum network, no Mixer objective) — the run costs one extra
 /// no-grad encoder forward per step instead of SAMix's four network passes.
 ///

@@ -5,7 +5,7 @@ import SAMixData
 import SAMixMixing
 
 /// The Mixer's value ("content") branch: per-position mask logits of the partner before attention
-/// pooling, [N, C_v, h, w] → [N, 1, h, w] (spec §3.3).
+/// pooling, [N, C_v, h, w] → [N, 1, h, w] (docs/method.md §3.3).
 ///
 /// - `linear` (AutoMix): `v = Conv1x1(v_in; C_v → 1, with bias)`.
 /// - `convNeck` (SAMix's non-linear content modelling, OpenMixup's `ConvNeck`):

@@ -5,7 +5,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// AlignMix (Venkataramanan et al. 2022; OpenMixup `alignmix.py`, spec §7): mixes the LAST-STAGE
+/// AlignMix (Venkataramanan et al. 2022; OpenMixup `alignmix.py`, docs/method.md §7): mixes the LAST-STAGE
 /// feature maps of the pair (A = h_i, B = h_π(i), each C × HW) after aligning them with optimal transport.
 /// P = HW · Sinkhorn plan between the HW feature vectors of A and B (ε = 0.1, ≤ 100 iterations), so its
 /// rows and columns sum to ≈ 1. With probability 0.5

@@ -6,7 +6,7 @@ import SAMixMixing
 
 /// A hand-crafted mixing policy given AutoMix's clean-image term L_one (an ablation that separates
 /// "learned masks" from "AutoMix/SAMix also train on clean images"). The online branch is built as
-/// AutoMix's (spec §2.2): the mixed batch goes through the backbone and a second head `head_mix`
+/// AutoMix's (docs/method.md §2.2): the mixed batch goes through the backbone and a second head `head_mix`
 /// (N(0, 0.01²) init, like OpenMixup's heads), the clean batch through the same backbone and the
 /// classifier's own head:
 /// ```

@@ -6,7 +6,7 @@ import SAMixData
 import SAMixMixing
 
 /// DecoupleMix's decoupled mixup cross-entropy (Liu et al., arXiv 2203.10761; OpenMixup
-/// `soft_mix_cross_entropy` with `ClsMixupHead.eta_weight`, spec §4.4).
+/// `soft_mix_cross_entropy` with `ClsMixupHead.eta_weight`, docs/method.md §4.4).
 ///
 /// For a row with logits z, mixed classes a = yᵢ (weight λ) and b = y_π(i) (weight 1 − λ):
 ///

@@ -10,7 +10,7 @@ public enum MixupLoss {
     /// `(1/N) Σᵢ λᵢ·CE(zᵢ, yᵢ) + (1 − λᵢ)·CE(zᵢ, y_π(i))` with optional label smoothing — identical to the
     /// soft-target CE against `λᵢ·onehot(yᵢ) + (1 − λᵢ)·onehot(y_π(i))` that PuzzleMix's head uses.
     case crossEntropy(labelSmoothing: Float)
-    /// DecoupleMix's decoupled mixup cross-entropy (spec §4.4, `DecoupledMixupLoss`).
+    /// DecoupleMix's decoupled mixup cross-entropy (docs/method.md §4.4, `DecoupledMixupLoss`).
     case decoupled(DecoupledMixupLoss)
 
     /// Plain mixup cross-entropy without smoothing.

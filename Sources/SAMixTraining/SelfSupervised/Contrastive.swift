@@ -43,7 +43,7 @@ extension Tensor {
     }
 }
 
-/// Contrastive losses of MoCo and of the SSL Mixer objective (spec §4.3, §5.2), built from
+/// Contrastive losses of MoCo and of the SSL Mixer objective (docs/method.md §4.3, §5.2), built from
 /// differentiable ops. All inputs are L2-normalised embeddings [N, d]; the negatives [K, d] (the
 /// queue) carry no gradient. `CE(logits, 0)` is the cross-entropy with the positive at index 0
 /// (OpenMixup's `ContrastiveHead`), averaged over the batch.

@@ -5,7 +5,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// MoCo v2 settings (spec §5.1). Defaults are the reference's: queue 65,536, 128-d embeddings,
+/// MoCo v2 settings (docs/method.md §5.1). Defaults are the reference's: queue 65,536, 128-d embeddings,
 /// temperature 0.2, key momentum 0.999 (`MoCoSAMix` / OpenMixup MoCo v2 R-18 base), MLP neck
 /// C → 2048 → 128 without BN.
 public struct MoCoConfig: Equatable, Sendable {
@@ -42,7 +42,7 @@ public struct MoCoConfig: Equatable, Sendable {
     }
 }
 
-/// SAMix in the self-supervised scenario (`MoCoSAMix`, spec §5.2–5.5).
+/// SAMix in the self-supervised scenario (`MoCoSAMix`, docs/method.md §5.2–5.5).
 public struct SAMixSSLConfig: Equatable, Sendable {
     public enum Variant: String, Equatable, Sendable, CaseIterable {
         /// SAMix-I: the Mixer objective is instance discrimination (InfoNCE terms).
@@ -51,7 +51,7 @@ public struct SAMixSSLConfig: Equatable, Sendable {
         case cluster
     }
 
-    /// The instance-level Mixer objective (spec §4.3).
+    /// The instance-level Mixer objective (docs/method.md §4.3).
     public enum InstanceObjective: Equatable, Sendable {
         /// `local + η·global`: local = 2-way soft CE between the two mixed instances ("BCE"),
         /// global = mixed InfoNCE against the queue with extended positives (§5.4).
@@ -160,7 +160,7 @@ public struct SSLStepOutput {
     public let terms: [String: Tensor]
 }
 
-/// MoCo v2 with optional Mixup / SAMix inside (spec §5). One step, for views xq, xk of a batch:
+/// MoCo v2 with optional Mixup / SAMix inside (docs/method.md §5). One step, for views xq, xk of a batch:
 /// ```
 /// θ_k ← m·θ_k + (1 − m)·θ_q                 (before the keys, as the reference)
 /// q = norm(neck_q(f_q(xq)))                  (BN per contiguous group)

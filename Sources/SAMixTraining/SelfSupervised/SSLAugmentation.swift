@@ -5,7 +5,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// The MoCo v2 view augmentation (spec §5.1; torchvision semantics), applied per image with its own
+/// The MoCo v2 view augmentation (docs/method.md §5.1; torchvision semantics), applied per image with its own
 /// generator `rng.fork(index: i)` so a batch is identical for any thread count:
 ///
 /// 1. `RandomResizedCrop(scale = (0.2, 1), ratio = (3/4, 4/3))`: up to 10 draws of an area fraction

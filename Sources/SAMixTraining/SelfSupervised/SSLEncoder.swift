@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// MoCo v2's projection neck (OpenMixup `MoCoV2Neck`, spec §5.1): global average pooling of the
+/// MoCo v2's projection neck (OpenMixup `MoCoV2Neck`, docs/method.md §5.1): global average pooling of the
 /// last stage, then `Linear(C → hidden) → ReLU → Linear(hidden → out)` (R-18: 512 → 2048 → 128).
 /// MoCo v2 has no batch norm in the neck; `batchNorm: true` gives the SimCLR-style
 /// `Linear → BN1d → ReLU → Linear` variant (OpenMixup `NonLinearNeck`). Linear layers keep PyTorch's

@@ -258,7 +258,7 @@ public enum KMeans {
     }
 }
 
-/// The linear probe (spec §5.7): frozen backbone, GAP features (precomputed once), one Linear layer
+/// The linear probe (docs/method.md §5.7): frozen backbone, GAP features (precomputed once), one Linear layer
 /// trained with SGD (momentum 0.9, weight decay 0 by default, cosine learning rate to 0), batch
 /// cross-entropy. OpenMixup uses 100 epochs, lr 1.0 for CIFAR R-18 at batch 256 on raw GAP features.
 ///

@@ -4,7 +4,7 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// Cross-view mixing of SSL mixup / SAMix (spec §5.2), shared by the Mixup baseline and SAMix-I/C.
+/// Cross-view mixing of SSL mixup / SAMix (docs/method.md §5.2), shared by the Mixup baseline and SAMix-I/C.
 ///
 /// Sample i of a mixed batch takes image i from view q (weight λ, own mask M₀ = 1 − M₁) and image
 /// π(i) from view k (weight 1 − λ, partner mask M₁):
@@ -12,7 +12,7 @@ import SAMixMixing
 /// Its positives are the keys of the *other* view of each source: `k_a = kk[i]` (image i, view k)
 /// for the λ part and `k_b = kq[π(i)]` (image π(i), view q) for the 1 − λ part. A single
 /// permutation π is used for images, Mixer features and keys — the reference permutes the Mixer's
-/// partner features twice (π_bb then π_mb, spec §5.6), leaking; that is not reproduced.
+/// partner features twice (π_bb then π_mb, docs/method.md §5.6), leaking; that is not reproduced.
 public enum SSLMixing {
     /// `xq + (xk[π] − xq)⊙M₁` for images [N, C, H, W] and a partner mask [N, 1, H, W]. Differentiable
     /// in the mask (the images are data).
@@ -62,7 +62,7 @@ public enum SSLMixing {
         return try out.partnerMask.narrow(axis: 0, start: 0, length: n)
     }
 
-    /// Positive feature extension (spec §5.4, "Improving Contrastive Learning by Visualizing Feature
+    /// Positive feature extension (docs/method.md §5.4, "Improving Contrastive Learning by Visualizing Feature
     /// Transformation"): per-dimension weights w ~ Beta(2, 2) [N, d], plus 1 for extrapolation;
     /// `q' = norm(w·kq + (1 − w)·kk)`, `k' = norm(w·kk + (1 − w)·kq)`; the extended positives of
     /// the mixed samples are (q', k'[π]). With `.both` one coin per call picks extrapolation or
@@ -85,7 +85,7 @@ public enum SSLMixing {
         }
     }
 
-    /// `mix_mask_adjust` of `MoCoSAMix` (spec §5.3) for the backbone mask.
+    /// `mix_mask_adjust` of `MoCoSAMix` (docs/method.md §5.3) for the backbone mask.
     public enum MaskAdjustMode: Equatable, Sendable {
         case off
         /// Rescale (`MaskAdjust.adjustMean`) only the samples whose own-image share deviates from λ by

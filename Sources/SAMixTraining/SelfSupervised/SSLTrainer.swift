@@ -178,7 +178,7 @@ public final class SSLTrainer {
     }
 }
 
-/// Linear probe of a frozen backbone on a labelled dataset (spec §5.7): GAP features once, then
+/// Linear probe of a frozen backbone on a labelled dataset (docs/method.md §5.7): GAP features once, then
 /// `LinearProbe.fit`.
 public enum SSLEvaluation {
     public static func linearProbe(backbone: Backbone, train: ImageDataset, test: ImageDataset,

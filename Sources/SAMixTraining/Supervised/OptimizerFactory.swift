@@ -57,7 +57,7 @@ extension LearningRateSchedule {
     /// The reference's cosine floor as a fraction of the base rate: 0.5 for AutoMix / SAMix
     /// (OpenMixup's CIFAR configs anneal 0.1 → `min_lr=5e-2`, "for the momentum encoder": the
     /// evaluated EMA network keeps moving until the end), 0 for everything else (the hand-crafted
-    /// baselines' recipe: cosine to 0, spec §7).
+    /// baselines' recipe: cosine to 0, docs/method.md §7).
     public static func referenceFloorFraction(for objective: TrainingObjective) -> Float {
         objective is LearnedMixObjective ? 0.5 : 0
     }
