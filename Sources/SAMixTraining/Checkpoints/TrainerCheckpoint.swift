@@ -158,6 +158,7 @@ public enum Checkpoint {
             m["partial.next_batch"] = String(p.nextBatch)
             m["partial.batches"] = String(p.batches)
             m["partial.loss_sum"] = String(p.lossSum.bitPattern, radix: 16)
+            m["partial.seconds"] = "\(p.seconds)"
             for (k, v) in p.metricSums { m["partial.metric." + k] = String(v.bitPattern, radix: 16) }
         }
         return m
@@ -213,7 +214,9 @@ public enum Checkpoint {
                 guard let bits = UInt64(v, radix: 16) else { throw SAMixError.io("\(path): invalid partial-epoch metric '\(k)'") }
                 sums[k] = Double(bitPattern: bits)
             }
-            partial = PartialEpoch(epoch: epoch, nextBatch: next, batches: batches, lossSum: loss, metricSums: sums)
+            let seconds = meta["partial.seconds"].flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 0
+            partial = PartialEpoch(epoch: epoch, nextBatch: next, batches: batches, lossSum: loss, metricSums: sums,
+                                   seconds: seconds)
         }
         let savedRun = RunSettings.extract(meta, prefix: RunSettings.runPrefix)
         let savedFit = RunSettings.extract(meta, prefix: RunSettings.fitPrefix)

@@ -4,16 +4,36 @@ import SAMixNN
 import SAMixData
 import SAMixMixing
 
-/// One finished epoch: training loss, evaluation results and time.
+/// One finished epoch of `Trainer.fit`: training loss, evaluation results and time.
 public struct EpochRecord: Equatable, Sendable {
+    /// The epoch (1-based).
     public var epoch: Int
     public var trainLoss: Double
     public var learningRate: Double
-    /// Evaluation of each reported network (e.g. "online", "momentum"): (loss, top-1 accuracy in [0, 1]).
-    public var evaluation: [String: Evaluation]
+    /// Evaluations after the epoch by data set name (e.g. "test", "val"), then by network (e.g.
+    /// "online", "momentum"): (loss, top-1 accuracy in [0, 1], count). Empty for a set at epochs
+    /// `evaluateAt` skips, and for every set when the run was asked to stop during the epoch.
+    public var evaluations: [String: [String: Evaluation]]
+    /// Training seconds of the epoch (evaluation excluded; includes earlier interrupted parts).
     public var seconds: Double
     /// Mean of objective-specific step metrics over the epoch.
     public var metrics: [String: Double]
+    /// Steps done by the trainer at the end of the epoch.
+    public var stepsDone: Int
+
+    public init(epoch: Int, trainLoss: Double, learningRate: Double, evaluations: [String: [String: Evaluation]] = [:],
+                seconds: Double, metrics: [String: Double] = [:], stepsDone: Int = 0) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.learningRate = learningRate
+        self.evaluations = evaluations
+        self.seconds = seconds
+        self.metrics = metrics
+        self.stepsDone = stepsDone
+    }
+
+    /// The evaluations of the data set named "test" (empty when not evaluated).
+    public var evaluation: [String: Evaluation] { evaluations["test"] ?? [:] }
 }
 
 /// Progress of an epoch stopped early (see `Trainer.partialEpoch`).
@@ -26,6 +46,8 @@ public struct PartialEpoch: Equatable, Sendable {
     /// Sums over the finished batches of the loss and of each step metric.
     public var lossSum: Double
     public var metricSums: [String: Double]
+    /// Training seconds already spent in the epoch (kept by `fit` across interruptions).
+    public var seconds: Double = 0
 }
 
 /// Thrown by `Trainer.trainEpoch` when `shouldStop` asked it to stop before the epoch's end.
@@ -54,7 +76,9 @@ public final class Trainer {
     /// Completed epochs and steps (restored from checkpoints for exact resume).
     public var epochsDone = 0
     public var stepsDone = 0
+    /// The records of the epochs `fit` finished in this process.
     public private(set) var history: [EpochRecord] = []
+    func appendHistory(_ r: EpochRecord) { history.append(r) }
     /// Settings that define the run which only the front end knows (data set, subset, model name,
     /// creation options); saved in checkpoints and compared on resume (see `RunSettings`).
     public var runSettings: [String: String] = [:]
@@ -204,27 +228,13 @@ public final class Trainer {
         return out
     }
 
-    /// Trains until `epochs` epochs are done, evaluating on `test` after each epoch `e` (1-based)
-    /// for which `evaluateAt(e)` is true (default: every epoch; the record's `evaluation` is empty
-    /// otherwise); `onEpoch` sees every record as it is made (return false to stop early).
+    /// `fit` with one evaluation set named "test" (see `fit(_:epochs:evaluations:evaluateAt:onStep:onEpoch:)`).
     @discardableResult
     public func fit(_ train: BatchSource, epochs: Int, test: BatchSource? = nil,
                     evaluateAt: ((Int) -> Bool)? = nil,
-                    onStep: ((Int, Double) -> Void)? = nil,
-                    onEpoch: ((EpochRecord) -> Bool)? = nil) throws -> [EpochRecord] {
-        try require(epochs >= 1, "epochs must be ≥ 1, got \(epochs)")
-        while epochsDone < epochs {
-            let t0 = Clock.now()
-            let (loss, lr, metrics) = try trainEpoch(train, totalEpochs: epochs, onStep: onStep)
-            let trainSeconds = Clock.now() - t0
-            let evaluate = evaluateAt?(epochsDone) ?? true
-            let eval = try test.map { evaluate ? try evaluateAll(on: $0) : [:] } ?? [:]
-            let record = EpochRecord(epoch: epochsDone, trainLoss: loss, learningRate: lr, evaluation: eval,
-                                     seconds: trainSeconds, metrics: metrics)
-            history.append(record)
-            if let onEpoch, !onEpoch(record) { break }
-        }
-        return history
+                    onEpoch: ((EpochRecord) throws -> Bool)? = nil) throws -> [EpochRecord] {
+        try fit(train, epochs: epochs, evaluations: test.map { [FitEvaluation("test", $0)] } ?? [],
+                evaluateAt: evaluateAt, onEpoch: onEpoch)
     }
 }
 
