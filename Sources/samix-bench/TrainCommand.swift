@@ -96,16 +96,13 @@ struct TrainCommand: ParsableCommand {
             + "\(epochs) epochs, batch \(batch), threads \(Engine.threads)\n")
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
         let evaluateAt = { (e: Int) in e % evalEvery == 0 || e > epochs - 5 }
-        var saveError: Error?
-        try trainer.fit(trainLoader, epochs: epochs, test: testLoader, evaluateAt: evaluateAt) { record in
-            let online = record.evaluation["online"]
-            // The validation split is evaluated at the same epochs as the test set, every head.
-            var val: [String: Evaluation] = [:]
-            if let valLoader, evaluateAt(record.epoch) {
-                do { val = try trainer.evaluateAll(on: valLoader) } catch { saveError = error; return false }
-            }
+        // The engine's fit loop evaluates the test set and the validation split (every network) at
+        // the same epochs; this callback only prints and checkpoints.
+        let sets = [FitEvaluation("test", testLoader)] + (valLoader.map { [FitEvaluation("val", $0)] } ?? [])
+        try trainer.fit(trainLoader, epochs: epochs, evaluations: sets, evaluateAt: evaluateAt, onEpoch: { record in
+            let test = record.evaluations["test"] ?? [:], val = record.evaluations["val"] ?? [:]
             // Every evaluated network: "online", plus e.g. "momentum" for AutoMix/SAMix.
-            let heads = record.evaluation.keys.sorted()
+            let heads = test.keys.sorted()
             if json {
                 var fields = ["\"epoch\": \(record.epoch)", "\"epochs\": \(epochs)", "\"mix\": \"\(objective.name)\"",
                               "\"model\": \"\(model)\"", "\"seed\": \(seed)", "\"train_images\": \(train.count)",
@@ -113,8 +110,8 @@ struct TrainCommand: ParsableCommand {
                               "\"seconds\": \(format3(record.seconds))"]
                 for h in heads {
                     let suffix = h == "online" ? "" : "_" + h
-                    fields.append("\"test_loss\(suffix)\": \(format3(record.evaluation[h]?.loss ?? .nan))")
-                    fields.append("\"test_top1\(suffix)\": \(format3((record.evaluation[h]?.accuracy ?? .nan) * 100))")
+                    fields.append("\"test_loss\(suffix)\": \(format3(test[h]?.loss ?? .nan))")
+                    fields.append("\"test_top1\(suffix)\": \(format3((test[h]?.accuracy ?? .nan) * 100))")
                 }
                 for h in val.keys.sorted() {
                     let suffix = h == "online" ? "" : "_" + h
@@ -124,20 +121,17 @@ struct TrainCommand: ParsableCommand {
                 for (k, v) in record.metrics.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(format3(v))") }
                 print("{" + fields.joined(separator: ", ") + "}")
             } else {
-                let testLoss = online.map { " test loss \(format3($0.loss))" } ?? ""
-                let evals = heads.map { "\($0) top-1 \(format3((record.evaluation[$0]?.accuracy ?? .nan) * 100))%" }
+                let testLoss = test["online"].map { " test loss \(format3($0.loss))" } ?? ""
+                let evals = heads.map { "\($0) top-1 \(format3((test[$0]?.accuracy ?? .nan) * 100))%" }
                     + val.keys.sorted().map { "val \($0) top-1 \(format3((val[$0]?.accuracy ?? .nan) * 100))%" }
                 print("epoch \(record.epoch) loss \(format3(record.trainLoss))\(testLoss) "
                     + evals.joined(separator: ", ") + " lr \(format3(record.learningRate)) time \(format3(record.seconds)) s")
             }
             flushStdout()
             // Printed first, saved second: a line may repeat after a crash, never go missing.
-            if let path = checkpoint {
-                do { try Checkpoint.save(trainer, to: path) } catch { saveError = error; return false }
-            }
+            if let path = checkpoint { try Checkpoint.save(trainer, to: path) }
             return record.epoch < (stopAfter ?? epochs)
-        }
-        if let saveError { throw saveError }
+        })
         if let path = saveMixer, let learned = objective as? LearnedMixObjective {
             try learned.checkpoint(model: net).save(to: path)
             FileIO.stderr("saved the Mixer to \(path)\n")
