@@ -154,9 +154,12 @@ public typealias RecordCallback = @convention(c) (UnsafeMutableRawPointer?, Unsa
 @_cdecl("samix_ssl_fit")
 public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ epochs: Int64, _ batchSize: Int64,
                           _ lr: Double, _ weightDecay: Double, _ knnEvery: Int64, _ knnK: Int64,
-                          _ knnTemperature: Double, _ checkpoint: UnsafePointer<CChar>?,
+                          _ knnTemperature: Double, _ checkpoint: UnsafePointer<CChar>?, _ stepRecords: Int32,
                           _ callback: RecordCallback?, _ user: UnsafeMutableRawPointer?) -> Int32 {
     guarded("samix_ssl_fit") {
+        guard stepRecords == 0 || stepRecords == 1 else {
+            throw CAPIError(.invalidArgument, "step_records must be 0 or 1, got \(stepRecords)")
+        }
         let checkpointPath = try checkpoint.map { try readString($0, "checkpoint", maxBytes: 4096) }
         guard epochs >= 1, epochs <= 1 << 20 else { throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(epochs)") }
         guard batchSize >= 2, batchSize <= 1 << 20 else {
@@ -197,11 +200,15 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
                 try SSLCheckpoint.load(into: trainer, from: path)
             }
             b.normalization = norm
-            b.fits += 1
             b.moco.train()
-            var stopped = false
             var saveError: Error?
-            try trainer.fit(train: trainSet, test: valSet) { r in
+            func send(_ lines: [String]) -> Bool {
+                guard let callback else { return true }
+                return lines.joined(separator: "\n").withCString { callback(user, $0) } == 0
+            }
+            let stepHook: ((Int, Int, Int, Double) -> Bool)? = stepRecords != 0 && callback != nil
+                ? { e, s, n, l in send(["type=step", "epoch=\(e)", "step=\(s)", "steps=\(n)", "loss=\(l)"]) } : nil
+            let stopped = try trainer.fit(train: trainSet, test: valSet, onEpoch: { r in
                 if let path = checkpointPath {
                     do { try SSLCheckpoint.save(trainer, to: path) } catch { saveError = error; return false }
                 }
@@ -211,14 +218,12 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
                 if let i = r.clusterInertia { lines.append("kmeans_inertia=\(i)") }
                 if let k = r.pseudoLabelsKept { lines.append("pseudo_labels_kept=\(k)") }
                 lines += r.metrics.map { "\($0.0)=\($0.1)" }
-                guard let callback else { return true }
-                let text = lines.joined(separator: "\n")
-                let stop = text.withCString { callback(user, $0) } != 0
-                if stop { stopped = true }
-                return !stop
-            }
+                return send(lines)
+            }, onStep: stepHook)
             if let saveError { throw saveError }
-            if stopped { throw CAPIError(.invalidState, "interrupted by the epoch callback") }
+            // A call stopped early does not count: running it again (with its checkpoint) continues
+            // the same run, with the same seed.
+            if !stopped { b.fits += 1 }
         }
     }
 }

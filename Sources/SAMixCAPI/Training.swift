@@ -16,14 +16,6 @@ final class TrainerBox {
     init(_ trainer: Trainer) { self.trainer = trainer }
 }
 
-/// Called after every training step with (user, step index in the epoch, loss); return non-zero to
-/// stop the epoch after this step (the call then fails with SAMIX_E_INVALID_STATE "interrupted", the
-/// epoch is not counted as done and the next call continues it; a stop asked at the epoch's last
-/// step lets the epoch finish and the call succeed).
-public typealias StepCallback = @convention(c) (UnsafeMutableRawPointer?, Int64, Double) -> Int32
-
-struct Interrupted: Error {}
-
 /// A non-shuffling, non-augmenting loader over a dataset for evaluating a trainer's networks,
 /// normalised like its training data; checks the batch size and that the data fits the model.
 func evaluationLoader(_ b: TrainerBox, _ ds: ImageDataset, batchSize: Int64) throws -> DataLoader {
@@ -97,42 +89,108 @@ func datasetValue(_ handle: UInt64) throws -> ImageDataset {
     try Registry.shared.with(handle, .dataset, as: Box<ImageDataset>.self) { $0.value }
 }
 
-@_cdecl("samix_trainer_train_epoch")
-public func samix_trainer_train_epoch(_ handle: UInt64, _ data: UInt64, _ batchSize: Int64, _ augment: Int32,
-                                      _ totalEpochs: Int64, _ callback: StepCallback?, _ user: UnsafeMutableRawPointer?,
-                                      _ outLoss: UnsafeMutablePointer<Double>?, _ outLR: UnsafeMutablePointer<Double>?) -> Int32 {
-    guarded("samix_trainer_train_epoch") {
+/// One data set argument of `samix_trainer_fit`: a uint8 dataset handle (`dataset` ≠ 0) or a float32
+/// NCHW array with int64 labels (`x` ≠ NULL), never both; nil when neither is given.
+func fitDataArgument(_ b: TrainerBox, _ name: String, _ dataset: UInt64, _ x: UnsafePointer<Float>?,
+                     _ shape: UnsafePointer<Int64>?, _ labels: UnsafePointer<Int64>?) throws -> FitData? {
+    if dataset != 0 {
+        guard x == nil, shape == nil, labels == nil else {
+            throw CAPIError(.invalidArgument, "\(name): give a dataset handle or an array (x, shape, labels), not both")
+        }
+        let ds = try datasetValue(dataset)
+        try checkDataset(ds, fits: b.trainer.model)
+        return .dataset(ds)
+    }
+    guard x != nil else {
+        guard shape == nil, labels == nil else {
+            throw CAPIError(.invalidArgument, "\(name): shape or labels given without x")
+        }
+        return nil
+    }
+    let (images, y) = try readArrayData(b.trainer, x, shape, labels)
+    return .array(images, y)
+}
+
+/// A validated data set of `samix_trainer_fit`.
+enum FitData {
+    case dataset(ImageDataset)
+    case array(Tensor, [Int])
+
+    /// Channels and spatial size.
+    var imageShape: [Int] {
+        switch self {
+        case .dataset(let d): return [d.channels, d.height, d.width]
+        case .array(let t, _): return Array(t.shape.dropFirst())
+        }
+    }
+}
+
+/// The training loop in the engine (`Trainer.fit`), with its records sent to `callback` as JSON text.
+@_cdecl("samix_trainer_fit")
+public func samix_trainer_fit(_ handle: UInt64,
+                              _ trainData: UInt64, _ trainX: UnsafePointer<Float>?, _ trainShape: UnsafePointer<Int64>?,
+                              _ trainLabels: UnsafePointer<Int64>?,
+                              _ valData: UInt64, _ valX: UnsafePointer<Float>?, _ valShape: UnsafePointer<Int64>?,
+                              _ valLabels: UnsafePointer<Int64>?,
+                              _ epochs: Int64, _ batchSize: Int64, _ augment: Int32, _ evalBatchSize: Int64,
+                              _ stepRecords: Int32, _ callback: RecordCallback?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    guarded("samix_trainer_fit") {
         guard batchSize >= 1, batchSize <= 1 << 20 else {
             throw CAPIError(.invalidArgument, "batch_size must be in 1...\(1 << 20), got \(batchSize)")
         }
-        guard totalEpochs >= 1, totalEpochs <= 1 << 30 else {
-            throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(totalEpochs)")
+        guard evalBatchSize >= 1, evalBatchSize <= 1 << 20 else {
+            throw CAPIError(.invalidArgument, "eval_batch_size must be in 1...\(1 << 20), got \(evalBatchSize)")
         }
-        let ds = try datasetValue(data)
+        guard epochs >= 1, epochs <= 1 << 30 else {
+            throw CAPIError(.invalidArgument, "epochs must be ≥ 1, got \(epochs)")
+        }
+        guard augment == 0 || augment == 1 else { throw CAPIError(.invalidArgument, "augment must be 0 or 1, got \(augment)") }
+        guard stepRecords == 0 || stepRecords == 1 else {
+            throw CAPIError(.invalidArgument, "step_records must be 0 or 1, got \(stepRecords)")
+        }
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            try checkDataset(ds, fits: t.model)
-            guard Int(totalEpochs) > t.epochsDone else {
-                throw CAPIError(.invalidState, "training is already at epoch \(t.epochsDone) of \(totalEpochs)")
+            guard let train = try fitDataArgument(b, "train", trainData, trainX, trainShape, trainLabels) else {
+                throw CAPIError(.invalidArgument, "train: a dataset handle or an array x is required")
             }
-            let norm = b.normalization ?? Normalization.standard(for: ds)
-            b.normalization = norm
+            let val = try fitDataArgument(b, "val", valData, valX, valShape, valLabels)
+            if let val, Array(val.imageShape.dropFirst()) != Array(train.imageShape.dropFirst()) {
+                throw CAPIError(.shape, "validation images are \(val.imageShape), training images \(train.imageShape)")
+            }
+            guard t.epochsDone < Int(epochs) else { return }  // already trained that far: nothing to do
+            let channels = train.imageShape[0]
             let aug: Augmentation = augment == 0 ? .none
-                : (ds.channels == 3 ? .cifar : try Augmentation(padding: 2, horizontalFlip: true))
-            let loader = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: true, dropLast: ds.count > Int(batchSize),
+                : (channels == 3 ? .cifar : try Augmentation(padding: 2, horizontalFlip: true))
+            let source: BatchSource
+            switch train {
+            case .dataset(let ds):
+                let norm = b.normalization ?? Normalization.standard(for: ds)
+                b.normalization = norm
+                source = try DataLoader(dataset: ds, batchSize: Int(batchSize), shuffle: true, dropLast: ds.count > Int(batchSize),
                                         seed: t.seed, normalization: norm, augmentation: aug)
-            var stop = false
-            let r: (loss: Double, lr: Double, metrics: [String: Double])
-            do {
-                r = try t.trainEpoch(loader, totalEpochs: Int(totalEpochs), onStep: { step, loss in
-                    if let callback, !stop, callback(user, Int64(step), loss) != 0 { stop = true }
-                }, shouldStop: { stop })
-            } catch let e as TrainingInterrupted {
-                throw CAPIError(.invalidState, "interrupted by the step callback (\(e); the next call continues it)")
+            case .array(let images, let y):
+                source = try ArrayBatchSource(images: images, labels: y, batchSize: Int(batchSize), shuffle: true,
+                                              dropLast: y.count > Int(batchSize), seed: t.seed, augmentation: aug)
             }
-            b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            outLoss?.pointee = r.loss
-            outLR?.pointee = r.lr
+            var evaluations: [FitEvaluation] = []
+            switch val {
+            case .dataset(let ds)?:
+                evaluations.append(FitEvaluation("val", try evaluationLoader(b, ds, batchSize: evalBatchSize)))
+            case .array(let images, let y)?:
+                evaluations.append(FitEvaluation("val", try ArrayBatchSource(images: images, labels: y,
+                    batchSize: Int(evalBatchSize), shuffle: false, training: false)))
+            case nil: break
+            }
+            func send(_ text: String) -> Bool {
+                guard let callback else { return true }
+                return text.withCString { callback(user, $0) } == 0
+            }
+            try t.fit(source, epochs: Int(epochs), evaluations: evaluations,
+                      onStep: stepRecords != 0 && callback != nil ? { send(FitRecordJSON.encode($0)) } : nil,
+                      onEpoch: { r in
+                          b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+                          return send(FitRecordJSON.encode(r))
+                      })
         }
     }
 }

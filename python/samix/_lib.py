@@ -24,7 +24,7 @@ from typing import Any
 from .errors import InvalidArgumentError, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 #: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
 DEFAULT_ALPHA = -1.0
@@ -105,10 +105,9 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_trainer_create": (_status, [_handle, c_char_p, c_double, c_double, c_char_p, c_double, c_double,
                                        c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
     "samix_trainer_free": (_status, [_handle]),
-    "samix_trainer_train_epoch": (_status, [_handle, _handle, _i64, c_int32, _i64, _ptr, _ptr, _ptr, _ptr]),
     "samix_trainer_evaluate": (_status, [_handle, _handle, _i64, _ptr, _ptr]),
-    "samix_trainer_train_epoch_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, c_int32, _i64, _ptr, _ptr,
-                                                  _ptr, _ptr]),
+    "samix_trainer_fit": (_status, [_handle, _handle, _ptr, _ptr, _ptr, _handle, _ptr, _ptr, _ptr, _i64, _i64,
+                                    c_int32, _i64, c_int32, _ptr, _ptr]),
     "samix_trainer_evaluate_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr]),
     "samix_trainer_progress": (_status, [_handle, _ptr]),
     "samix_trainer_train_step": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr]),
@@ -127,7 +126,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_ssl_create": (_status, [c_char_p, _i64, c_char_p, c_char_p, c_uint64, _ptr]),
     "samix_ssl_free": (_status, [_handle]),
     "samix_ssl_fit": (_status, [_handle, _handle, _handle, _i64, _i64, c_double, c_double, _i64, _i64,
-                                c_double, c_char_p, _ptr, _ptr]),
+                                c_double, c_char_p, c_int32, _ptr, _ptr]),
     "samix_ssl_save_backbone": (_status, [_handle, c_char_p, _i64, _ptr, _ptr]),
     "samix_ssl_save_mixer": (_status, [_handle, c_char_p]),
     "samix_ssl_compare_masks": (_status, [_handle, _handle, _i64, _i64, c_uint64, _ptr, _ptr]),
@@ -138,8 +137,6 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
                                               c_double, c_char_p, c_uint64, _ptr, _ptr]),
 }
 
-#: C type of samix_step_callback.
-STEP_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_int64, c_double)
 #: C type of samix_record_callback.
 RECORD_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p)
 

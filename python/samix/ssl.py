@@ -280,10 +280,11 @@ class MoCo(Handle):
                 size, seed) after an interruption, even in a new process, ends bit-identical to an
                 uninterrupted run. Records then carry ``fit_epoch`` (the epoch within this call).
 
-        Ctrl-C (SIGINT, also a Jupyter interrupt) is taken at the end of the running epoch (the engine
-        reports to Python once per epoch): that epoch is recorded in :attr:`history` (and written to
-        ``checkpoint``), then ``KeyboardInterrupt`` is raised. Rerun the same call with the same
-        ``checkpoint`` to continue.
+        Ctrl-C (SIGINT, also a Jupyter interrupt) stops the engine after the running step and raises
+        ``KeyboardInterrupt``. Only finished epochs are recorded in :attr:`history` (and written to
+        ``checkpoint``); an unfinished epoch is not counted. Rerun the same call with the same
+        ``checkpoint`` to continue (an interrupted call does not count as a call, so the rerun uses
+        the same seed, in this object or a new one).
 
         Returns:
             :attr:`history`.
@@ -302,15 +303,16 @@ class MoCo(Handle):
         ckpt = None if checkpoint is None else path_arg(checkpoint, "checkpoint")
         k = _num_classes(*(v for v in (y, None if val is None else val[1]) if v is not None))
         errors: list[BaseException] = []
-        records: list[dict] = []
 
         def on_epoch(_user: Any, text: bytes) -> int:
             try:
-                rec = _parse_record(text.decode())
+                text = text.decode()
+                if text.startswith("type=step"):  # after every step: Ctrl-C stops after it
+                    return 1 if guard.requested else 0
+                rec = _parse_record(text)
                 rec["fit_epoch"] = rec.get("epoch")
                 rec["epoch"] = len(self.history) + 1
                 self.history.append(rec)
-                records.append(rec)
                 if verbose:
                     knn = f"  knn_top1 {rec['knn_top1']:.4f}" if "knn_top1" in rec else ""
                     print(f"{self.method} epoch {rec['epoch']}  loss {rec['loss']:.4f}{knn}  ({rec['seconds']:.1f}s)",
@@ -328,15 +330,14 @@ class MoCo(Handle):
             try:
                 status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle, epochs,
                                            batch_size, lr, weight_decay, knn_every, knn_k, knn_temperature,
-                                           ckpt, cb, None)
+                                           ckpt, 1, cb, None)
             finally:
                 if vset is not None:
                     vset.close()
             if errors:
                 raise errors[0]
-            guard.check()
-        if status != 0 and not (records and lib.samix_last_error_code() == 9 and b"interrupted" in lib.samix_last_error()):
             check(status)
+            guard.check()
         return self.history
 
     def save_backbone(self, path: PathLike, metadata: Optional[dict] = None) -> None:

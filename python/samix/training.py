@@ -7,20 +7,19 @@ import ctypes
 import functools
 import json
 import sys
-import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from ._cstr import c_string
 from ._handle import Handle
-from ._lib import STEP_CALLBACK, check, lib
+from ._lib import RECORD_CALLBACK, check, lib
 from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
 from .datasets import _DatasetHandle
 from . import learned as _learned
 from ._arrays import as_f32, as_labels, shape_array
 from ._interrupt import interrupt_guard
-from .errors import InvalidArgumentError, InvalidStateError, SamixTypeError, ShapeError
+from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 from .mixing import MixResult, alpha_arg
 from .models import Model
 from .optim import SGD, AdamW, Schedule
@@ -66,15 +65,11 @@ class _Data:
         self.shape = shape_array(self.x.shape)
         self.count = int(self.x.shape[0])
 
-    def train_epoch(self, trainer: int, batch_size: int, augment: bool, epochs: int, cb: Any,
-                    loss: ctypes.c_double, lr: ctypes.c_double) -> None:
+    def fit_args(self) -> tuple:
+        """This data set as the (dataset, x, shape, labels) arguments of ``samix_trainer_fit``."""
         if self._ds is not None:
-            check(lib.samix_trainer_train_epoch(trainer, self._ds.handle, batch_size, 1 if augment else 0, epochs,
-                                                cb, None, ctypes.addressof(loss), ctypes.addressof(lr)))
-        else:
-            check(lib.samix_trainer_train_epoch_array(trainer, self.x.ctypes.data, self.shape.ctypes.data,
-                                                      self.y.ctypes.data, batch_size, 1 if augment else 0, epochs,
-                                                      cb, None, ctypes.addressof(loss), ctypes.addressof(lr)))
+            return (self._ds.handle, None, None, None)
+        return (0, self.x.ctypes.data, self.shape.ctypes.data, self.y.ctypes.data)
 
     def evaluate(self, trainer: int, batch_size: int, heads: Sequence[str] = ("online",)) -> dict:
         if len(heads) > 1:
@@ -237,76 +232,85 @@ class Trainer(Handle):
         k = self.model.num_classes
         if val is not None and (not isinstance(val, (tuple, list)) or len(val) != 2):
             raise SamixTypeError("val must be a pair (x, y)")
+        if self.epochs_done >= epochs:
+            return self.history
         val_ds = _Data(val[0], val[1], k, "val x") if val is not None else None
         try:
             with _Data(train_x, train_y, k, "train_x") as train, interrupt_guard() as guard:
-                n = train.count
-                steps = n // batch_size if n > batch_size else 1
-                while self.epochs_done < epochs:
-                    epoch = self.epochs_done
-                    bar = _progress_bar(steps, f"epoch {epoch + 1}/{epochs}", progress)
-                    errors: list[BaseException] = []
+                # The loop runs in the engine (samix_trainer_fit); Python turns its JSON records into
+                # progress, history and callbacks. A non-zero return stops it after the running step.
+                errors: list[BaseException] = []
+                bar: list[Any] = [None, None]   # [epoch of the bar, bar]
 
-                    def on_step(_user: Any, step: int, loss: float) -> int:
-                        try:
-                            if bar is not None:
-                                bar.update(1)
-                                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-                        except BaseException as e:  # KeyboardInterrupt etc.: stop the epoch cleanly
-                            errors.append(e)
-                            return 1
-                        return 1 if guard.requested else 0  # Ctrl-C: stop after this step
-
-                    cb = STEP_CALLBACK(on_step)
-                    loss, lr = ctypes.c_double(0), ctypes.c_double(0)
-                    t0 = time.perf_counter()
+                def on_record(_user: Any, text: bytes) -> int:
                     try:
-                        train.train_epoch(self.handle, batch_size, augment, epochs, cb, loss, lr)
-                    except InvalidStateError:
-                        # Stopped mid-epoch: the engine did not count the epoch and continues it at the
-                        # next batch on the next fit; remember the time spent for its record.
-                        if errors or guard.requested:
-                            self._partial_seconds = (epoch, self._spent(epoch) + time.perf_counter() - t0)
-                            if errors:
-                                raise errors[0] from None
-                            raise KeyboardInterrupt from None
-                        raise
-                    except Exception:
-                        if errors:
-                            raise errors[0] from None
-                        raise
-                    finally:
-                        if bar is not None:
-                            bar.close()
-                    record = {"epoch": epoch + 1, "loss": loss.value, "lr": lr.value,
-                              "seconds": self._spent(epoch) + time.perf_counter() - t0}
-                    self._partial_seconds = None
-                    for k, v in _learned.epoch_metrics(self.handle).items():  # e.g. loss_gen, mask_gap_mb
-                        record.setdefault(k, v)
-                    if val_ds is not None and not guard.requested:  # Ctrl-C: record the epoch without val
-                        ev = val_ds.evaluate(self.handle, 500, self.heads)
-                        record["val_loss"], record["val_accuracy"] = ev["loss"], ev["accuracy"]
-                        record.update({f"val_{k}": v for k, v in ev.items() if k not in ("loss", "accuracy")})
-                    self.history.append(record)
-                    if verbose and bar is None:
-                        extra = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
-                                 if "val_loss" in record else "")
-                        if "val_momentum_accuracy" in record:
-                            extra += f"  val_acc_momentum {record['val_momentum_accuracy']:.4f}"
-                        print(f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}"
-                              f"{extra}  ({record['seconds']:.1f}s)", file=sys.stderr, flush=True)
-                    guard.check()
-                    if any(cbk(record) is False for cbk in callbacks):
-                        break
+                        rec = json.loads(text.decode())
+                        if rec["type"] == "step":
+                            if bar[0] != rec["epoch"]:
+                                self._close_bar(bar)
+                                bar[:] = [rec["epoch"], _progress_bar(rec["steps"], f"epoch {rec['epoch']}/{epochs}",
+                                                                      progress)]
+                            if bar[1] is not None:
+                                bar[1].update(1)
+                                bar[1].set_postfix(loss=f"{rec['loss']:.3f}", refresh=False)
+                            return 1 if guard.requested else 0  # Ctrl-C: stop after this step
+                        shown = bar[1] is not None
+                        self._close_bar(bar)
+                        record = self._history_record(rec)
+                        self.history.append(record)
+                        if verbose and not shown:
+                            self._print_record(record, epochs)
+                        if guard.requested:
+                            return 1
+                        return 1 if any(cbk(record) is False for cbk in callbacks) else 0
+                    except BaseException as e:  # KeyboardInterrupt etc.: stop the run cleanly
+                        errors.append(e)
+                        return 1
+
+                cb = RECORD_CALLBACK(on_record)
+                vargs = val_ds.fit_args() if val_ds is not None else (0, None, None, None)
+                try:
+                    status = lib.samix_trainer_fit(self.handle, *train.fit_args(), *vargs, epochs, batch_size,
+                                                   1 if augment else 0, 500, 1, cb, None)
+                finally:
+                    self._close_bar(bar)
+                if errors:
+                    raise errors[0]
+                check(status)
+                guard.check()
         finally:
             if val_ds is not None:
                 val_ds.close()
         return self.history
 
-    def _spent(self, epoch: int) -> float:
-        """Seconds already spent in ``epoch`` by fit calls that were interrupted in it."""
-        p = getattr(self, "_partial_seconds", None)
-        return p[1] if p is not None and p[0] == epoch else 0.0
+    @staticmethod
+    def _close_bar(bar: list) -> None:
+        if bar[1] is not None:
+            b, bar[1] = bar[1], None
+            b.close()
+
+    def _history_record(self, rec: dict) -> dict:
+        """The history dict of an engine epoch record: epoch, loss, lr, seconds, the objective's step
+        metrics, then val_loss / val_accuracy and val_<head>_loss / _accuracy of the other heads."""
+        record = {"epoch": rec["epoch"], "loss": rec["loss"], "lr": rec["lr"], "seconds": rec["seconds"]}
+        for k, v in rec["metrics"].items():  # e.g. loss_gen, mask_gap_mb
+            record.setdefault(k, v)
+        ev = rec["evaluations"].get("val")
+        if ev:
+            for head in self.heads:
+                if head in ev:
+                    prefix = "val_" if head == "online" else f"val_{head}_"
+                    record[prefix + "loss"], record[prefix + "accuracy"] = ev[head]["loss"], ev[head]["accuracy"]
+        return record
+
+    @staticmethod
+    def _print_record(record: dict, epochs: int) -> None:
+        extra = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}"
+                 if "val_loss" in record else "")
+        if "val_momentum_accuracy" in record:
+            extra += f"  val_acc_momentum {record['val_momentum_accuracy']:.4f}"
+        print(f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}"
+              f"{extra}  ({record['seconds']:.1f}s)", file=sys.stderr, flush=True)
 
     def train_step(self, x: Any, y: Any, total_steps: Optional[int] = None) -> float:
         """One optimisation step on a float batch, for custom training loops.

@@ -133,3 +133,53 @@ def test_sigint_in_moco_fit_stops_at_the_epoch_end():
     assert 1 <= n < 6 and result["history"] == list(range(1, n + 1))  # every finished epoch, in order
     assert result["t_after"] - sent < 60
     assert result["final_history"] == list(range(1, n + 2))  # a later fit works and appends
+
+
+MOCO_STEP_CHILD = r"""
+import json, sys, time
+import numpy as np
+import samix
+
+ckpt = sys.argv[1]
+g = np.random.default_rng(0)
+x = g.integers(0, 256, (1024, 1, 16, 16)).astype(np.uint8)    # 32 steps per epoch
+def moco():
+    return samix.ssl.MoCo("resnet20", in_channels=1, queue_size=256, seed=0)
+
+ref = moco()   # the reference: two uninterrupted epochs
+ref_h = ref.fit(x, epochs=2, batch_size=32, knn_every=0, verbose=False)
+ref_f = ref.features(x[:4])
+
+m = moco()
+def report(rec):
+    print("epoch", flush=True)
+try:
+    m.fit(x, epochs=2, batch_size=32, knn_every=0, verbose=False, callbacks=[report], checkpoint=ckpt)
+    out = {"raised": False}
+except KeyboardInterrupt:
+    out = {"raised": True}
+out.update(history=[r["epoch"] for r in m.history], t_after=time.time())
+# the same call with the same checkpoint continues the run, in this object
+h = m.fit(x, epochs=2, batch_size=32, knn_every=0, verbose=False, checkpoint=ckpt)
+out.update(final_history=[r["epoch"] for r in m.history], fit_epochs=[r["fit_epoch"] for r in h[1:]],
+           loss=h[-1]["loss"], ref_loss=ref_h[-1]["loss"],
+           equal=bool(np.array_equal(m.features(x[:4]), ref_f)))
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def test_sigint_in_moco_fit_stops_at_the_next_step_and_the_call_resumes(tmp_path):
+    def first_epoch(p):
+        assert p.stdout.readline().strip() == "epoch", p.stderr.read()   # then interrupt early in epoch 2
+
+    code = MOCO_STEP_CHILD.replace("ckpt = sys.argv[1]", f"ckpt = {str(tmp_path / 'moco.ckpt')!r}")
+    result, err, sent = _interrupt_child(code, first_epoch)
+    assert result is not None and result["raised"] is True, err
+    assert "Exception ignored" not in err, err
+    # stopped inside epoch 2 (32 steps): not counted, not recorded (an epoch-end stop would record it)
+    assert result["history"] == [1]
+    assert result["t_after"] - sent < 10
+    # rerunning the call with its checkpoint continues at epoch 2 and ends as the uninterrupted run
+    assert result["final_history"] == [1, 2] and result["fit_epochs"] == [2]
+    assert result["loss"] == result["ref_loss"]
+    assert result["equal"] is True

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 3
+#define SAMIX_ABI_VERSION 4
 
 /* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
 #define SAMIX_DEFAULT_ALPHA (-1.0)
@@ -240,27 +240,41 @@ samix_status samix_trainer_create(samix_handle model, const char *mix, double al
                                   const char *schedule, int64_t warmup_steps, uint64_t seed,
                                   samix_handle *out);
 samix_status samix_trainer_free(samix_handle trainer);
-/* Called after every step with (user, step in the epoch, loss); return non-zero to stop after this
- * step (the call then returns SAMIX_E_INVALID_STATE; the epoch is not counted as done and the next
- * train_epoch call continues it at the next batch; a stop asked at the epoch's last step lets the
- * epoch finish and the call return SAMIX_OK). It runs on the calling thread while the model's lock
- * is held: it must not call functions on the same model or trainer. */
-typedef int32_t (*samix_step_callback)(void *user, int64_t step, double loss);
-/* Trains one epoch over a uint8 dataset handle (normalised with the statistics of the first
- * training data; augment = 1: random crop + flip). total_epochs sizes the schedule. */
-samix_status samix_trainer_train_epoch(samix_handle trainer, samix_handle dataset, int64_t batch_size,
-                                       int32_t augment, int64_t total_epochs,
-                                       samix_step_callback callback, void *user, double *loss,
-                                       double *lr);
-/* Trains one epoch over a finite float32 batch x (shape[4] = N, C, H, W; already normalised; read
- * in place during the call, never modified) with labels[N] in [0, num_classes). augment = 1:
- * random crop (zero padding 4 for 3 channels, else 2) + horizontal flip, drawn from the trainer's
- * seed, the epoch and the sample position. Shuffling and batches follow (seed, epoch) like the
- * dataset path; the last partial batch is dropped when N > batch_size. */
-samix_status samix_trainer_train_epoch_array(samix_handle trainer, const float *x, const int64_t *shape,
-                                             const int64_t *labels, int64_t batch_size, int32_t augment,
-                                             int64_t total_epochs, samix_step_callback callback,
-                                             void *user, double *loss, double *lr);
+/* Called with one record as NUL-terminated text; return non-zero to stop (see each function). It runs
+ * on the calling thread while the object's lock is held: it must not call functions on the same
+ * model, trainer or SSL model. The text is valid only during the call. */
+typedef int32_t (*samix_record_callback)(void *user, const char *record);
+/* The training loop, run in the engine: trains until `epochs` epochs are done (epochs also sizes the
+ * schedule; an epoch an earlier call stopped in is continued at its next batch; nothing is done when
+ * the trainer is already there), evaluating every network (samix_trainer_heads) on the validation
+ * set after each epoch.
+ * Data: each set is either a uint8 dataset handle (train_dataset / val_dataset != 0; normalised with
+ * the statistics of the first training data) or a finite float32 array x (shape[4] = N, C, H, W;
+ * already normalised; read in place during the call, never modified) with labels[N] in
+ * [0, num_classes) -- never both. The validation set is optional (0 and NULLs). augment = 1: random
+ * crop (zero padding 4 for 3 channels, else 2) + horizontal flip, drawn from the trainer's seed, the
+ * epoch and the sample position; shuffling follows (seed, epoch); the last partial batch is dropped
+ * when N > batch_size. eval_batch_size: batch size of the evaluations.
+ * Records: `callback` (may be NULL) receives one JSON object per record:
+ *   after every step when step_records = 1:
+ *     {"type": "step", "epoch": E (1-based), "step": S (0-based in the epoch), "steps": per epoch,
+ *      "loss": L, "lr": LR}
+ *   after every finished epoch (after its evaluation):
+ *     {"type": "epoch", "epoch": E, "loss": mean, "lr": last, "seconds": training time,
+ *      "steps_done": N, "metrics": {name: mean of the objective's step metric},
+ *      "evaluations": {"val": {"online": {"loss", "accuracy", "count"}, "momentum": {...}, ...}}}
+ *   (compact JSON; a non-finite number is written null). A non-zero return stops the run cleanly and
+ *   the call returns SAMIX_OK: after a step record, the run stops after that step -- the epoch is
+ *   not counted as done (samix_trainer_progress) and the next call continues it; a stop at the
+ *   epoch's last step lets the epoch finish, recorded without evaluations; after an epoch record,
+ *   the run stops after that epoch. */
+samix_status samix_trainer_fit(samix_handle trainer,
+                               samix_handle train_dataset, const float *train_x, const int64_t *train_shape,
+                               const int64_t *train_labels,
+                               samix_handle val_dataset, const float *val_x, const int64_t *val_shape,
+                               const int64_t *val_labels,
+                               int64_t epochs, int64_t batch_size, int32_t augment, int64_t eval_batch_size,
+                               int32_t step_records, samix_record_callback callback, void *user);
 /* Mean cross-entropy and top-1 accuracy of the model (evaluation mode) on a float32 batch x
  * (N, C, H, W, used as given) with labels[N]. */
 samix_status samix_trainer_evaluate_array(samix_handle trainer, const float *x, const int64_t *shape,
@@ -337,19 +351,23 @@ samix_status samix_trainer_save_mixer(samix_handle trainer, const char *path);
 samix_status samix_ssl_create(const char *architecture, int64_t in_channels, const char *mix,
                               const char *options, uint64_t seed, samix_handle *out);
 samix_status samix_ssl_free(samix_handle ssl);
-/* Called after every epoch with the epoch's record as "key=value" lines (epoch, loss, lr, seconds,
- * steps, knn_top1 when monitored, kmeans_inertia for SAMix-C, step metrics); non-zero stops (the
- * call then returns SAMIX_E_INVALID_STATE). Runs with the SSL model's lock held. */
-typedef int32_t (*samix_record_callback)(void *user, const char *record);
 /* Pre-trains for `epochs` epochs (a full cosine schedule per call) on a uint8 dataset (labels used
  * only as the kNN memory bank); val (0 = none) is the kNN query set, monitored every knn_every
  * epochs and after the last (0 = never). checkpoint (NULL = none): a trainer checkpoint rewritten
  * atomically after every epoch and resumed from when the file exists, so the same call continues
- * bit-identically after an interruption (encoders, Mixer, cluster heads, queue, SGD state). */
+ * bit-identically after an interruption (encoders, Mixer, cluster heads, queue, SGD state).
+ * Records: `callback` receives "key=value" lines (samix_record_callback): after every finished
+ * epoch (epoch, loss, lr, seconds, steps, knn_top1 when monitored, kmeans_inertia for SAMix-C, step
+ * metrics), and when step_records = 1 after every step ("type=step", epoch, step, steps, loss).
+ * A non-zero return stops cleanly and the call returns SAMIX_OK: after a step record the run stops
+ * after that step -- an unfinished epoch is neither counted nor recorded nor checkpointed (continue
+ * by repeating the call with the same checkpoint); at the epoch's last step, or after an epoch
+ * record, the epoch is recorded (without the kNN monitor when stopped at its last step). A call
+ * stopped early does not count as a call, so repeating it uses the same seed. */
 samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle val, int64_t epochs,
                            int64_t batch_size, double lr, double weight_decay, int64_t knn_every,
                            int64_t knn_k, double knn_temperature, const char *checkpoint,
-                           samix_record_callback callback, void *user);
+                           int32_t step_records, samix_record_callback callback, void *user);
 /* Saves the query backbone with n caller key/value pairs. */
 samix_status samix_ssl_save_backbone(samix_handle ssl, const char *path, int64_t n,
                                      const char *const *keys, const char *const *values);

@@ -118,9 +118,16 @@ public final class SSLTrainer {
     }
 
     /// Trains until `config.epochs` epochs are done on `train` (labels unused except by the kNN
-    /// monitor), continuing after `epochsDone` (a resumed checkpoint). `onEpoch` returns false to stop early.
+    /// monitor), continuing after `epochsDone` (a resumed checkpoint). `onEpoch` returns false to stop
+    /// after that epoch. `onStep` sees every step (1-based epoch, step in the epoch, steps per epoch,
+    /// loss) and returns false to stop after it: before the epoch's last step the epoch is left
+    /// unfinished (not counted in `epochsDone`, no record; the trainer is then mid-epoch, so
+    /// continue from a checkpoint of the last finished epoch); at its last step the epoch finishes
+    /// and is recorded without the kNN monitor. Returns whether the run was stopped early.
+    @discardableResult
     public func fit(train: ImageDataset, test: ImageDataset? = nil,
-                    onEpoch: (SSLEpochRecord) throws -> Bool = { _ in true }) throws {
+                    onEpoch: (SSLEpochRecord) throws -> Bool = { _ in true },
+                    onStep: ((_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) -> Bool)? = nil) throws -> Bool {
         let b = config.batchSize
         try require(train.count >= b, "training set (\(train.count)) is smaller than one batch (\(b))")
         let stepsPerEpoch = train.count / b    // drop the last partial batch (constant batch for BN and the queue)
@@ -128,6 +135,7 @@ public final class SSLTrainer {
         let root = SplitMix64(seed: config.seed)
         try require(step == epochsDone * stepsPerEpoch,
                     "trainer at step \(step) is not at an epoch boundary of \(stepsPerEpoch) steps (different dataset or batch size?)")
+        var stopped = false
         while epochsDone < config.epochs {
             let epoch = epochsDone
             let start = Clock.now()
@@ -161,10 +169,14 @@ public final class SSLTrainer {
                     metricSums[k, default: 0] += v
                 }
                 step += 1
+                if let onStep, !onStep(epoch + 1, s, stepsPerEpoch, l) {
+                    if s + 1 < stepsPerEpoch { return true }
+                    stopped = true
+                }
             }
             var knn: Double? = nil
             let last = epoch == config.epochs - 1
-            if let test, config.knnEvery > 0, (epoch + 1) % config.knnEvery == 0 || last {
+            if !stopped, let test, config.knnEvery > 0, (epoch + 1) % config.knnEvery == 0 || last {
                 knn = try knnAccuracy(bank: train, test: test)
             }
             let record = SSLEpochRecord(epoch: epoch + 1, loss: lossSum / Double(stepsPerEpoch),
@@ -173,8 +185,10 @@ public final class SSLTrainer {
                                         learningRate: optimizer.learningRate, seconds: Clock.now() - start,
                                         steps: stepsPerEpoch)
             epochsDone += 1
-            if try !onEpoch(record) { break }
+            if try !onEpoch(record) { return true }
+            if stopped { return true }
         }
+        return false
     }
 }
 
