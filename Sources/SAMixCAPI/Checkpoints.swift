@@ -56,6 +56,33 @@ public func samix_checkpoint_metadata(_ path: UnsafePointer<CChar>?, _ buf: Unsa
     }
 }
 
+/// What a front end needs to rebuild the trainer of a trainer checkpoint, as typed JSON.
+@_cdecl("samix_trainer_checkpoint_config")
+public func samix_trainer_checkpoint_config(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?,
+                                            _ cap: Int64, _ needed: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_trainer_checkpoint_config") {
+        let file = try readString(path, "path", maxBytes: 4096)
+        let meta = try Checkpoint.metadata(of: file)
+        guard meta["format"] == Checkpoint.trainerFormat else {
+            throw CAPIError(.invalidArgument, "\(file) is not a samix trainer checkpoint (format \(meta["format"] ?? "none"))")
+        }
+        var cfg: [String: String] = [:]
+        for (k, v) in meta where k.hasPrefix(TrainerConfig.prefix) { cfg[String(k.dropFirst(TrainerConfig.prefix.count))] = v }
+        let config: TrainerConfig
+        do { config = try TrainerConfig(metadata: cfg) } catch let e as SAMixError {
+            throw CAPIError(.invalidArgument, "\(file): \(e.message)")
+        }
+        guard let arch = meta["architecture"], let k = meta["num_classes"].flatMap({ Int($0) }), k >= 1,
+              let c = meta["in_channels"].flatMap({ Int($0) }), c >= 1, let seed = meta["seed"].flatMap({ UInt64($0) }) else {
+            throw CAPIError(.invalidArgument, "\(file): trainer checkpoint lacks or has invalid architecture, num_classes, in_channels or seed")
+        }
+        let json = JSONValue.object([("architecture", .string(arch)), ("num_classes", .number(String(k))),
+                                     ("in_channels", .number(String(c))), ("seed", .number(String(seed))),
+                                     ("config", config.json)])
+        try copyOutString(json.serialized, buf, cap, needed)
+    }
+}
+
 @_cdecl("samix_trainer_save")
 public func samix_trainer_save(_ handle: UInt64, _ path: UnsafePointer<CChar>?, _ n: Int64,
                                _ keys: UnsafePointer<UnsafePointer<CChar>?>?,
@@ -64,7 +91,7 @@ public func samix_trainer_save(_ handle: UInt64, _ path: UnsafePointer<CChar>?, 
         let file = try readString(path, "path", maxBytes: 4096)
         var meta = try readMetadata(n, keys, values)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
-            for (k, v) in b.config { meta["config." + k] = v }
+            for (k, v) in b.config?.metadata ?? [:] { meta[TrainerConfig.prefix + k] = v }
             var extra: [(String, Tensor)] = []
             if let norm = b.normalization {
                 extra = [("normalization.mean", try Tensor(norm.mean, shape: [norm.mean.count])),

@@ -97,11 +97,10 @@ public func samix_trainer_create_learned(_ model: UInt64, _ method: UnsafePointe
             let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps),
                                                        objective: objective)
             let box = TrainerBox(Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed))
-            box.config = ["mix": objective.name, "learned_method": methodName.lowercased(),
-                          "learned_options": optionText, "alpha": "default", "label_smoothing": "0.0",
-                          "optimizer": optName, "lr": "\(lr)", "momentum": "\(momentum)",
-                          "weight_decay": "\(weightDecay)", "nesterov": nesterov != 0 ? "1" : "0",
-                          "schedule": schedName, "warmup_steps": "\(warmupSteps)"]
+            box.config = TrainerConfig(mix: objective.name, alpha: nil, labelSmoothing: 0, optimizer: optName,
+                                       learningRate: lr, momentum: momentum, weightDecay: weightDecay,
+                                       nesterov: nesterov != 0, schedule: schedName, warmupSteps: Int(warmupSteps),
+                                       learnedMethod: methodName.lowercased(), learnedOptions: optionText)
             return Registry.shared.insert(box, kind: .trainer, sharing: entry)
         }
         out.pointee = id

@@ -10,7 +10,7 @@ final class TrainerBox {
     var normalization: Normalization?
     /// The creation arguments (saved in checkpoints as `config.*` metadata); they are also the
     /// trainer's front-end run settings, compared when a checkpoint is resumed.
-    var config: [String: String] = [:] { didSet { trainer.runSettings = config } }
+    var config: TrainerConfig? { didSet { trainer.runSettings = config?.metadata ?? [:] } }
     /// Means of the objective's step metrics over the last trained epoch, sorted by name.
     var epochMetrics: [(String, Double)] = []
     init(_ trainer: Trainer) { self.trainer = trainer }
@@ -69,10 +69,9 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
             let sched = try LearningRateSchedule.named(schedName, baseLR: Float(lr), warmupSteps: Int(warmupSteps))
             let t = Trainer(model: net, objective: objective, optimizer: opt, schedule: sched, seed: seed)
             let box = TrainerBox(t)
-            box.config = ["mix": mixName, "alpha": alpha == -1 ? "default" : "\(alpha)",
-                          "label_smoothing": "\(labelSmoothing)", "optimizer": optName, "lr": "\(lr)",
-                          "momentum": "\(momentum)", "weight_decay": "\(weightDecay)", "nesterov": nesterov != 0 ? "1" : "0",
-                          "schedule": schedName, "warmup_steps": "\(warmupSteps)"]
+            box.config = TrainerConfig(mix: mixName, alpha: try optionalAlpha(alpha), labelSmoothing: labelSmoothing,
+                                       optimizer: optName, learningRate: lr, momentum: momentum, weightDecay: weightDecay,
+                                       nesterov: nesterov != 0, schedule: schedName, warmupSteps: Int(warmupSteps))
             return Registry.shared.insert(box, kind: .trainer, sharing: entry)
         }
         out.pointee = id

@@ -93,3 +93,26 @@ final class TrainerFitTests: XCTestCase {
         XCTAssertEqual(try JSON.parse(text)["evaluations"]?["val"]?["online"]?["count"]?.int, 4)   // valid JSON
     }
 }
+
+/// `TrainerConfig`: the `config.*` checkpoint metadata round-trips, and bad values name the key.
+final class TrainerConfigTests: XCTestCase {
+    func testMetadataRoundTripAndErrors() throws {
+        let c = TrainerConfig(mix: "mixup", alpha: 0.7, labelSmoothing: 0.1, optimizer: "sgd", learningRate: 0.05,
+                              momentum: 0.9, weightDecay: 5e-4, nesterov: true, schedule: "cosine", warmupSteps: 3)
+        XCTAssertEqual(c.metadata["alpha"], "0.7")
+        XCTAssertEqual(c.metadata["nesterov"], "1")
+        XCTAssertEqual(try TrainerConfig(metadata: c.metadata), c)
+        var learned = c
+        (learned.alpha, learned.learnedMethod, learned.learnedOptions) = (nil, "samix", "eta=0.5")
+        XCTAssertEqual(learned.metadata["alpha"], "default")
+        XCTAssertEqual(try TrainerConfig(metadata: learned.metadata), learned)
+        XCTAssertEqual(learned.json["alpha"], .null)
+        XCTAssertEqual(learned.json["nesterov"], .bool(true))
+        var bad = c.metadata
+        bad["lr"] = "nan"
+        XCTAssertThrowsError(try TrainerConfig(metadata: bad)) { XCTAssertTrue("\($0)".contains("config.lr"), "\($0)") }
+        bad = c.metadata
+        bad["mix"] = nil
+        XCTAssertThrowsError(try TrainerConfig(metadata: bad)) { XCTAssertTrue("\($0)".contains("config.mix"), "\($0)") }
+    }
+}

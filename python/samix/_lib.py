@@ -106,6 +106,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
                                        c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
     "samix_trainer_free": (_status, [_handle]),
     "samix_trainer_evaluate": (_status, [_handle, _handle, _i64, _ptr, _ptr]),
+    "samix_trainer_checkpoint_config": (_status, [c_char_p, _ptr, _i64, _ptr]),
     "samix_trainer_fit": (_status, [_handle, _handle, _ptr, _ptr, _ptr, _handle, _ptr, _ptr, _ptr, _i64, _i64,
                                     c_int32, _i64, c_int32, _ptr, _ptr]),
     "samix_trainer_evaluate_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr]),

@@ -112,6 +112,17 @@ class _Data:
         self.close()
 
 
+def _checkpoint_config(path: PathLike) -> dict:
+    """The engine's typed JSON of a trainer checkpoint: architecture, num_classes, in_channels, seed
+    and the trainer's creation arguments (``config``: mix, alpha (None = default), optimizer, ...)."""
+    p = path_arg(path)
+    needed = ctypes.c_int64(0)
+    check(lib.samix_trainer_checkpoint_config(p, None, 0, ctypes.addressof(needed)))
+    buf = ctypes.create_string_buffer(int(needed.value))
+    check(lib.samix_trainer_checkpoint_config(p, ctypes.addressof(buf), len(buf), ctypes.addressof(needed)))
+    return json.loads(buf.value.decode("utf-8"))
+
+
 class Trainer(Handle):
     """Trains a :class:`~samix.models.Model` in the engine.
 
@@ -416,26 +427,20 @@ class Trainer(Handle):
 
     @classmethod
     def _trainer_from_checkpoint(cls, path: PathLike, model: Optional[Model] = None) -> "Trainer":
-        meta = read_metadata(path)
-        if meta.get("format") != "samix.trainer":
-            raise InvalidArgumentError(f"{path!s} is not a samix trainer checkpoint (format {meta.get('format')!r})")
-        try:
-            cfg = {k[len("config."):]: v for k, v in meta.items() if k.startswith("config.")}
-            if cfg["optimizer"] == "adamw":
-                opt: Union[SGD, AdamW] = AdamW(lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-            else:
-                opt = SGD(lr=float(cfg["lr"]), momentum=float(cfg["momentum"]),
-                          weight_decay=float(cfg["weight_decay"]), nesterov=cfg["nesterov"] == "1")
-            sched = Schedule.from_spec(cfg["schedule"], warmup_steps=int(cfg["warmup_steps"]))
-            alpha = None if cfg["alpha"] == "default" else float(cfg["alpha"])
-            mix: Any = cfg["mix"]
-            if "learned_method" in cfg:
-                mix = _learned.from_options(cfg["learned_method"], cfg.get("learned_options", ""))
-            kwargs = dict(optimizer=opt, schedule=sched, mix=mix, alpha=alpha,
-                          label_smoothing=float(cfg["label_smoothing"]), seed=int(meta["seed"]))
-            arch, k, c = meta["architecture"], int(meta["num_classes"]), int(meta["in_channels"])
-        except (KeyError, ValueError) as e:
-            raise InvalidArgumentError(f"{path!s}: trainer checkpoint lacks or has invalid metadata ({e})") from None
+        info = _checkpoint_config(path)   # typed JSON made by the engine from the file's metadata
+        cfg = info["config"]
+        if cfg["optimizer"] == "adamw":
+            opt: Union[SGD, AdamW] = AdamW(lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        else:
+            opt = SGD(lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
+                      nesterov=cfg["nesterov"])
+        sched = Schedule.from_spec(cfg["schedule"], warmup_steps=cfg["warmup_steps"])
+        mix: Any = cfg["mix"]
+        if cfg["learned_method"] is not None:
+            mix = _learned.from_options(cfg["learned_method"], cfg["learned_options"] or "")
+        kwargs = dict(optimizer=opt, schedule=sched, mix=mix, alpha=cfg["alpha"],
+                      label_smoothing=cfg["label_smoothing"], seed=info["seed"])
+        arch, k, c = info["architecture"], info["num_classes"], info["in_channels"]
         own_model = model is None
         if model is None:
             model = Model(arch, num_classes=k, in_channels=c)

@@ -147,3 +147,37 @@ def test_trainer_history_comes_from_the_engine_records(mix):
         assert len(keys) > 8   # the objective's step metrics between seconds and val_*
     else:
         assert keys[-2:] == ["val_loss", "val_accuracy"]
+
+
+def test_checkpoint_config_is_typed_json_from_the_engine(tmp_path):
+    """Trainer.load_checkpoint rebuilds a trainer from the engine's typed JSON of the file (not from
+    config.* strings parsed in Python); the file format keeps the config.* metadata."""
+    from samix.checkpoint import read_metadata
+    from samix.training import _checkpoint_config
+    x, y = float_data()
+    m = samix.models.resnet20(num_classes=3, in_channels=1, seed=0)
+    opt = samix.optim.SGD(lr=0.05, momentum=0.8, weight_decay=1e-4, nesterov=True)
+    with m, samix.Trainer(m, optimizer=opt, mix="mixup", alpha=0.7, label_smoothing=0.1, seed=4) as tr:
+        tr.fit(x, y, epochs=1, batch_size=16, progress=False, verbose=False)
+        tr.save_checkpoint(tmp_path / "t.ckpt")
+    info = _checkpoint_config(tmp_path / "t.ckpt")
+    assert info["architecture"] == "resnet20" and info["num_classes"] == 3 and info["in_channels"] == 1
+    assert info["seed"] == 4
+    cfg = info["config"]
+    assert cfg["mix"] == "mixup" and cfg["alpha"] == 0.7 and cfg["label_smoothing"] == pytest.approx(0.1)
+    assert cfg["optimizer"] == "sgd" and cfg["nesterov"] is True and cfg["warmup_steps"] == 0
+    assert cfg["momentum"] == pytest.approx(0.8) and cfg["weight_decay"] == pytest.approx(1e-4)
+    assert cfg["learned_method"] is None
+    assert read_metadata(tmp_path / "t.ckpt")["config.alpha"] == "0.7"
+    with samix.Trainer.load_checkpoint(tmp_path / "t.ckpt") as t2:
+        assert t2.alpha == 0.7 and t2.optimizer.nesterov is True and t2.epochs_done == 1
+    m = samix.models.resnet20(num_classes=3, in_channels=1, seed=0)
+    with m, samix.Trainer(m, mix=samix.AutoMix(), seed=0) as tr:
+        tr.save_checkpoint(tmp_path / "a.ckpt")
+    cfg = _checkpoint_config(tmp_path / "a.ckpt")["config"]
+    assert cfg["learned_method"] == "automix" and cfg["alpha"] is None and isinstance(cfg["learned_options"], str)
+    with pytest.raises(InvalidArgumentError, match="not a samix trainer checkpoint"):
+        m2 = samix.models.resnet20(num_classes=3, in_channels=1, seed=0)
+        m2.save(tmp_path / "model.safetensors")
+        m2.close()
+        _checkpoint_config(tmp_path / "model.safetensors")

@@ -170,6 +170,14 @@ samix_status samix_model_load(samix_handle model, const char *path, int32_t stri
 /* The file's __metadata__ as a JSON object + NUL into buf (capacity cap; cap 0 only reports
  * *needed). Reads only the header. */
 samix_status samix_checkpoint_metadata(const char *path, char *buf, int64_t cap, int64_t *needed);
+/* What a front end needs to rebuild the trainer of a trainer checkpoint, read by the engine from its
+ * metadata, as a JSON object + NUL into buf (capacity cap; cap 0 only reports *needed):
+ * {"architecture", "num_classes", "in_channels", "seed", "config": {"mix", "alpha" (null = the
+ * method's default), "label_smoothing", "optimizer", "lr", "momentum", "weight_decay", "nesterov"
+ * (bool), "schedule", "warmup_steps", "learned_method", "learned_options" (null unless learned)}}.
+ * A file that is not a trainer checkpoint, or lacks or has invalid settings, is
+ * SAMIX_E_INVALID_ARGUMENT. */
+samix_status samix_trainer_checkpoint_config(const char *path, char *buf, int64_t cap, int64_t *needed);
 /* Saves everything needed to resume training exactly: model, optimizer state, the objective's
  * modules (Mixer, momentum networks), epochs/steps done, learning rate, input normalisation, the
  * trainer's creation arguments (metadata "config.*") and n caller key/value pairs. */
