@@ -230,11 +230,8 @@ public func samix_trainer_mixer_masks(_ handle: UInt64, _ x: UnsafePointer<Float
             }
             let images = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
             let m: Tensor
-            if let o = t.objective as? LearnedMixObjective {
-                m = try o.masks(model: t.model, images: images, lam: Float(lam), permutation: perm, seed: seed)
-            } else if let o = t.objective as? PretrainedMixerObjective {
-                var rng = SplitMix64(seed: seed)
-                m = try o.masks(images: images, lam: Float(lam), permutation: perm, rng: &rng)
+            if let o = t.objective as? any MixerProviding {
+                m = try o.mixerMasks(model: t.model, images: images, lam: Float(lam), permutation: perm, seed: seed)
             } else {
                 throw CAPIError(.invalidState, "the trainer's objective '\(t.objective.name)' has no Mixer")
             }
@@ -254,10 +251,8 @@ public func samix_trainer_save_mixer(_ handle: UInt64, _ path: UnsafePointer<CCh
         let file = try readString(path, "path", maxBytes: 4096)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            if let o = t.objective as? LearnedMixObjective {
-                try o.checkpoint(model: t.model).save(to: file)
-            } else if let o = t.objective as? PretrainedMixerObjective {
-                try o.checkpoint.save(to: file)
+            if let o = t.objective as? any MixerProviding {
+                try o.mixerCheckpoint(model: t.model).save(to: file)
             } else {
                 throw CAPIError(.invalidState, "the trainer's objective '\(t.objective.name)' has no Mixer to save")
             }

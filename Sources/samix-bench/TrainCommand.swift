@@ -97,7 +97,7 @@ struct TrainCommand: ParsableCommand {
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
         let evaluateAt = { (e: Int) in e % evalEvery == 0 || e > epochs - 5 }
         var saveError: Error?
-        try trainer.fit(trainLoader, epochs: epochs, test: testLoader, evaluateAt: evaluateAt) { record in
+        try trainer.fit(trainLoader, epochs: epochs, test: testLoader, evaluateAt: evaluateAt, onStep: nil) { record in
             let online = record.evaluation["online"]
             // The validation split is evaluated at the same epochs as the test set, every head.
             var val: [String: Evaluation] = [:]
@@ -138,8 +138,8 @@ struct TrainCommand: ParsableCommand {
             return record.epoch < (stopAfter ?? epochs)
         }
         if let saveError { throw saveError }
-        if let path = saveMixer, let learned = objective as? LearnedMixObjective {
-            try learned.checkpoint(model: net).save(to: path)
+        if let path = saveMixer, let learned = objective as? any MixerProviding {
+            try learned.mixerCheckpoint(model: net).save(to: path)
             FileIO.stderr("saved the Mixer to \(path)\n")
         }
     }
