@@ -10,13 +10,8 @@ import SAMixMixing
 /// flags as the same pairs) and the Python package (which sends the same text). Every value is
 /// checked again by the engine's initialisers.
 ///
-/// Keys (automix / samix): alpha, momentum, momentum_end, momentum_constant_fraction,
-/// momentum_reference_steps (an integer or `none`), mask_layer, mask_loss (weight), mask_loss_mode,
-/// mask_loss_margin, mask_loss_variance_weight, mask_loss_scope (batch | sample), mask_adjust,
-/// mask_adjust_uses_mixer_lambda, lam_margin, mixer_loss (eta_balanced | official | bce), eta,
-/// lam_mul_k (samix, comma list), value_dropout (samix), lam_concat (automix), switch_off,
-/// mix_shuffle_no_repeat, head_init_std, reinit_online_head, evaluate_mix_heads,
-/// momentum_stops_at_mask_layer, mixer_seed.
+/// Keys, types, defaults (automix / samix), ranges and docs: `OptionSchema.learned`, declared once
+/// and exported by `samix_option_schema`.
 public enum LearnedMixOptions {
     /// Every key, in the order of `OptionSchema.learned`.
     public static var keys: [String] { OptionSchema.learned.options.map(\.name) }
