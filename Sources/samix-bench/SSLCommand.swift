@@ -75,6 +75,8 @@ extension String {
 
 private let ssl = OptionSchema.ssl
 private func sslHelp(_ name: String) -> ArgumentHelp { ArgumentHelp(OptionSchema.ssl.help(name)) }
+private let sslFit = OptionSchema.sslFit
+private func fitHelp(_ name: String) -> ArgumentHelp { ArgumentHelp(OptionSchema.sslFit.help(name)) }
 
 /// `samix-bench ssl`: self-supervised pre-training (MoCo v2, MoCo v2 + Mixup, SAMix-I, SAMix-C) with
 /// the kNN monitor, optional saving of the backbone and an optional final linear probe.
@@ -87,9 +89,9 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "moco, moco-mixup, samix-i, samix-c.") var method = "moco"
     @Option(help: "Backbone (resnet18, resnet20, …).") var model = "resnet18"
     @Option(help: "Epochs.") var epochs = 10
-    @Option(help: "Batch size.") var batch = 128
-    @Option(help: "SGD learning rate (momentum 0.9, cosine to 0).") var lr: Float = 0.06
-    @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
+    @Option(help: fitHelp("batch_size")) var batch = sslFit.int("batch_size")
+    @Option(help: fitHelp("lr")) var lr = Float(sslFit.real("lr"))
+    @Option(help: fitHelp("weight_decay")) var weightDecay = Float(sslFit.real("weight_decay"))
     // MoCo / SAMix options: defaults and help from the engine's schema (OptionSchema.ssl), the one
     // declaration the C ABI and Python read too; the flags reach the engine as its option pairs.
     @Option(help: sslHelp("queue_size")) var queue = ssl.int("queue_size")
@@ -107,8 +109,8 @@ struct SSLCommand: ParsableCommand {
     @Option(help: sslHelp("cluster_pca_dim")) var clusterPcaDim = ssl.int("cluster_pca_dim", method: "samix")
     @Flag(help: sslHelp("detach_cluster_head_mixed"))
     var detachClusterHeadMixed = ssl.bool("detach_cluster_head_mixed", method: "samix")
-    @Option(help: "kNN monitor every N epochs (0: only at the end).") var knnEvery = 5
-    @Option(help: "kNN neighbours.") var knnK = 200
+    @Option(help: fitHelp("knn_every")) var knnEvery = sslFit.int("knn_every")
+    @Option(help: fitHelp("knn_k")) var knnK = sslFit.int("knn_k")
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Save the query backbone to this file after training.") var save: String?
     @Option(help: "SAMix-I/C: save the Mixer and its key encoder after training (for `train --mixer`, `viz --mixer`).")
@@ -216,11 +218,11 @@ struct SSLCommand: ParsableCommand {
         }
         if probe {
             let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,
-                                         probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                                         probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
             // With --val-split: the same kNN and probe protocol scored on the validation split (val_*).
             let v = try validation.map {
                 try evaluateBackbone(moco.backbone, train: train, test: $0, normalization: norm,
-                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
                     .filter { $0.0 != "eval_seconds" }.map { ("val_" + $0.0, $0.1) }
             } ?? []
             printRecord([("final", "true"), ("method", method.jsonQuoted), ("model", model.jsonQuoted), ("seed", "\(seed)"),
@@ -237,7 +239,7 @@ struct ProbeCommand: ParsableCommand {
     @OptionGroup var dataOptions: SSLDataOptions
     @OptionGroup var probeOptions: ProbeOptions
     @Option(help: "Backbone file written by `ssl --save`.") var backbone: String
-    @Option(help: "kNN neighbours.") var knnK = 200
+    @Option(help: fitHelp("knn_k")) var knnK = sslFit.int("knn_k")
     @Option(help: "Random seed (subset and probe initialisation order).") var seed: UInt64 = 0
     @Flag(help: "Print JSON.") var json = false
 
@@ -245,7 +247,7 @@ struct ProbeCommand: ParsableCommand {
         let (train, _, test, norm) = try dataOptions.load(seed: seed)
         let loaded = try BackboneCheckpoint.load(from: backbone)
         let e = try evaluateBackbone(loaded.backbone, train: train, test: test, normalization: norm,
-                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
         let method = loaded.metadata["method"] ?? "unknown"
         printRecord([("backbone", backbone.jsonQuoted), ("method", method.jsonQuoted),
                      ("model", loaded.architecture.jsonQuoted), ("train_images", "\(train.count)")] + e, json: json)

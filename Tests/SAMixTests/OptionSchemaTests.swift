@@ -112,6 +112,23 @@ final class OptionSchemaTests: XCTestCase {
         XCTAssertEqual(cmd.clusterFeatures, ssl.text("cluster_features", method: "samix"))
         XCTAssertEqual(cmd.clusterPcaDim, ssl.int("cluster_pca_dim", method: "samix"))
         XCTAssertEqual(cmd.detachClusterHeadMixed, ssl.bool("detach_cluster_head_mixed", method: "samix"))
+        let fit = OptionSchema.sslFit
+        XCTAssertEqual(cmd.batch, fit.int("batch_size"))
+        XCTAssertEqual(Double(cmd.lr), fit.real("lr"), accuracy: 1e-7)
+        XCTAssertEqual(Double(cmd.weightDecay), fit.real("weight_decay"), accuracy: 1e-9)
+        XCTAssertEqual(cmd.knnEvery, fit.int("knn_every"))
+        XCTAssertEqual(cmd.knnK, fit.int("knn_k"))
+        XCTAssertEqual(try ProbeCommand.parse(["--data", "/d", "--backbone", "b"]).knnK, fit.int("knn_k"))
+    }
+
+    /// The engine's own struct defaults agree with the schema where they describe the same thing
+    /// (SAMix-I/C's configuration; MoCoConfig's are OpenMixup's ImageNet values — queue 65536, m 0.999 —
+    /// which the front ends deliberately do not use).
+    func testSAMixSSLConfigDefaultsAreTheSchema() throws {
+        guard case .samix(let parsed) = try SSLOptions(mix: "samix", text: "").mix else { return XCTFail("samix") }
+        XCTAssertEqual(parsed, try SAMixSSLConfig())
+        guard case .samix(let cluster) = try SSLOptions(mix: "samix-c", text: "").mix else { return XCTFail("samix-c") }
+        XCTAssertEqual(cluster, try SAMixSSLConfig(variant: .cluster))
     }
 
     /// `samix-bench train` with no flags: the schema's mix, and no learned flag (the engine's defaults).

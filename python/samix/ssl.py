@@ -41,7 +41,7 @@ from ._schema import option_schema
 from .learned import SAMix, _real
 from .models import Model
 
-__all__ = ["MoCo", "SSL_DEFAULTS", "knn_eval", "linear_probe", "features", "load_backbone", "backbone_info"]
+__all__ = ["MoCo", "SSL_DEFAULTS", "SSL_FIT_DEFAULTS", "knn_eval", "linear_probe", "features", "load_backbone", "backbone_info"]
 
 Encoder = Union["MoCo", Model]
 
@@ -51,6 +51,9 @@ _SSL = option_schema("ssl")
 #: ``name -> default`` of MoCo + SAMix-I/C options, from the engine's schema.
 SSL_DEFAULTS = _SSL.defaults("samix")
 _D = SSL_DEFAULTS
+#: ``name -> default`` of MoCo pre-training and its kNN monitor (group "ssl_fit").
+SSL_FIT_DEFAULTS = option_schema("ssl_fit").defaults()
+_F = SSL_FIT_DEFAULTS
 
 
 def _lo(name: str) -> int:
@@ -274,8 +277,9 @@ class MoCo(Handle):
             return "samix-i" if self.variant == "instance" else "samix-c"
         return "moco-mixup" if self.mix == "mixup" else "moco"
 
-    def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = 128, lr: float = 0.06,
-            weight_decay: float = 5e-4, knn_every: int = 5, knn_k: int = 200, knn_temperature: float = 0.1,
+    def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = _F["batch_size"], lr: float = _F["lr"],
+            weight_decay: float = _F["weight_decay"], knn_every: int = _F["knn_every"], knn_k: int = _F["knn_k"],
+            knn_temperature: float = _F["knn_temperature"],
             val: Optional[tuple[Any, Any]] = None, callbacks: Sequence[Callable[[dict], Optional[bool]]] = (),
             verbose: bool = True, checkpoint: Optional[PathLike] = None) -> list[dict]:
         """Pre-trains for ``epochs`` epochs (one full cosine learning-rate schedule per call; weights,
@@ -457,8 +461,8 @@ MoCo.__doc__ = (MoCo.__doc__ or "") + ("\n    Options (engine schema: type, defa
                                         "    SAMix policy):\n" + _moco_schema_doc() + "\n")
 
 
-def knn_eval(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = 200,
-             temperature: float = 0.1) -> float:
+def knn_eval(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = _F["knn_k"],
+             temperature: float = _F["knn_temperature"]) -> float:
     """Weighted kNN top-1 in [0, 1] of a frozen backbone (InstDisc/MoCo monitor): cosine similarity of
     GAP features, the ``k`` nearest training samples vote with weight exp(s / temperature).
 

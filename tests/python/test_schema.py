@@ -89,6 +89,18 @@ def test_moco_defaults_are_the_schema():
         assert same(getattr(pol, k), engine[k]), k
 
 
+def test_moco_fit_and_knn_defaults_are_the_schema():
+    engine = {o["name"]: o["default"] for o in raw_schema("ssl_fit")["options"]}
+    compared = 0
+    for fn, rename in ((samix.ssl.MoCo.fit, {}), (samix.ssl.knn_eval, {"k": "knn_k", "temperature": "knn_temperature"})):
+        for name, p in inspect.signature(fn).parameters.items():
+            key = rename.get(name, name)
+            if key in engine:
+                assert same(p.default, engine[key]), (fn.__name__, name, p.default, engine[key])
+                compared += 1
+    assert compared == 8
+
+
 def test_moco_created_through_the_abi_uses_the_schema():
     """MoCo() sends its (schema) defaults; the engine accepts the same text with every option given
     explicitly, and with none (its own defaults, the same schema)."""
@@ -132,7 +144,7 @@ def test_option_schema_abi_validates_its_arguments():
     with pytest.raises(SamixError):
         check(lib.samix_option_schema(b"ssl", None, 16, ctypes.addressof(needed)))
     g = raw_schema("all")
-    assert {x["group"] for x in g["groups"]} == {"learned", "pretrained", "ssl", "trainer"}
+    assert {x["group"] for x in g["groups"]} == {"learned", "pretrained", "ssl", "ssl_fit", "trainer"}
 
 
 def test_docstrings_carry_the_schema():

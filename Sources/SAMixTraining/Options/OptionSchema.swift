@@ -160,8 +160,8 @@ func jsonString(_ s: String) -> String {
 }
 
 /// A named set of options: "learned" (AutoMix / SAMix, methods automix and samix), "pretrained"
-/// (SAMix^P), "ssl" (MoCo v2 and its mixing, methods none, mixup, samix) and "trainer" (the
-/// supervised trainer's `mix` names).
+/// (SAMix^P), "ssl" (MoCo v2 and its mixing, methods none, mixup, samix), "ssl_fit" (MoCo
+/// pre-training and its kNN monitor) and "trainer" (the supervised trainer's `mix` names).
 public struct OptionSchemaGroup: Sendable {
     public let name: String
     public let methods: [String]
@@ -232,7 +232,7 @@ public struct OptionSchemaGroup: Sendable {
 
 /// Every front-end option of the engine, declared once.
 public enum OptionSchema {
-    public static let groups = [learned, pretrained, ssl, trainer]
+    public static let groups = [learned, pretrained, ssl, sslFit, trainer]
 
     /// The group by name, or by method name ("automix"/"samix" → learned, "samix-p" → pretrained).
     public static func group(_ name: String) throws -> OptionSchemaGroup {
@@ -362,6 +362,16 @@ public enum OptionSchema {
                    doc: "SAMix-C: PCA-whitening dimension before k-means (the reference: 256); 0 or none = L2-normalised features only."),
         OptionSpec("detach_cluster_head_mixed", .bool, default: "0", methods: ["samix"],
                    doc: "SAMix-C: detach the mixed features before the cluster head's mixup CE (the reference lets it reach the Mixer)."),
+    ])
+
+    /// MoCo pre-training (`samix_ssl_fit`, `samix-bench ssl`, `samix.ssl.MoCo.fit`) and its kNN monitor.
+    public static let sslFit = OptionSchemaGroup(name: "ssl_fit", methods: [], options: [
+        OptionSpec("batch_size", .int, default: "128", min: 2, max: 1_048_576, doc: "Images per step (the last partial batch is dropped)."),
+        OptionSpec("lr", .real, default: "0.06", min: 0, minExclusive: true, doc: "SGD learning rate (momentum 0.9, cosine to 0)."),
+        OptionSpec("weight_decay", .real, default: "0.0005", min: 0, doc: "SGD weight decay."),
+        OptionSpec("knn_every", .int, default: "5", min: 0, doc: "kNN monitor every N epochs and after the last (0: only at the end)."),
+        OptionSpec("knn_k", .int, default: "200", min: 1, doc: "kNN neighbours."),
+        OptionSpec("knn_temperature", .real, default: "0.1", min: 0, minExclusive: true, doc: "Temperature of the weighted kNN vote."),
     ])
 
     /// The supervised trainer: its mixing-method names (`ObjectiveRegistry.names`).
