@@ -13,7 +13,7 @@ import SAMix
 
 /// Version of the C ABI. Bump on any incompatible change of `samix.h`; must equal
 /// `SAMIX_ABI_VERSION` in the header and `ABI_VERSION` in `python/samix/_lib.py`.
-let samixABIVersion: Int32 = 3
+let samixABIVersion: Int32 = 4
 
 /// Version of the samix package (the Python package reports the same string).
 let samixVersion = "0.1.0"

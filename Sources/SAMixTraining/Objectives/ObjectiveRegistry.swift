@@ -25,8 +25,9 @@ public enum ObjectiveRegistry {
         case "vanilla", "none": return try CrossEntropyObjective(labelSmoothing: labelSmoothing)
         case _ where MixPolicies.names.contains(key): return try policy(try MixPolicies.make(key, alpha: alpha))
         case "manifoldmix": return try ManifoldMixObjective(alpha: alpha ?? 2.0)
-        case "automix": return LearnedMixObjective(config: try .automix(alpha: alpha ?? 2.0))
-        case "samix": return LearnedMixObjective(config: try .samix(alpha: alpha ?? 2.0))
+        // The learned methods with OptionSchema.learned's defaults (the parser of the C ABI and the CLI).
+        case "automix", "samix":
+            return LearnedMixObjective(config: try LearnedMixOptions.config(method: key, pairs: alpha.map { [("alpha", "\($0)")] } ?? []))
         // Model-dependent policies (SAMixMixing/ModelBased, objectives in Objectives/), OpenMixup CIFAR settings.
         case "attentivemix": return try AttentiveMixObjective(policy: try AttentiveMix(alpha: alpha ?? 2.0),
                                                               loss: .crossEntropy(labelSmoothing: labelSmoothing))
