@@ -13,7 +13,7 @@ import SAMix
 
 /// Version of the C ABI. Bump on any incompatible change of `samix.h`; must equal
 /// `SAMIX_ABI_VERSION` in the header and `ABI_VERSION` in `python/samix/_lib.py`.
-let samixABIVersion: Int32 = 4
+let samixABIVersion: Int32 = 5
 
 /// Version of the samix package (the Python package reports the same string).
 let samixVersion = "0.1.0"
@@ -122,16 +122,22 @@ func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
 @_cdecl("samix_abi_version")
 public func samix_abi_version() -> Int32 { samixABIVersion }
 
-private let versionCString: UnsafeMutablePointer<CChar> = strdup(samixVersion)!
+private let versionCString = ConstantCString(samixVersion)
 
 @_cdecl("samix_version")
-public func samix_version() -> UnsafePointer<CChar> { UnsafePointer(versionCString) }
+public func samix_version() -> UnsafePointer<CChar> { versionCString.pointer }
 
-private let emptyCString: UnsafeMutablePointer<CChar> = strdup("")!
+private let emptyCString = ConstantCString("")
+
+/// A C string made once and never freed or written: safe to hand to any thread.
+struct ConstantCString: @unchecked Sendable {
+    let pointer: UnsafePointer<CChar>
+    init(_ s: String) { pointer = UnsafePointer(strdup(s)!) }
+}
 
 @_cdecl("samix_last_error")
 public func samix_last_error() -> UnsafePointer<CChar> {
-    LastError.message ?? UnsafePointer(emptyCString)
+    LastError.message ?? emptyCString.pointer
 }
 
 @_cdecl("samix_last_error_code")
@@ -158,10 +164,10 @@ public func samix_check_environment() -> Int32 {
 @_cdecl("samix_get_num_threads")
 public func samix_get_num_threads() -> Int64 { Int64(Engine.threads) }
 
-private let blasCString: UnsafeMutablePointer<CChar> = strdup(Engine.blasDescription)!
+private let blasCString = ConstantCString(Engine.blasDescription)
 
 @_cdecl("samix_blas_info")
-public func samix_blas_info() -> UnsafePointer<CChar> { UnsafePointer(blasCString) }
+public func samix_blas_info() -> UnsafePointer<CChar> { blasCString.pointer }
 
 // MARK: - Argument validation helpers
 
@@ -173,7 +179,7 @@ func nonNull<T>(_ p: T?, _ name: String) throws -> T {
 }
 
 /// Reads a C shape array of `rank` dims, checking null, rank bounds, non-negative dims and that the
-/// element count fits (≤ 2^36 elements).
+/// element count fits (`Tensor.maxElements`).
 func readShape(_ shape: UnsafePointer<Int64>?, _ rank: Int64, name: String,
                expectedRank: ClosedRange<Int64>? = nil) throws -> [Int] {
     guard rank >= 0, rank <= 8 else { throw CAPIError(.shape, "\(name): rank \(rank) is out of range 0...8") }
@@ -183,18 +189,10 @@ func readShape(_ shape: UnsafePointer<Int64>?, _ rank: Int64, name: String,
     }
     if rank == 0 { return [] }
     let p = try nonNull(shape, "\(name) shape")
-    var dims = [Int]()
-    dims.reserveCapacity(Int(rank))
-    var n: Int64 = 1
-    for i in 0..<Int(rank) {
-        let d = p[i]
-        guard d >= 0 else { throw CAPIError(.shape, "\(name): negative dimension \(d)") }
-        let (m, o) = n.multipliedReportingOverflow(by: d)
-        guard !o, m <= (1 << 36) else { throw CAPIError(.invalidArgument, "\(name): shape is too large") }
-        n = m
-        dims.append(Int(d))
-    }
-    return dims
+    let raw = Array(UnsafeBufferPointer(start: p, count: Int(rank)))
+    if let d = raw.first(where: { $0 < 0 }) { throw CAPIError(.shape, "\(name): negative dimension \(d)") }
+    guard Tensor.elementCount(raw) != nil else { throw CAPIError(.invalidArgument, "\(name): shape is too large") }
+    return raw.map { Int($0) }
 }
 
 /// Whether all `n` floats at `p` are finite: the largest magnitude bit pattern (sign cleared) is

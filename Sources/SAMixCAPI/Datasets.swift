@@ -82,15 +82,10 @@ public func samix_dataset_create(_ pixels: UnsafePointer<UInt8>?, _ labels: Unsa
     }
 }
 
-/// Validates non-negative sizes whose product fits in 2^36.
+/// Validates non-negative sizes whose product fits (`Tensor.maxElements`).
 func readDims(_ values: [Int64], names: [String]) throws -> [Int] {
-    var n: Int64 = 1
-    for (v, name) in zip(values, names) {
-        guard v >= 0 else { throw CAPIError(.shape, "\(name) must be ≥ 0, got \(v)") }
-        let (m, o) = n.multipliedReportingOverflow(by: v)
-        guard !o, m <= (1 << 36) else { throw CAPIError(.invalidArgument, "sizes \(values) are too large") }
-        n = m
-    }
+    for (v, name) in zip(values, names) where v < 0 { throw CAPIError(.shape, "\(name) must be ≥ 0, got \(v)") }
+    guard Tensor.elementCount(values) != nil else { throw CAPIError(.invalidArgument, "sizes \(values) are too large") }
     return values.map { Int($0) }
 }
 

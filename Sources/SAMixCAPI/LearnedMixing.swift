@@ -12,13 +12,6 @@ import SAMix
 /// The engine's parser, shared with the CLI.
 typealias OptionList = KeyValueOptions
 
-/// The mask-loss mode by OpenMixup's `mask_loss_mode` name (the engine's parser).
-func maskLossMode(_ s: String, context: String) throws -> MaskLoss.Mode {
-    try LearnedMixOptions.maskLossMode(s, context: context)
-}
-
-let pretrainedOptionKeys = ["path", "alpha", "lam_margin", "mask_adjust", "batch_statistics"]
-
 /// Builds the objective of a learned-mixing trainer. method: "automix", "samix" or "samix-p"
 /// (SAMix^P: a saved, frozen Mixer; option `path`).
 func makeLearnedObjective(method: String, options: String, defaultSeed: UInt64) throws -> TrainingObjective {
@@ -29,16 +22,7 @@ func makeLearnedObjective(method: String, options: String, defaultSeed: UInt64) 
     case "automix", "samix":
         return LearnedMixObjective(config: try LearnedMixOptions.config(method: m, options: &o, defaultSeed: defaultSeed))
     case "samix-p", "samix_p", "pretrained":
-        guard let path = o.take("path"), !path.isEmpty else {
-            throw CAPIError(.invalidArgument, "\(context): SAMix^P needs the option path=<saved Mixer file>")
-        }
-        let alpha = try o.double("alpha") ?? 2
-        let margin = try o.float("lam_margin") ?? 0.08
-        let adjust = try o.double("mask_adjust") ?? 0
-        let batchStats = try o.bool("batch_statistics") ?? true
-        try o.finish(known: pretrainedOptionKeys)
-        return try PretrainedMixerObjective(checkpoint: try MixerCheckpoint.load(from: path), alpha: alpha,
-                                            lambdaMargin: margin, maskAdjust: adjust, batchStatistics: batchStats)
+        return try PretrainedMixerObjective(options: &o)
     default:
         throw CAPIError(.invalidArgument, "unknown learned mixing method '\(method)'; expected automix, samix or samix-p")
     }
@@ -51,6 +35,19 @@ public func samix_learned_check(_ method: UnsafePointer<CChar>?, _ options: Unsa
         let m = try readString(method, "method", maxBytes: 64)
         let o = options == nil ? "" : try readString(options, "options", maxBytes: 1 << 16)
         _ = try makeLearnedObjective(method: m, options: o, defaultSeed: 0)
+    }
+}
+
+/// The option schema of a group ("learned", "pretrained", "ssl", "trainer"), optionally one method
+/// ("learned:samix", "ssl:mixup"), as JSON + NUL into buf (capacity cap; cap 0 only reports *needed):
+/// every option's name, type, default, range or choices and doc, as the engine declares them
+/// (`OptionSchema`). The ABI keeps no defaults of its own.
+@_cdecl("samix_option_schema")
+public func samix_option_schema(_ group: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64,
+                                _ needed: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_option_schema") {
+        let g = try readString(group, "group", maxBytes: 128)
+        try copyOutString(try OptionSchema.json(g), buf, cap, needed)
     }
 }
 
@@ -229,11 +226,8 @@ public func samix_trainer_mixer_masks(_ handle: UInt64, _ x: UnsafePointer<Float
             }
             let images = try Tensor(borrowing: UnsafeMutablePointer(mutating: xp), shape: dims)
             let m: Tensor
-            if let o = t.objective as? LearnedMixObjective {
-                m = try o.masks(model: t.model, images: images, lam: Float(lam), permutation: perm, seed: seed)
-            } else if let o = t.objective as? PretrainedMixerObjective {
-                var rng = SplitMix64(seed: seed)
-                m = try o.masks(images: images, lam: Float(lam), permutation: perm, rng: &rng)
+            if let o = t.objective as? any MixerProviding {
+                m = try o.mixerMasks(model: t.model, images: images, lam: Float(lam), permutation: perm, seed: seed)
             } else {
                 throw CAPIError(.invalidState, "the trainer's objective '\(t.objective.name)' has no Mixer")
             }
@@ -253,10 +247,8 @@ public func samix_trainer_save_mixer(_ handle: UInt64, _ path: UnsafePointer<CCh
         let file = try readString(path, "path", maxBytes: 4096)
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
-            if let o = t.objective as? LearnedMixObjective {
-                try o.checkpoint(model: t.model).save(to: file)
-            } else if let o = t.objective as? PretrainedMixerObjective {
-                try o.checkpoint.save(to: file)
+            if let o = t.objective as? any MixerProviding {
+                try o.mixerCheckpoint(model: t.model).save(to: file)
             } else {
                 throw CAPIError(.invalidState, "the trainer's objective '\(t.objective.name)' has no Mixer to save")
             }

@@ -18,7 +18,7 @@ final class PolicyBox {
 }
 
 /// Policy names accepted by `samix_policy_create`.
-let policyNames = ["mixup", "cutmix", "smoothmix", "resizemix", "gridmix", "fmix", "saliencymix"]
+let policyNames = MixPolicies.names
 
 func partnerMode(_ code: Int32) throws -> PartnerMode? {
     switch code {
@@ -43,50 +43,9 @@ func optionalAlpha(_ alpha: Double) throws -> Double? {
     return alpha
 }
 
-/// Builds a hand-crafted policy by name. `alpha` -1 = the policy's default (OpenMixup CIFAR value).
+/// Builds a hand-crafted policy by name (`MixPolicies.make`). `alpha` -1 = the policy's default.
 func makePolicy(_ name: String, alpha: Double, perSample: Bool, partner: PartnerMode?) throws -> MixPolicy {
-    let a = try optionalAlpha(alpha)
-    if let a { guard a > 0, a.isFinite else { throw CAPIError(.invalidArgument, "alpha must be a finite value > 0, got \(a)") } }
-    switch name.lowercased() {
-    case "mixup":
-        var p = try a.map { try Mixup(alpha: $0) } ?? Mixup()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    case "cutmix":
-        var p = try a.map { try CutMix(alpha: $0) } ?? CutMix()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    case "smoothmix":
-        guard a == nil else { throw CAPIError(.invalidArgument, "smoothmix has no alpha parameter") }
-        var p = try SmoothMix()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    case "resizemix":
-        var p = try a.map { try ResizeMix(alpha: $0) } ?? ResizeMix()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    case "gridmix":
-        var p = try a.map { try GridMix(alpha: $0) } ?? GridMix()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    case "fmix":
-        var p = try a.map { try FMix(alpha: $0) } ?? FMix()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    case "saliencymix":
-        var p = try a.map { try SaliencyMix(alpha: $0) } ?? SaliencyMix()
-        p.perSample = perSample
-        if let partner { p.partner = partner }
-        return p
-    default:
-        throw CAPIError(.invalidArgument, "unknown mixing method '\(name)'; known: \(policyNames.joined(separator: ", "))")
-    }
+    try MixPolicies.make(name, alpha: try optionalAlpha(alpha), perSample: perSample, partner: partner)
 }
 
 @_cdecl("samix_policy_create")
@@ -196,8 +155,7 @@ func validateTargetArguments(targets: UnsafeMutablePointer<Float>?, labels: Unsa
     guard numClasses >= 1, numClasses <= 1 << 24 else {
         throw CAPIError(.invalidArgument, "num_classes must be in 1...\(1 << 24), got \(numClasses)")
     }
-    let (bk, overflow) = Int64(B).multipliedReportingOverflow(by: numClasses)
-    guard !overflow, bk <= 1 << 36 else {
+    guard Tensor.elementCount([Int64(B), numClasses]) != nil else {
         throw CAPIError(.invalidArgument, "targets of \(B)×\(numClasses) are too large")
     }
     guard labelSmoothing >= 0, labelSmoothing < 1 else {

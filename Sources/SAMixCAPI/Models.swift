@@ -194,7 +194,7 @@ func readStateEntries(_ n: Int64, _ names: UnsafePointer<UnsafePointer<CChar>?>?
         let count = dims.reduce(1, *)
         let p: UnsafePointer<Float>
         if count == 0 {
-            p = UnsafePointer(emptyFloat)
+            p = UnsafePointer(emptyFloat.pointer)
         } else {
             p = try nonNull(vp[i], "values[\(i)]")
         }
@@ -204,4 +204,6 @@ func readStateEntries(_ n: Int64, _ names: UnsafePointer<UnsafePointer<CChar>?>?
     return state
 }
 
-private let emptyFloat = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+/// One float that is never written: the data pointer of an empty state tensor.
+private struct EmptyFloat: @unchecked Sendable { let pointer = UnsafeMutablePointer<Float>.allocate(capacity: 1) }
+private let emptyFloat = EmptyFloat()

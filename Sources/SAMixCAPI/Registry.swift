@@ -1,3 +1,4 @@
+import Synchronization
 import Glibc
 import SAMix
 
@@ -24,27 +25,14 @@ enum HandleKind: Int32, CaseIterable {
     }
 }
 
-/// A pthread mutex on the heap (stable address, as pthread requires).
-final class CAPIMutex: @unchecked Sendable {
-    private let m: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        m = .allocate(capacity: 1)
-        m.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(m, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(m)
-        m.deinitialize(count: 1)
-        m.deallocate()
-    }
+/// A lock shared by reference (several handles can share one): the engine's one lock type,
+/// `Synchronization.Mutex`, guarding no value of its own.
+final class CAPIMutex: Sendable {
+    private let m = Mutex(())
 
     @inline(__always)
     func locked<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(m)
-        defer { pthread_mutex_unlock(m) }
-        return try body()
+        try m.withLock { _ in try body() }
     }
 }
 
@@ -71,7 +59,7 @@ final class HandleEntry {
 /// reported as `SAMIX_E_INVALID_HANDLE`, never dereferenced. Objects are kept alive by the table,
 /// and an in-flight call keeps its own reference, so freeing a handle while another thread uses
 /// it is safe (the object dies when the call finishes).
-final class Registry {
+final class Registry: @unchecked Sendable {  // every mutable field is read and written under `lock`
     static let shared = Registry()
 
     private let lock = CAPIMutex()

@@ -14,101 +14,6 @@ final class SSLBox {
     init(_ moco: MoCo) { self.moco = moco }
 }
 
-let sslOptionKeys = ["queue_size", "temperature", "momentum", "neck_hidden", "embedding_dim", "neck_bn",
-                     "shuffle_bn_groups", "alpha", "variant", "eta", "mask_layer", "mask_loss", "mask_loss_mode",
-                     "mask_loss_margin", "lam_mul_k", "value_dropout", "mixer_loss", "clusters", "kmeans_iterations", "kmeans_warm_start",
-                     "mask_adjust", "mean_margin", "positive_extension", "cluster_features", "cluster_pca_dim",
-                     "detach_cluster_head_mixed"]
-
-/// The `SSLMix` of `mix` ("none", "mixup", "samix") with its options consumed from `o`.
-func makeSSLMix(_ mix: String, _ o: inout OptionList) throws -> SSLMix {
-    let ctx = o.context
-    switch mix.lowercased() {
-    case "none", "moco", "": return .none
-    case "mixup": return .mixup(alpha: try o.double("alpha") ?? 2)
-    case "samix", "samix-i", "samix-c":
-        var variant: SAMixSSLConfig.Variant = mix.lowercased() == "samix-c" ? .cluster : .instance
-        if let s = o.take("variant") {
-            switch s.lowercased() {
-            case "instance", "i": variant = .instance
-            case "cluster", "c": variant = .cluster
-            default: throw CAPIError(.invalidArgument, "\(ctx): variant must be instance or cluster, got '\(s)'")
-            }
-        }
-        let eta = try o.float("eta") ?? 0.5
-        guard eta >= 0 else { throw CAPIError(.invalidArgument, "\(ctx): η (eta) must be ≥ 0, got \(eta)") }
-        let ks = try o.doubles("lam_mul_k") ?? [0.25]
-        let mixer = try MixerConfig.samix(lamMulK: ks, dropout: try o.float("value_dropout") ?? 0)
-        var maskLoss = try MaskLoss(mode: .l1Variance)
-        if let s = o.take("mask_loss_mode") { maskLoss.mode = try maskLossMode(s, context: ctx) }
-        if let v = try o.float("mask_loss_margin") { maskLoss.margin = v }
-        maskLoss = try MaskLoss(mode: maskLoss.mode, margin: maskLoss.margin)
-        var instance: SAMixSSLConfig.InstanceObjective = .etaBalanced(eta: eta)
-        var cluster: MixerObjectiveLoss = .etaBalanced(eta: eta)
-        if let s = o.take("mixer_loss") {
-            cluster = try MixerObjectiveLoss.named(s, eta: eta)
-            switch cluster {
-            case .etaBalanced: instance = .etaBalanced(eta: eta)
-            case .mixupCrossEntropy: instance = .globalOnly
-            case .sigmoidBCE:
-                if variant == .instance {
-                    throw CAPIError(.invalidArgument, "\(ctx): mixer_loss bce is only defined for the cluster variant")
-                }
-            }
-        }
-        let margin = try o.double("mean_margin") ?? 0.1
-        var adjust: SSLMixing.MaskAdjustMode = .auto(meanMargin: margin)
-        if let s = o.take("mask_adjust") {
-            switch s.lowercased() {
-            case "auto": adjust = .auto(meanMargin: margin)
-            case "auto_label": adjust = .autoLabel(meanMargin: margin)
-            case "off", "none": adjust = .off
-            default:
-                guard let p = Double(s), p >= 0, p <= 1 else {
-                    throw CAPIError(.invalidArgument, "\(ctx): mask_adjust must be auto, auto_label, off or a probability in [0, 1], got '\(s)'")
-                }
-                adjust = .probability(p)
-            }
-        }
-        guard margin >= 0, margin <= 1 else {
-            throw CAPIError(.invalidArgument, "\(ctx): mean_margin must be in [0, 1], got \(margin)")
-        }
-        var ext: SSLMixing.PositiveExtension = .both
-        if let s = o.take("positive_extension") {
-            guard let e = SSLMixing.PositiveExtension(rawValue: s.lowercased()) else {
-                throw CAPIError(.invalidArgument, "\(ctx): positive_extension must be off, interpolate, extrapolate or both")
-            }
-            ext = e
-        }
-        var clusterFeatures: SAMixSSLConfig.ClusterFeatureSource = .query
-        if let s = o.take("cluster_features") {
-            guard let f = SAMixSSLConfig.ClusterFeatureSource(rawValue: s.lowercased()) else {
-                throw CAPIError(.invalidArgument, "\(ctx): cluster_features must be query or key, got '\(s)'")
-            }
-            clusterFeatures = f
-        }
-        var pca: Int? = 256
-        if let s = o.take("cluster_pca_dim") {
-            if s.lowercased() == "none" || s == "0" { pca = nil }
-            else if let v = Int(s), v >= 1, v <= 1 << 20 { pca = v }
-            else { throw CAPIError(.invalidArgument, "\(ctx): cluster_pca_dim must be an integer ≥ 1 or none, got '\(s)'") }
-        }
-        let cfg = try SAMixSSLConfig(variant: variant, alpha: try o.double("alpha") ?? 2, mixer: mixer,
-                                     maskLayer: try o.int("mask_layer") ?? 2, maskLoss: maskLoss,
-                                     maskLossWeight: try o.float("mask_loss") ?? 0.1, maskAdjust: adjust,
-                                     instanceObjective: instance, positiveExtension: ext,
-                                     clusters: try o.int("clusters") ?? 100,
-                                     kmeansIterations: try o.int("kmeans_iterations") ?? 20,
-                                     kmeansWarmStart: try o.bool("kmeans_warm_start") ?? false,
-                                     clusterObjective: cluster, clusterFeatures: clusterFeatures,
-                                     clusterPCADimensions: pca,
-                                     detachClusterHeadMixedFeatures: try o.bool("detach_cluster_head_mixed") ?? false)
-        return .samix(cfg)
-    default:
-        throw CAPIError(.invalidArgument, "unknown SSL mix '\(mix)'; expected none, mixup or samix")
-    }
-}
-
 @_cdecl("samix_ssl_create")
 public func samix_ssl_create(_ architecture: UnsafePointer<CChar>?, _ inChannels: Int64, _ mix: UnsafePointer<CChar>?,
                              _ options: UnsafePointer<CChar>?, _ seed: UInt64,
@@ -121,22 +26,10 @@ public func samix_ssl_create(_ architecture: UnsafePointer<CChar>?, _ inChannels
         guard inChannels >= 1, inChannels <= 4096 else {
             throw CAPIError(.invalidArgument, "in_channels must be in 1...4096, got \(inChannels)")
         }
-        var o = try OptionList(text, context: "ssl options")
-        let queue = try o.int("queue_size") ?? 4096
-        let temperature = try o.float("temperature") ?? 0.2
-        let momentum = try o.double("momentum") ?? 0.99
-        let hidden = try o.int("neck_hidden") ?? 2048
-        let dim = try o.int("embedding_dim") ?? 128
-        let neckBN = try o.bool("neck_bn") ?? false
-        let groups = try o.int("shuffle_bn_groups") ?? 2
-        for (v, n) in [(queue, "queue_size"), (hidden, "neck_hidden"), (dim, "embedding_dim")] where v > 1 << 24 {
-            throw CAPIError(.invalidArgument, "\(n) is too large: \(v)")
-        }
-        let sslMix = try makeSSLMix(mixName, &o)
-        try o.finish(known: sslOptionKeys)
-        let cfg = try MoCoConfig(architecture: arch, inChannels: Int(inChannels), neckHidden: hidden, embeddingDim: dim,
-                                 neckBatchNorm: neckBN, queueSize: queue, temperature: temperature,
-                                 keyMomentum: momentum, shuffleBNGroups: groups, seed: seed)
+        // The engine parses, defaults (OptionSchema.ssl) and validates every option.
+        let parsed = try SSLOptions(mix: mixName, text: text)
+        let cfg = try parsed.mocoConfig(architecture: arch, inChannels: Int(inChannels), seed: seed)
+        let sslMix = parsed.mix
         let moco = try MoCo(config: cfg, mix: sslMix)
         out.pointee = Registry.shared.insert(SSLBox(moco), kind: .ssl)
     }

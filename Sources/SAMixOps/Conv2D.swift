@@ -8,7 +8,7 @@ import SAMixCore
 /// (y_n = W·col_n); 1×1 stride-1 unpadded convolutions use the image directly. Backward
 /// recomputes the columns instead of storing them (memory ∝ one image per worker):
 /// dW = Σ_n dy_n·col_nᵀ (per-worker partial sums, reduced in a fixed order), dcol = Wᵀ·dy_n, col2im → dx.
-public struct Conv2DGeometry: Equatable {
+public struct Conv2DGeometry: Equatable, Sendable {
     public let n, cin, h, w, cout, kh, kw, stride, padding, ho, wo: Int
     /// Rows of the column matrix: Cin·kH·kW.
     public var colRows: Int { cin * kh * kw }
@@ -110,11 +110,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
     if let b = bias { try requireShape(b.shape == [g.cout], "conv2d bias must be [\(g.cout)], got \(b.shape)") }
     let y = try Tensor(uninitializedShape: [g.n, g.cout, g.ho, g.wo])
-    ConvTrace.observer?(g)
+    ConvTrace.report(g)
     let hw = g.ho * g.wo, inSize = g.cin * g.h * g.w, outSize = g.cout * hw
     let xp = x.data, wp = weight.data, yp = y.data
     let bp = bias?.data
-    // oneDNN where available (Ops/DNNLConvolution.swift), else im2col + SGEMM.
+    // oneDNN where available (DNNLConvolution.swift), else im2col + SGEMM.
     if try !DNNLConvolution.forward(x: xp, weight: wp, bias: bp, y: yp, geometry: g) {
     let colCount = g.isPointwise ? 0 : g.colRows * hw
     let workers = parallelChunkCount(g.n)

@@ -1,12 +1,19 @@
+import Synchronization
 import SAMixCore
 
-/// Lets a caller observe the geometry of every conv2d executed on this thread inside `record`.
+/// Lets a caller observe the geometry of every conv2d executed inside `record` (FLOP counting). One
+/// observer at a time, process-wide: convolutions on other threads meanwhile are reported too.
 package enum ConvTrace {
-    nonisolated(unsafe) static var observer: ((Conv2DGeometry) -> Void)?
+    private static let observer = Mutex<(@Sendable (Conv2DGeometry) -> Void)?>(nil)
 
-    package static func record(_ body: () throws -> Void, onConv: @escaping (Conv2DGeometry) -> Void) throws {
-        observer = onConv
-        defer { observer = nil }
+    /// Called by `conv2d` for each convolution.
+    static func report(_ g: Conv2DGeometry) {
+        if let o = observer.withLock({ $0 }) { o(g) }
+    }
+
+    package static func record(_ body: () throws -> Void, onConv: @escaping @Sendable (Conv2DGeometry) -> Void) throws {
+        observer.withLock { $0 = onConv }
+        defer { observer.withLock { $0 = nil } }
         try body()
     }
 }

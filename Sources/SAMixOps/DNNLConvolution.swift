@@ -18,15 +18,23 @@ enum ConvBackend { case im2col, dnnl }
 /// count on a given machine (oneDNN's reductions — backward weights over the batch — use a fixed
 /// partition and order), and agree with the im2col path to float rounding.
 enum DNNLConvolution {
-    nonisolated(unsafe) static var backend: ConvBackend = {
+    /// The convolution path (`SAMIX_CONV=im2col` selects im2col + SGEMM; tests switch it).
+    static var backend: ConvBackend {
+        get { selectedBackend.withLock { $0 } }
+        set { selectedBackend.withLock { $0 = newValue } }
+    }
+    private static let selectedBackend = Mutex<ConvBackend>({
         if let s = getenv("SAMIX_CONV"), String(cString: s) == "im2col" { return .im2col }
         return .dnnl
-    }()
+    }())
 
-    private static let engine: OpaquePointer? = {
+    /// The oneDNN CPU engine (thread-safe in oneDNN; nil when it cannot be created).
+    private struct EngineHandle: @unchecked Sendable { let pointer: OpaquePointer? }
+    private static let engineHandle: EngineHandle = {
         var e: OpaquePointer?
-        return dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success ? e : nil
+        return EngineHandle(pointer: dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success ? e : nil)
     }()
+    private static var engine: OpaquePointer? { engineHandle.pointer }
 
     /// `omp_set_num_threads` of the OpenMP runtime libdnnl links (nil for a TBB/threadpool build).
     private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
@@ -39,19 +47,20 @@ enum DNNLConvolution {
         let bias: Bool, threads: Int
     }
 
-    private static let lock = NSLockLite()
-    nonisolated(unsafe) private static var plans: [Key: Plan?] = [:]
+    /// Cached primitives per geometry (nil: oneDNN cannot do it); also serialises lazy backward creation.
+    private static let plans = Mutex<[Key: Plan?]>([:])
 
     private static func plan(_ g: Conv2DGeometry, bias: Bool) -> Plan? {
         guard backend == .dnnl, let engine else { return nil }
         let key = Key(n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, kh: g.kh, kw: g.kw,
                       stride: g.stride, padding: g.padding, bias: bias, threads: Engine.threads)
-        lock.lock(); defer { lock.unlock() }
-        if let p = plans[key] { return p }
-        setThreads()
-        let p = try? Plan(g, bias: bias, engine: engine)
-        plans[key] = p
-        return p
+        return plans.withLock { plans in
+            if let p = plans[key] { return p }
+            setThreads()
+            let p = try? Plan(g, bias: bias, engine: engine)
+            plans[key] = p
+            return p
+        }
     }
 
     @inline(__always)
@@ -71,25 +80,15 @@ enum DNNLConvolution {
                          dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?,
                          db: UnsafeMutablePointer<Float>?, hasBias: Bool, geometry g: Conv2DGeometry) throws -> Bool {
         guard let p = plan(g, bias: hasBias) else { return false }
-        let bwd: Plan.Backward
-        do {
-            lock.lock(); defer { lock.unlock() }
+        let made: Plan.Backward? = plans.withLock { _ in
             setThreads()
-            guard let b = p.backward() else { return false }
-            bwd = b
+            return p.backward()
         }
+        guard let bwd = made else { return false }
         setThreads()
         try p.run(bwd, x: x, w: weight, dy: dy, dx: dx, dW: dW, db: db)
         return true
     }
-}
-
-/// A pthread mutex (Foundation-free).
-final class NSLockLite: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    func lock() { pthread_mutex_lock(&m) }
-    func unlock() { pthread_mutex_unlock(&m) }
 }
 
 private struct DNNLError: Error { let status: dnnl_status_t; let what: String }
@@ -138,7 +137,7 @@ private final class ScratchArena: Sendable {
                 b.pointer = p
                 b.floats = floats
             }
-            return Result { try body(UnsafeMutableRawPointer(b.pointer)) }
+            do { return .success(try body(UnsafeMutableRawPointer(b.pointer))) } catch { return .failure(error) }
         }
         if let outcome { return try outcome.get() }
         let own = try Buffer(bytes: bytes)
@@ -212,7 +211,10 @@ private final class Buffer {
     }
 }
 
-private final class Plan {
+/// oneDNN primitives of one geometry. Shared across threads: primitives are immutable once created
+/// and each execute passes its own memory objects; the lazily created backward primitives are made
+/// under `DNNLConvolution.plans`' lock.
+private final class Plan: @unchecked Sendable {
     let engine: OpaquePointer
     let g: Conv2DGeometry
     let hasBias: Bool

@@ -73,6 +73,11 @@ extension String {
     var jsonQuoted: String { "\"" + String(flatMap { $0 == "\"" ? ["\\", "\""] : [$0] }) + "\"" }
 }
 
+private let ssl = OptionSchema.ssl
+private func sslHelp(_ name: String) -> ArgumentHelp { ArgumentHelp(OptionSchema.ssl.help(name)) }
+private let sslFit = OptionSchema.sslFit
+private func fitHelp(_ name: String) -> ArgumentHelp { ArgumentHelp(OptionSchema.sslFit.help(name)) }
+
 /// `samix-bench ssl`: self-supervised pre-training (MoCo v2, MoCo v2 + Mixup, SAMix-I, SAMix-C) with
 /// the kNN monitor, optional saving of the backbone and an optional final linear probe.
 struct SSLCommand: ParsableCommand {
@@ -84,28 +89,28 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "moco, moco-mixup, samix-i, samix-c.") var method = "moco"
     @Option(help: "Backbone (resnet18, resnet20, …).") var model = "resnet18"
     @Option(help: "Epochs.") var epochs = 10
-    @Option(help: "Batch size.") var batch = 128
-    @Option(help: "SGD learning rate (momentum 0.9, cosine to 0).") var lr: Float = 0.06
-    @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
-    @Option(help: "Queue size K (OpenMixup default 65536; keep it below the training-set size).") var queue = 4096
-    @Option(help: "InfoNCE temperature (OpenMixup: 0.2).") var temperature: Float = 0.2
-    @Option(help: "Key-encoder EMA momentum (OpenMixup: 0.999; 0.99 suits short CIFAR runs).") var keyMomentum: Double = 0.99
-    @Option(help: "Shuffle-BN groups on one device (1 = plain BN).") var shuffleBnGroups = 2
-    @Option(help: "Hidden width of the projection neck.") var neckHidden = 2048
-    @Flag(help: "BN in the projection neck (SimCLR-style) instead of MoCo v2's plain MLP.") var neckBn = false
-    @Option(help: "Beta(α, α) of Mixup / SAMix.") var alpha: Double = 2
-    @Option(help: "η of the SAMix Mixer objective (local + η·global).") var eta: Float = 0.5
-    @Option(help: "Backbone stage feeding the Mixer (0-based).") var maskLayer = 2
-    @Option(help: "SAMix-C: number of k-means clusters.") var clusters = 100
-    @Flag(help: "SAMix-C: start each epoch's k-means from the last centroids (stable cluster numbers; the reference re-clusters from scratch).")
-    var kmeansWarmStart = false
-    @Option(help: "SAMix-C: encoder whose features are clustered: query (the reference) or key.") var clusterFeatures = "query"
-    @Option(help: "SAMix-C: PCA-whitening dimension before k-means (the reference: 256); 0 = L2-normalised features only.")
-    var clusterPcaDim = 256
-    @Flag(help: "SAMix-C: detach the mixed features before the cluster head's mixup CE (the reference lets it reach the Mixer).")
-    var detachClusterHeadMixed = false
-    @Option(help: "kNN monitor every N epochs (0: only at the end).") var knnEvery = 5
-    @Option(help: "kNN neighbours.") var knnK = 200
+    @Option(help: fitHelp("batch_size")) var batch = sslFit.int("batch_size")
+    @Option(help: fitHelp("lr")) var lr = Float(sslFit.real("lr"))
+    @Option(help: fitHelp("weight_decay")) var weightDecay = Float(sslFit.real("weight_decay"))
+    // MoCo / SAMix options: defaults and help from the engine's schema (OptionSchema.ssl), the one
+    // declaration the C ABI and Python read too; the flags reach the engine as its option pairs.
+    @Option(help: sslHelp("queue_size")) var queue = ssl.int("queue_size")
+    @Option(help: sslHelp("temperature")) var temperature = Float(ssl.real("temperature"))
+    @Option(help: sslHelp("momentum")) var keyMomentum = ssl.real("momentum")
+    @Option(help: sslHelp("shuffle_bn_groups")) var shuffleBnGroups = ssl.int("shuffle_bn_groups")
+    @Option(help: sslHelp("neck_hidden")) var neckHidden = ssl.int("neck_hidden")
+    @Flag(help: sslHelp("neck_bn")) var neckBn = ssl.bool("neck_bn")
+    @Option(help: sslHelp("alpha")) var alpha = ssl.real("alpha", method: "samix")
+    @Option(help: sslHelp("eta")) var eta = Float(ssl.real("eta", method: "samix"))
+    @Option(help: sslHelp("mask_layer")) var maskLayer = ssl.int("mask_layer", method: "samix")
+    @Option(help: sslHelp("clusters")) var clusters = ssl.int("clusters", method: "samix")
+    @Flag(help: sslHelp("kmeans_warm_start")) var kmeansWarmStart = ssl.bool("kmeans_warm_start", method: "samix")
+    @Option(help: sslHelp("cluster_features")) var clusterFeatures = ssl.text("cluster_features", method: "samix")
+    @Option(help: sslHelp("cluster_pca_dim")) var clusterPcaDim = ssl.int("cluster_pca_dim", method: "samix")
+    @Flag(help: sslHelp("detach_cluster_head_mixed"))
+    var detachClusterHeadMixed = ssl.bool("detach_cluster_head_mixed", method: "samix")
+    @Option(help: fitHelp("knn_every")) var knnEvery = sslFit.int("knn_every")
+    @Option(help: fitHelp("knn_k")) var knnK = sslFit.int("knn_k")
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Save the query backbone to this file after training.") var save: String?
     @Option(help: "SAMix-I/C: save the Mixer and its key encoder after training (for `train --mixer`, `viz --mixer`).")
@@ -117,33 +122,34 @@ struct SSLCommand: ParsableCommand {
     @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
     @Flag(help: "Print one JSON object per epoch.") var json = false
 
-    func clusterFeatureSource() throws -> SAMixSSLConfig.ClusterFeatureSource {
-        guard let f = SAMixSSLConfig.ClusterFeatureSource(rawValue: clusterFeatures) else {
-            throw ValidationError("--cluster-features must be query or key, got '\(clusterFeatures)'")
+    /// The MoCo/SAMix flags as the engine's option pairs (`SSLOptions`, the parser of the C ABI).
+    var sslOptionPairs: [(String, String)] {
+        var p: [(String, String)] = [("queue_size", "\(queue)"), ("temperature", "\(temperature)"),
+                                     ("momentum", "\(keyMomentum)"), ("neck_hidden", "\(neckHidden)"),
+                                     ("neck_bn", neckBn ? "1" : "0"), ("shuffle_bn_groups", "\(shuffleBnGroups)")]
+        if method == "moco-mixup" || method == "samix-i" || method == "samix-c" { p.append(("alpha", "\(alpha)")) }
+        if method == "samix-i" || method == "samix-c" {
+            p += [("variant", method == "samix-i" ? "instance" : "cluster"), ("eta", "\(eta)"),
+                  ("mask_layer", "\(maskLayer)"), ("clusters", "\(clusters)"),
+                  ("kmeans_warm_start", kmeansWarmStart ? "1" : "0"), ("cluster_features", clusterFeatures),
+                  ("cluster_pca_dim", "\(clusterPcaDim)"), ("detach_cluster_head_mixed", detachClusterHeadMixed ? "1" : "0")]
         }
-        return f
+        return p
+    }
+
+    /// The parsed MoCo/SAMix options of the flags.
+    func sslOptions() throws -> SSLOptions {
+        guard ["moco", "moco-mixup", "samix-i", "samix-c"].contains(method) else {
+            throw ValidationError("unknown method '\(method)' (moco, moco-mixup, samix-i, samix-c)")
+        }
+        return try SSLOptions(mix: method, pairs: sslOptionPairs)
     }
 
     func run() throws {
         let (train, validation, test, norm) = try dataOptions.load(seed: seed)
-        guard clusterPcaDim >= 0 else { throw ValidationError("--cluster-pca-dim must be ≥ 0") }
-        let mix: SSLMix
-        switch method {
-        case "moco": mix = .none
-        case "moco-mixup": mix = .mixup(alpha: alpha)
-        case "samix-i", "samix-c":
-            mix = .samix(try SAMixSSLConfig(variant: method == "samix-i" ? .instance : .cluster, alpha: alpha,
-                                            maskLayer: maskLayer, instanceObjective: .etaBalanced(eta: eta),
-                                            clusters: clusters, kmeansWarmStart: kmeansWarmStart,
-                                            clusterObjective: .etaBalanced(eta: eta),
-                                            clusterFeatures: try clusterFeatureSource(),
-                                            clusterPCADimensions: clusterPcaDim == 0 ? nil : clusterPcaDim,
-                                            detachClusterHeadMixedFeatures: detachClusterHeadMixed))
-        default: throw ValidationError("unknown method '\(method)' (moco, moco-mixup, samix-i, samix-c)")
-        }
-        let cfg = try MoCoConfig(architecture: model, inChannels: train.channels, neckHidden: neckHidden,
-                                 neckBatchNorm: neckBn, queueSize: queue, temperature: temperature,
-                                 keyMomentum: keyMomentum, shuffleBNGroups: shuffleBnGroups, seed: seed)
+        let options = try sslOptions()
+        let mix = options.mix
+        let cfg = try options.mocoConfig(architecture: model, inChannels: train.channels, seed: seed)
         if saveMixer != nil || compareMasks != nil, !(method == "samix-i" || method == "samix-c") {
             throw ValidationError("--save-mixer and --compare-masks need --method samix-i or samix-c")
         }
@@ -212,11 +218,11 @@ struct SSLCommand: ParsableCommand {
         }
         if probe {
             let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,
-                                         probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                                         probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
             // With --val-split: the same kNN and probe protocol scored on the validation split (val_*).
             let v = try validation.map {
                 try evaluateBackbone(moco.backbone, train: train, test: $0, normalization: norm,
-                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
                     .filter { $0.0 != "eval_seconds" }.map { ("val_" + $0.0, $0.1) }
             } ?? []
             printRecord([("final", "true"), ("method", method.jsonQuoted), ("model", model.jsonQuoted), ("seed", "\(seed)"),
@@ -233,7 +239,7 @@ struct ProbeCommand: ParsableCommand {
     @OptionGroup var dataOptions: SSLDataOptions
     @OptionGroup var probeOptions: ProbeOptions
     @Option(help: "Backbone file written by `ssl --save`.") var backbone: String
-    @Option(help: "kNN neighbours.") var knnK = 200
+    @Option(help: fitHelp("knn_k")) var knnK = sslFit.int("knn_k")
     @Option(help: "Random seed (subset and probe initialisation order).") var seed: UInt64 = 0
     @Flag(help: "Print JSON.") var json = false
 
@@ -241,7 +247,7 @@ struct ProbeCommand: ParsableCommand {
         let (train, _, test, norm) = try dataOptions.load(seed: seed)
         let loaded = try BackboneCheckpoint.load(from: backbone)
         let e = try evaluateBackbone(loaded.backbone, train: train, test: test, normalization: norm,
-                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: 0.1)
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
         let method = loaded.metadata["method"] ?? "unknown"
         printRecord([("backbone", backbone.jsonQuoted), ("method", method.jsonQuoted),
                      ("model", loaded.architecture.jsonQuoted), ("train_images", "\(train.count)")] + e, json: json)

@@ -1,6 +1,11 @@
 import ArgumentParser
 import SAMix
 
+/// Help of an AutoMix/SAMix flag from the engine's option schema (doc, range or choices, defaults).
+private func learnedHelp(_ name: String) -> ArgumentHelp {
+    ArgumentHelp("AutoMix/SAMix: " + OptionSchema.learned.help(name, showDefault: true))
+}
+
 /// `samix-bench train`: trains a classifier on CIFAR-10/100 or Fashion-MNIST and reports loss and
 /// test top-1 per epoch with the time per epoch; with `--val-split N` also the top-1 of a
 /// class-balanced hold-out of N training images (the split to tune on; test is only reported).
@@ -15,15 +20,16 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Dataset (cifar10, cifar100, fashion-mnist, auto).") var dataset: DatasetName = .auto
     @Option(help: "Dataset directory (the extracted folder or its parent).") var data: String
     @Option(help: "Model name (resnet20, resnet18, preactresnet18, wrn28_2, …).") var model = "resnet20"
-    @Option(help: "Mixing method: \(ObjectiveRegistry.names.joined(separator: ", ")).") var mix = "vanilla"
+    @Option(help: ArgumentHelp(OptionSchema.trainer.help("mix"))) var mix = OptionSchema.trainer.text("mix")
     @Option(help: "Beta(α, α) parameter of the mixing method (default: the method's CIFAR default).") var alpha: Double?
     @Option(help: "SAMix^P: train with this saved, frozen Mixer (`train --save-mixer`, `ssl --save-mixer`) instead of --mix (or with --mix samix-p).")
     var mixer: String?
     @Option(help: "After training with --mix automix|samix, save the Mixer and its encoder here (SAMix^P).") var saveMixer: String?
-    @Option(help: "AutoMix/SAMix: η of the Mixer objective (eta_balanced: local + η·global; bce: weight of the negatives; default 0.5).") var eta: Float?
-    @Option(help: "AutoMix/SAMix: Mixer objective: eta (η-balanced, SAMix default), official (global mixup CE only, AutoMix default and the shipped SAMix configs), bce.") var mixerLoss: String?
-    @Option(help: "AutoMix/SAMix: weight of the mask loss (default 0.1; 0 = ablated).") var maskLossWeight: Float?
-    @Option(help: "AutoMix/SAMix: mask-loss statistics over the whole batch (batch, the reference default) or per sample (sample).") var maskLossScope: String?
+    // AutoMix/SAMix ablation flags: no value = the engine's default; help from OptionSchema.learned.
+    @Option(help: learnedHelp("eta")) var eta: Float?
+    @Option(help: learnedHelp("mixer_loss")) var mixerLoss: String?
+    @Option(help: learnedHelp("mask_loss")) var maskLossWeight: Float?
+    @Option(help: learnedHelp("mask_loss_scope")) var maskLossScope: String?
     @Flag(help: "Hand-crafted policies (mixup, cutmix, …): add AutoMix's clean-image term L_one (CE on the clean batch; mixed images through a second head).")
     var cleanTerm = false
     @Option(help: "Epochs.") var epochs = 15
@@ -72,7 +78,7 @@ struct TrainCommand: ParsableCommand {
         }
         let net = try ModelZoo.make(model, numClasses: train.classCount, inChannels: train.channels, seed: seed)
         if mix == "samix-p", mixer == nil { throw ValidationError("--mix samix-p needs --mixer FILE (a saved Mixer)") }
-        var objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha ?? 2) }
+        var objective: TrainingObjective = try mixer.map { try PretrainedMixerObjective(path: $0, alpha: alpha) }
             ?? learnedVariant() ?? ObjectiveRegistry.make(mix, alpha: alpha)
         if cleanTerm { objective = try CleanImageTermObjective(wrapping: objective, seed: seed) }
         if saveMixer != nil, !(objective is LearnedMixObjective) {
@@ -132,8 +138,8 @@ struct TrainCommand: ParsableCommand {
             if let path = checkpoint { try Checkpoint.save(trainer, to: path) }
             return record.epoch < (stopAfter ?? epochs)
         })
-        if let path = saveMixer, let learned = objective as? LearnedMixObjective {
-            try learned.checkpoint(model: net).save(to: path)
+        if let path = saveMixer, let learned = objective as? any MixerProviding {
+            try learned.mixerCheckpoint(model: net).save(to: path)
             FileIO.stderr("saved the Mixer to \(path)\n")
         }
     }

@@ -104,7 +104,7 @@ final class LearnedMixingObjectiveTests: XCTestCase {
         let f: ([Tensor]) throws -> Tensor = { _ in
             var ctx = StepContext(step: 3, totalSteps: 10, epoch: 0, rng: SplitMix64(seed: 9))
             let l = try obj.losses(model: model, batch: batch, context: &ctx)
-            let xMB = try batch.images.mixed(withPartners: l.permutationMixer, partnerMask: l.mixerOutput.partnerMask)
+            let xMB = try batch.images.mixed(withPartners: l.permutationMixer, partnerMask: l.mixerMask)
             return try kNet(xMB)
         }
         let report = try GradCheck(eps: 5e-4, rtol: 5e-2, atol: 3e-4).run([conv2, keyBias], f)

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import InvalidArgumentError, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 #: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
 DEFAULT_ALPHA = -1.0
@@ -115,6 +115,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     # learned mixing
     "samix_learned_check": (_status, [c_char_p, c_char_p]),
     "samix_learned_defaults": (_status, [c_char_p, _ptr, _i64, _ptr]),
+    "samix_option_schema": (_status, [c_char_p, _ptr, _i64, _ptr]),
     "samix_trainer_create_learned": (_status, [_handle, c_char_p, c_char_p, c_char_p, c_double, c_double,
                                                c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
     "samix_trainer_epoch_metrics": (_status, [_handle, _ptr, _i64, _ptr]),

@@ -28,16 +28,27 @@ import numpy as np
 from ._cstr import c_string
 from ._arrays import as_f32, as_labels, shape_array
 from ._lib import check, lib
+from ._schema import checked, option_schema
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 
-__all__ = ["LearnedMix", "AutoMix", "SAMix", "PretrainedMixer", "MIXER_LOSSES", "MASK_LOSS_MODES", "engine_defaults"]
+__all__ = ["LearnedMix", "AutoMix", "SAMix", "PretrainedMixer", "MIXER_LOSSES", "MASK_LOSS_MODES", "engine_defaults",
+           "AUTOMIX_DEFAULTS", "SAMIX_DEFAULTS", "PRETRAINED_DEFAULTS"]
+
+# Defaults, types, ranges, choices and docs come from the engine's option schema (one ABI call at
+# import, cached): the values below are never written twice.
+_LEARNED = option_schema("learned")
+_PRETRAINED = option_schema("pretrained")
+#: ``name -> default`` of AutoMix / SAMix / SAMix^P, from the engine's schema.
+AUTOMIX_DEFAULTS = _LEARNED.defaults("automix")
+SAMIX_DEFAULTS = _LEARNED.defaults("samix")
+PRETRAINED_DEFAULTS = _PRETRAINED.defaults("samix-p")
 
 #: Mixer objectives: ``"eta_balanced"`` (local two-class term + η × global mixup CE; the paper's
 #: loss and SAMix's default), ``"official"`` (global mixup CE only: what OpenMixup's shipped SAMix
 #: configs compute, and AutoMix's objective), ``"bce"`` (sigmoid BCE with η weighting the negatives).
-MIXER_LOSSES = ("eta_balanced", "official", "bce")
+MIXER_LOSSES = _LEARNED["mixer_loss"].choices
 #: Mask regularisers (OpenMixup ``mask_loss_mode``).
-MASK_LOSS_MODES = ("L1", "L1+Variance", "L2+Variance", "Sparsity")
+MASK_LOSS_MODES = _LEARNED["mask_loss_mode"].choices
 
 _UNSET = object()
 
@@ -51,18 +62,6 @@ def _real(v: Any, name: str) -> float:
     return f
 
 
-def _int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise SamixTypeError(f"{name} must be an int, got {type(v).__name__}")
-    return int(v)
-
-
-def _bool(v: Any, name: str) -> bool:
-    if not isinstance(v, (bool, np.bool_)):
-        raise SamixTypeError(f"{name} must be a bool, got {type(v).__name__}")
-    return bool(v)
-
-
 def _str(v: Any, name: str, choices: Optional[Sequence[str]] = None) -> str:
     if not isinstance(v, str):
         raise SamixTypeError(f"{name} must be a str, got {type(v).__name__}")
@@ -72,16 +71,6 @@ def _str(v: Any, name: str, choices: Optional[Sequence[str]] = None) -> str:
             c.lower().replace("+", "").replace("_", "") for c in choices}:
         raise InvalidArgumentError(f"{name} must be one of {', '.join(choices)}, got {v!r}")
     return v
-
-
-def _reals(v: Any, name: str) -> tuple[float, ...]:
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-        return (_real(v, name),)
-    if not isinstance(v, (tuple, list)):
-        raise SamixTypeError(f"{name} must be a number or a sequence of numbers, got {type(v).__name__}")
-    if not v:
-        raise InvalidArgumentError(f"{name} needs at least one value")
-    return tuple(_real(x, name) for x in v)
 
 
 def _fmt(v: Any) -> str:
@@ -166,31 +155,33 @@ class LearnedMix:
         return h.value
 
 
-def _opt_ref_steps(v: Any, name: str) -> Optional[int]:
-    if v is None:
-        return None
-    return _int(v, name)
+def _schema_field(group: Any, method: str, name: str) -> tuple:
+    """(name, default, converter) of a schema option: the converter checks its type, range and choices."""
+    opt = group[name]
+    return (name, opt.default(method), lambda v, n, _o=opt: checked(_o, v))
 
 
-_COMMON = (
-    ("alpha", 2.0, _real),
-    ("momentum", 0.999, _real),
-    ("mask_layer", 2, _int),
-    ("mask_loss", 0.1, _real),
-    ("mask_adjust", 0.0, _real),
-    ("lam_margin", 0.08, _real),
-)
-_TAIL = (
-    ("mask_loss_margin", 0.1, _real),
-    ("mask_loss_scope", "batch", lambda v, n: _str(v, n, ("batch", "sample"))),
-    ("momentum_end", 0.999999, _real),
-    ("momentum_reference_steps", 200000, _opt_ref_steps),
-    ("mask_adjust_uses_mixer_lambda", False, _bool),
-    ("mix_shuffle_no_repeat", False, _bool),
-    ("switch_off", 0.0, _real),
-    ("evaluate_mix_heads", False, _bool),
-    ("momentum_stops_at_mask_layer", False, _bool),
-)
+_COMMON_NAMES = ("alpha", "momentum", "mask_layer", "mask_loss", "mask_adjust", "lam_margin")
+_TAIL_NAMES = ("mask_loss_margin", "mask_loss_scope", "momentum_end", "momentum_reference_steps",
+               "mask_adjust_uses_mixer_lambda", "mix_shuffle_no_repeat", "switch_off", "evaluate_mix_heads",
+               "momentum_stops_at_mask_layer")
+
+
+def _fields(method: str, middle: tuple) -> tuple:
+    return tuple(_schema_field(_LEARNED, method, n) for n in _COMMON_NAMES + middle + _TAIL_NAMES)
+
+
+def _with_schema_doc(cls: type, group: Any, method: str) -> type:
+    """Appends the engine schema's line of every option the class takes to its docstring."""
+    names = {n for n, _, _ in cls._FIELDS}  # type: ignore[attr-defined]
+    lines = "\n".join("        " + o.describe(method) for n, o in group.options.items() if n in names)
+    cls.__doc__ = (cls.__doc__ or "") + "\n    Options (engine schema: type, default, range, doc):\n" + lines + "\n"
+    return cls
+
+
+_A = AUTOMIX_DEFAULTS
+_S = SAMIX_DEFAULTS
+_P = PRETRAINED_DEFAULTS
 
 
 class AutoMix(LearnedMix):
@@ -229,16 +220,13 @@ class AutoMix(LearnedMix):
     """
 
     method = "automix"
-    _FIELDS = _COMMON + (
-        ("mask_loss_mode", "L1", lambda v, n: _str(v, n, MASK_LOSS_MODES)),
-        ("mixer_loss", "official", lambda v, n: _str(v, n, MIXER_LOSSES)),
-        ("eta", 0.5, _real),
-        ("lam_concat", False, _bool),
-    ) + _TAIL
-    _REPR_ALWAYS = tuple(n for n, _, _ in _COMMON)
+    _FIELDS = _fields("automix", ("mask_loss_mode", "mixer_loss", "eta", "lam_concat"))
+    _REPR_ALWAYS = _COMMON_NAMES
 
-    def __init__(self, alpha: float = 2.0, momentum: float = 0.999, mask_layer: int = 2, mask_loss: float = 0.1,
-                 mask_adjust: float = 0.0, lam_margin: float = 0.08, **options: Any) -> None:
+    # Signature defaults are the schema's values (evaluated at import), so help() and IDEs show them.
+    def __init__(self, alpha: float = _A["alpha"], momentum: float = _A["momentum"], mask_layer: int = _A["mask_layer"],
+                 mask_loss: float = _A["mask_loss"], mask_adjust: float = _A["mask_adjust"],
+                 lam_margin: float = _A["lam_margin"], **options: Any) -> None:
         super().__init__(alpha=alpha, momentum=momentum, mask_layer=mask_layer, mask_loss=mask_loss,
                          mask_adjust=mask_adjust, lam_margin=lam_margin, **options)
 
@@ -266,25 +254,21 @@ class SAMix(LearnedMix):
     """
 
     method = "samix"
-    _FIELDS = _COMMON + (
-        ("lam_mul_k", (0.25,), _reals),
-        ("eta", 0.5, _real),
-        ("mixer_loss", "eta_balanced", lambda v, n: _str(v, n, MIXER_LOSSES)),
-        ("mask_loss_mode", "L1+Variance", lambda v, n: _str(v, n, MASK_LOSS_MODES)),
-        ("value_dropout", 0.0, _real),
-    ) + _TAIL
-    _REPR_ALWAYS = tuple(n for n, _, _ in _COMMON) + ("lam_mul_k", "eta", "mixer_loss")
+    _FIELDS = _fields("samix", ("lam_mul_k", "eta", "mixer_loss", "mask_loss_mode", "value_dropout"))
+    _REPR_ALWAYS = _COMMON_NAMES + ("lam_mul_k", "eta", "mixer_loss")
 
-    def __init__(self, alpha: float = 2.0, momentum: float = 0.999, mask_layer: int = 2, mask_loss: float = 0.1,
-                 mask_adjust: float = 0.0, lam_margin: float = 0.08, lam_mul_k: Union[float, Sequence[float]] = (0.25,),
-                 eta: float = 0.5, mixer_loss: str = "eta_balanced", **options: Any) -> None:
+    def __init__(self, alpha: float = _S["alpha"], momentum: float = _S["momentum"], mask_layer: int = _S["mask_layer"],
+                 mask_loss: float = _S["mask_loss"], mask_adjust: float = _S["mask_adjust"],
+                 lam_margin: float = _S["lam_margin"], lam_mul_k: Union[float, Sequence[float]] = _S["lam_mul_k"],
+                 eta: float = _S["eta"], mixer_loss: str = _S["mixer_loss"], **options: Any) -> None:
         super().__init__(alpha=alpha, momentum=momentum, mask_layer=mask_layer, mask_loss=mask_loss,
                          mask_adjust=mask_adjust, lam_margin=lam_margin, lam_mul_k=lam_mul_k, eta=eta,
                          mixer_loss=mixer_loss, **options)
 
     @staticmethod
-    def pretrained(path: Union[str, "os.PathLike[str]"], alpha: float = 2.0, lam_margin: float = 0.08,
-                   mask_adjust: float = 0.0, batch_statistics: bool = True) -> "PretrainedMixer":
+    def pretrained(path: Union[str, "os.PathLike[str]"], alpha: float = _P["alpha"], lam_margin: float = _P["lam_margin"],
+                   mask_adjust: float = _P["mask_adjust"],
+                   batch_statistics: bool = _P["batch_statistics"]) -> "PretrainedMixer":
         """SAMix^P: train a new network with the frozen Mixer saved by :meth:`samix.Trainer.save_mixer`
         (no momentum network, no Mixer training). See :class:`PretrainedMixer`."""
         return PretrainedMixer(path, alpha=alpha, lam_margin=lam_margin, mask_adjust=mask_adjust,
@@ -316,21 +300,21 @@ class PretrainedMixer(LearnedMix):
     """
 
     method = "samix-p"
-    _FIELDS = (
-        ("path", None, _path),
-        ("alpha", 2.0, _real),
-        ("lam_margin", 0.08, _real),
-        ("mask_adjust", 0.0, _real),
-        ("batch_statistics", True, _bool),
-    )
+    _FIELDS = (("path", None, _path),) + tuple(_schema_field(_PRETRAINED, "samix-p", n)
+                                               for n in ("alpha", "lam_margin", "mask_adjust", "batch_statistics"))
     _REPR_ALWAYS = ("path", "alpha", "lam_margin", "mask_adjust")
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], alpha: float = 2.0, lam_margin: float = 0.08,
-                 mask_adjust: float = 0.0, batch_statistics: bool = True) -> None:
+    def __init__(self, path: Union[str, "os.PathLike[str]"], alpha: float = _P["alpha"], lam_margin: float = _P["lam_margin"],
+                 mask_adjust: float = _P["mask_adjust"], batch_statistics: bool = _P["batch_statistics"]) -> None:
         if path is None:
             raise SamixTypeError("path must be a str or os.PathLike, got NoneType")
         super().__init__(path=path, alpha=alpha, lam_margin=lam_margin, mask_adjust=mask_adjust,
                          batch_statistics=batch_statistics)
+
+
+_with_schema_doc(AutoMix, _LEARNED, "automix")
+_with_schema_doc(SAMix, _LEARNED, "samix")
+_with_schema_doc(PretrainedMixer, _PRETRAINED, "samix-p")
 
 
 def from_options(method: str, options: str) -> LearnedMix:

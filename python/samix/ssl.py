@@ -37,12 +37,29 @@ from ._interrupt import interrupt_guard
 from .checkpoint import MetadataArgs, PathLike, path_arg
 from .datasets import _DatasetHandle
 from .errors import InvalidArgumentError, SamixIOError, SamixTypeError, ShapeError
+from ._schema import option_schema
 from .learned import SAMix, _real
 from .models import Model
 
-__all__ = ["MoCo", "knn_eval", "linear_probe", "features", "load_backbone", "backbone_info"]
+__all__ = ["MoCo", "SSL_DEFAULTS", "SSL_FIT_DEFAULTS", "knn_eval", "linear_probe", "features", "load_backbone", "backbone_info"]
 
 Encoder = Union["MoCo", Model]
+
+# MoCo's defaults and lower bounds come from the engine's option schema (group "ssl"; one ABI call
+# at import, cached): signature defaults are the schema's values, so help() and IDEs show them.
+_SSL = option_schema("ssl")
+#: ``name -> default`` of MoCo + SAMix-I/C options, from the engine's schema.
+SSL_DEFAULTS = _SSL.defaults("samix")
+_D = SSL_DEFAULTS
+#: ``name -> default`` of MoCo pre-training and its kNN monitor (group "ssl_fit").
+SSL_FIT_DEFAULTS = option_schema("ssl_fit").defaults()
+_F = SSL_FIT_DEFAULTS
+
+
+def _lo(name: str) -> int:
+    """The schema's lower bound of an integer option."""
+    return int(_SSL[name].min)
+
 
 _SAMIX_SSL_FIELDS = ("alpha", "eta", "mask_layer", "mask_loss", "mask_loss_mode", "mask_loss_margin", "lam_mul_k",
                      "value_dropout", "mixer_loss")
@@ -170,25 +187,27 @@ class MoCo(Handle):
 
     _free_fn = lib.samix_ssl_free
 
-    def __init__(self, model: str = "resnet18", in_channels: int = 3, *, queue_size: int = 4096,
-                 temperature: float = 0.2, momentum: float = 0.99, neck_hidden: int = 2048, embedding_dim: int = 128,
-                 neck_bn: bool = False, shuffle_bn_groups: int = 2, mix: Union[None, str, SAMix] = None,
-                 variant: str = "instance", alpha: float = 2.0, clusters: int = 100, kmeans_iterations: int = 20,
-                 kmeans_warm_start: bool = False, mask_adjust: Union[str, float] = "auto",
-                 positive_extension: str = "both", cluster_features: Optional[str] = None,
+    def __init__(self, model: str = "resnet18", in_channels: int = 3, *, queue_size: int = _D["queue_size"],
+                 temperature: float = _D["temperature"], momentum: float = _D["momentum"],
+                 neck_hidden: int = _D["neck_hidden"], embedding_dim: int = _D["embedding_dim"],
+                 neck_bn: bool = _D["neck_bn"], shuffle_bn_groups: int = _D["shuffle_bn_groups"],
+                 mix: Union[None, str, SAMix] = None, variant: str = _D["variant"], alpha: float = _D["alpha"],
+                 clusters: int = _D["clusters"], kmeans_iterations: int = _D["kmeans_iterations"],
+                 kmeans_warm_start: bool = _D["kmeans_warm_start"], mask_adjust: Union[str, float] = _D["mask_adjust"],
+                 positive_extension: str = _D["positive_extension"], cluster_features: Optional[str] = None,
                  cluster_pca_dim: Optional[int] = None, detach_cluster_head_mixed: Optional[bool] = None,
                  seed: int = 0) -> None:
         if not isinstance(model, str):
             raise SamixTypeError(f"model must be a backbone name (str), got {type(model).__name__}")
-        if not isinstance(variant, str) or variant not in ("instance", "cluster"):
+        if not isinstance(variant, str) or variant not in _SSL["variant"].choices:
             raise InvalidArgumentError(f"variant must be 'instance' or 'cluster', got {variant!r}")
         if not isinstance(neck_bn, (bool, np.bool_)):
             raise SamixTypeError(f"neck_bn must be a bool, got {type(neck_bn).__name__}")
         opts: dict[str, Any] = {
-            "queue_size": _int(queue_size, "queue_size", 1), "temperature": _real(temperature, "temperature"),
-            "momentum": _real(momentum, "momentum"), "neck_hidden": _int(neck_hidden, "neck_hidden", 1),
-            "embedding_dim": _int(embedding_dim, "embedding_dim", 1), "neck_bn": bool(neck_bn),
-            "shuffle_bn_groups": _int(shuffle_bn_groups, "shuffle_bn_groups", 1),
+            "queue_size": _int(queue_size, "queue_size", _lo("queue_size")), "temperature": _real(temperature, "temperature"),
+            "momentum": _real(momentum, "momentum"), "neck_hidden": _int(neck_hidden, "neck_hidden", _lo("neck_hidden")),
+            "embedding_dim": _int(embedding_dim, "embedding_dim", _lo("embedding_dim")), "neck_bn": bool(neck_bn),
+            "shuffle_bn_groups": _int(shuffle_bn_groups, "shuffle_bn_groups", _lo("shuffle_bn_groups")),
         }
         if mix is None or (isinstance(mix, str) and mix in ("none", "moco")):
             mix_name = "none"
@@ -204,8 +223,8 @@ class MoCo(Handle):
             for k in _SAMIX_SSL_FIELDS:
                 opts[k] = getattr(mix, k)
             opts["variant"] = variant
-            opts["clusters"] = _int(clusters, "clusters", 2)
-            opts["kmeans_iterations"] = _int(kmeans_iterations, "kmeans_iterations", 1)
+            opts["clusters"] = _int(clusters, "clusters", _lo("clusters"))
+            opts["kmeans_iterations"] = _int(kmeans_iterations, "kmeans_iterations", _lo("kmeans_iterations"))
             if not isinstance(kmeans_warm_start, (bool, np.bool_)):
                 raise SamixTypeError(f"kmeans_warm_start must be a bool, got {type(kmeans_warm_start).__name__}")
             opts["kmeans_warm_start"] = bool(kmeans_warm_start)
@@ -220,11 +239,11 @@ class MoCo(Handle):
                 raise SamixTypeError("positive_extension must be a str")
             opts["positive_extension"] = positive_extension
             if cluster_features is not None:
-                if not isinstance(cluster_features, str) or cluster_features not in ("query", "key"):
+                if not isinstance(cluster_features, str) or cluster_features not in _SSL["cluster_features"].choices:
                     raise InvalidArgumentError(f"cluster_features must be 'query' or 'key', got {cluster_features!r}")
                 opts["cluster_features"] = cluster_features
             if cluster_pca_dim is not None:
-                opts["cluster_pca_dim"] = _int(cluster_pca_dim, "cluster_pca_dim", 0)
+                opts["cluster_pca_dim"] = _int(cluster_pca_dim, "cluster_pca_dim", _lo("cluster_pca_dim"))
             if detach_cluster_head_mixed is not None:
                 if not isinstance(detach_cluster_head_mixed, (bool, np.bool_)):
                     raise SamixTypeError(f"detach_cluster_head_mixed must be a bool, got {type(detach_cluster_head_mixed).__name__}")
@@ -258,8 +277,9 @@ class MoCo(Handle):
             return "samix-i" if self.variant == "instance" else "samix-c"
         return "moco-mixup" if self.mix == "mixup" else "moco"
 
-    def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = 128, lr: float = 0.06,
-            weight_decay: float = 5e-4, knn_every: int = 5, knn_k: int = 200, knn_temperature: float = 0.1,
+    def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = _F["batch_size"], lr: float = _F["lr"],
+            weight_decay: float = _F["weight_decay"], knn_every: int = _F["knn_every"], knn_k: int = _F["knn_k"],
+            knn_temperature: float = _F["knn_temperature"],
             val: Optional[tuple[Any, Any]] = None, callbacks: Sequence[Callable[[dict], Optional[bool]]] = (),
             verbose: bool = True, checkpoint: Optional[PathLike] = None) -> list[dict]:
         """Pre-trains for ``epochs`` epochs (one full cosine learning-rate schedule per call; weights,
@@ -432,8 +452,18 @@ def features(encoder: Encoder, x: Any, l2: bool = False) -> np.ndarray:
     return out
 
 
-def knn_eval(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = 200,
-             temperature: float = 0.1) -> float:
+def _moco_schema_doc() -> str:
+    import inspect
+    params = set(inspect.signature(MoCo.__init__).parameters) | {"queue_size"}
+    return "\n".join("        " + o.describe("samix") for n, o in _SSL.options.items() if n in params)
+
+
+MoCo.__doc__ = (MoCo.__doc__ or "") + ("\n    Options (engine schema: type, default, range, doc; the Mixer's come from the\n"
+                                        "    SAMix policy):\n" + _moco_schema_doc() + "\n")
+
+
+def knn_eval(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = _F["knn_k"],
+             temperature: float = _F["knn_temperature"]) -> float:
     """Weighted kNN top-1 in [0, 1] of a frozen backbone (InstDisc/MoCo monitor): cosine similarity of
     GAP features, the ``k`` nearest training samples vote with weight exp(s / temperature).
 

@@ -23,12 +23,14 @@ from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 from .mixing import MixResult, alpha_arg
 from .models import Model
 from .optim import SGD, AdamW, Schedule
+from ._schema import option_schema
 
 __all__ = ["Trainer", "MIX_METHODS"]
 
-#: Training objectives accepted by ``Trainer(mix=...)``.
-MIX_METHODS = ("vanilla", "mixup", "cutmix", "fmix", "gridmix", "resizemix", "smoothmix", "saliencymix",
-               "manifoldmix")
+#: Training objectives accepted by ``Trainer(mix=...)``: the engine's list (its option schema, group
+#: "trainer"), so a method added to the engine appears here.
+MIX_METHODS = option_schema("trainer")["mix"].choices
+_DEFAULT_MIX = option_schema("trainer")["mix"].default()
 
 Callback = Callable[[dict], Optional[bool]]
 
@@ -148,7 +150,7 @@ class Trainer(Handle):
     _free_fn = lib.samix_trainer_free
 
     def __init__(self, model: Model, optimizer: Union[SGD, AdamW, None] = None,
-                 schedule: Union[Schedule, str, None] = None, mix: str = "vanilla", alpha: Optional[float] = None,
+                 schedule: Union[Schedule, str, None] = None, mix: str = _DEFAULT_MIX, alpha: Optional[float] = None,
                  label_smoothing: float = 0.0, seed: int = 0) -> None:
         if not isinstance(model, Model):
             raise SamixTypeError(f"model must be a samix Model, got {type(model).__name__}")

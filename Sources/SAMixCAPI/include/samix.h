@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 4
+#define SAMIX_ABI_VERSION 5
 
 /* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
 #define SAMIX_DEFAULT_ALPHA (-1.0)
@@ -315,6 +315,11 @@ samix_status samix_trainer_train_step(samix_handle trainer, const float *x, cons
 
 /* Validates method + options without creating anything (samix-p also reads the file). */
 samix_status samix_learned_check(const char *method, const char *options);
+/* The engine's option schema (every option's name, type, default, range or choices and one-line
+ * doc; the one declaration the C ABI, the CLI and Python read) of a group — "learned",
+ * "pretrained", "ssl", "trainer" — one method of it ("learned:samix", "ssl:mixup") or "all", as JSON + NUL
+ * into buf (capacity cap; cap 0 only reports *needed). */
+samix_status samix_option_schema(const char *group, char *buf, int64_t cap, int64_t *needed);
 /* The engine's default options of "automix" / "samix" as "key=value" lines + NUL into buf
  * (capacity cap; cap 0 only reports *needed). */
 samix_status samix_learned_defaults(const char *method, char *buf, int64_t cap, int64_t *needed);

@@ -3,7 +3,7 @@ import Glibc
 /// Whether ops record autodiff history on the current thread (on by default).
 /// `GradMode.withDisabled { ... }` runs a block in inference mode: no tape, no saved tensors.
 public enum GradMode {
-    nonisolated(unsafe) private static var key: pthread_key_t = {
+    private static let key: pthread_key_t = {
         var k = pthread_key_t()
         pthread_key_create(&k, nil)
         return k

@@ -1,14 +1,15 @@
 import Dispatch
 import COpenBLAS
+import Synchronization
 
 /// Engine-wide thread settings. samix parallelises its own kernels over `threads` workers
 /// (contiguous chunks of the batch) and runs BLAS single-threaded inside each worker, which on
 /// this class of machine beats OpenBLAS's own spin-waiting threads (machine-notes).
 public enum Engine {
-    nonisolated(unsafe) private static var _threads: Int = {
+    private static let threadCount = Atomic<Int>({
         if case .success(let n)? = threadCount(fromEnvironment: environment("SAMIX_NUM_THREADS")) { return n }
         return defaultThreads
-    }()
+    }())
     /// Online CPUs, at most 64.
     static var defaultThreads: Int { max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64)) }
     /// Valid worker-thread counts.
@@ -63,7 +64,7 @@ public enum Engine {
         openblas_set_num_threads(1)
         // Let OpenBLAS allocate its packing buffers now, while memory is plentiful: its allocator
         // retries forever when that allocation fails later (under a tight address-space limit).
-        DispatchQueue.concurrentPerform(iterations: max(1, _threads)) { _ in
+        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
             let a = [Float](repeating: 0, count: 64)
             var c = [Float](repeating: 0, count: 64)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8, 1, a, 8, a, 8, 0, &c, 8)
@@ -73,8 +74,8 @@ public enum Engine {
 
     /// Number of worker threads samix kernels use (default: online CPUs, or `SAMIX_NUM_THREADS`).
     public static var threads: Int {
-        get { _threads }
-        set { _threads = max(1, min(newValue, 256)) }
+        get { threadCount.load(ordering: .relaxed) }
+        set { threadCount.store(max(1, min(newValue, 256)), ordering: .relaxed) }
     }
 
     /// Makes OpenBLAS single-threaded once (samix does the threading) and lets it allocate its
@@ -107,12 +108,22 @@ public func parallelChunks(_ count: Int, minChunk: Int = 1, _ body: (Int, Range<
     }
     let base = count / workers, extra = count % workers
     withoutActuallyEscaping(body) { body in
+        let shared = RaceFreeByContract(body)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let start = w * base + min(w, extra)
             let end = start + base + (w < extra ? 1 : 0)
-            body(w, start..<end)
+            shared.value(w, start..<end)
         }
     }
+}
+
+/// Hands a value to concurrently running workers that the type system cannot prove race-free: the
+/// parallel loops' bodies write through raw pointers into disjoint ranges (their documented contract,
+/// checked by the ops' thread-count invariance tests), which Swift's `Sendable` cannot express.
+@usableFromInline
+struct RaceFreeByContract<Value>: @unchecked Sendable {
+    @usableFromInline let value: Value
+    @inlinable init(_ value: Value) { self.value = value }
 }
 
 /// Number of chunks `parallelChunks` will use for `count` items.
@@ -126,4 +137,16 @@ public func parallelChunkCount(_ count: Int, minChunk: Int = 1) -> Int {
 @inlinable
 public func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Int) -> Void) {
     parallelChunks(count, minChunk: minChunk) { _, r in for i in r { body(i) } }
+}
+
+/// `parallelFor` whose body may throw: every item runs, then the error of the lowest failing index is
+/// rethrown (deterministic whatever the thread count).
+public func parallelForThrowing(_ count: Int, _ body: (Int) throws -> Void) throws {
+    let failure = Mutex<(index: Int, error: any Error)?>(nil)
+    parallelFor(count) { i in
+        do { try body(i) } catch {
+            failure.withLock { f in if f == nil || i < f!.index { f = (i, error) } }
+        }
+    }
+    if let f = failure.withLock({ $0 }) { throw f.error }
 }

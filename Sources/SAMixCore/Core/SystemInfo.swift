@@ -46,4 +46,4 @@ public func format3(_ x: Double) -> String {
 }
 
 /// Flushes standard output (progress printed to a pipe is block-buffered otherwise).
-public func flushStdout() { fflush(stdout) }
+public func flushStdout() { fflush(nil) }  // nil: every output stream (Swift 6 forbids reading the C global `stdout`)

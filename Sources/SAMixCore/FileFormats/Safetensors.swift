@@ -227,16 +227,13 @@ public struct SafetensorsFile {
             guard case .array(let dims)? = v["shape"] else { throw SAMixError.io("\(name): tensor '\(key)' has no shape") }
             guard dims.count <= 8 else { throw SAMixError.io("\(name): tensor '\(key)' has rank \(dims.count) > 8") }
             var shape: [Int] = []
-            var count = 1
             for d in dims {
-                guard let x = d.int, x >= 0, x <= 1 << 36 else {
+                guard let x = d.int, x >= 0 else {
                     throw SAMixError.io("\(name): tensor '\(key)' has an invalid dimension \(d.serialized)")
                 }
-                let (m, o) = count.multipliedReportingOverflow(by: x)
-                guard !o, m <= 1 << 36 else { throw SAMixError.io("\(name): tensor '\(key)' is too large") }
-                count = m
                 shape.append(x)
             }
+            guard let count = Tensor.elementCount(shape) else { throw SAMixError.io("\(name): tensor '\(key)' is too large") }
             guard case .array(let offs)? = v["data_offsets"], offs.count == 2,
                   let b = offs[0].int, let e = offs[1].int else {
                 throw SAMixError.io("\(name): tensor '\(key)' has no valid data_offsets")

@@ -8,7 +8,7 @@ public final class BufferPool: Sendable {
     public static let shared = BufferPool()
 
     private struct State {
-        var free: [Int: [UnsafeMutableRawPointer]] = [:]
+        var free: [Int: [UInt]] = [:]  // addresses (Sendable), not pointers
         var cachedBytes = 0
         var liveBytes = 0
         var peakLiveBytes = 0
@@ -29,7 +29,7 @@ public final class BufferPool: Sendable {
     public func allocate(_ count: Int) -> UnsafeMutablePointer<Float>? {
         let n = BufferPool.roundedCount(count)
         let bytes = n * 4
-        let reused: UnsafeMutableRawPointer? = state.withLock { s in
+        let reused: UnsafeMutableRawPointer? = state.withLock { s -> UInt? in
             s.liveBytes += bytes
             s.peakLiveBytes = max(s.peakLiveBytes, s.liveBytes)
             s.scopePeakBytes = max(s.scopePeakBytes, s.liveBytes)
@@ -39,7 +39,7 @@ public final class BufferPool: Sendable {
                 return p
             }
             return nil
-        }
+        }.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
         if let p = reused { return p.assumingMemoryBound(to: Float.self) }
         var raw: UnsafeMutableRawPointer? = nil
         if posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
@@ -53,10 +53,12 @@ public final class BufferPool: Sendable {
     public func release(_ p: UnsafeMutablePointer<Float>, count: Int) {
         let n = BufferPool.roundedCount(count)
         let bytes = n * 4
+        let address = UInt(bitPattern: p)
+        let limit = cacheLimitBytes
         let keep: Bool = state.withLock { s in
             s.liveBytes -= bytes
-            if s.cachedBytes + bytes > cacheLimitBytes { return false }
-            s.free[n, default: []].append(UnsafeMutableRawPointer(p))
+            if s.cachedBytes + bytes > limit { return false }
+            s.free[n, default: []].append(address)
             s.cachedBytes += bytes
             return true
         }
@@ -65,13 +67,13 @@ public final class BufferPool: Sendable {
 
     /// Frees every cached buffer.
     public func trim() {
-        let lists = state.withLock { s -> [[UnsafeMutableRawPointer]] in
+        let lists = state.withLock { s -> [[UInt]] in
             let l = Array(s.free.values)
             s.free = [:]
             s.cachedBytes = 0
             return l
         }
-        for l in lists { for p in l { free(p) } }
+        for l in lists { for a in l { free(UnsafeMutableRawPointer(bitPattern: a)) } }
     }
 
     /// Runs `body` and returns the most bytes it held at once beyond what was live when it began

@@ -7,7 +7,7 @@ public final class TensorStorage {
 
     /// A new pooled buffer of `count` floats (contents uninitialised).
     public init(count: Int) throws {
-        guard count >= 0, count <= (1 << 36) else {
+        guard count >= 0, count <= Tensor.maxElements else {
             throw SAMixError.invalidArgument("tensor of \(count) elements is out of range")
         }
         guard let p = BufferPool.shared.allocate(count) else {
@@ -106,13 +106,24 @@ public final class Tensor {
     }
 
     package static func validate(_ shape: [Int]) throws {
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw SAMixError.invalidArgument("negative dimension in shape \(shape)") }
+        guard elementCount(shape) != nil else { throw SAMixError.invalidArgument("shape \(shape) is too large") }
+    }
+
+    /// Most elements a tensor (or any buffer the engine accepts) may hold: 2^36 floats (256 GiB).
+    public static let maxElements = 1 << 36
+
+    /// The product of `dims` when every dim is ≥ 0 and the product is at most `maxElements`, else nil —
+    /// the one size check of the engine and the C ABI.
+    public static func elementCount<T: BinaryInteger>(_ dims: [T]) -> Int? {
         var n = 1
-        for d in shape {
-            guard d >= 0 else { throw SAMixError.invalidArgument("negative dimension in shape \(shape)") }
-            let (m, o) = n.multipliedReportingOverflow(by: d)
-            guard !o, m <= (1 << 36) else { throw SAMixError.invalidArgument("shape \(shape) is too large") }
+        for d in dims {
+            guard d >= 0, let di = Int(exactly: d) else { return nil }
+            let (m, overflow) = n.multipliedReportingOverflow(by: di)
+            guard !overflow, m <= maxElements else { return nil }
             n = m
         }
+        return n
     }
 
     /// Pointer to the first element.

@@ -1,3 +1,4 @@
+import Synchronization
 import SAMixCore
 import SAMixOps
 import SAMixNN
@@ -26,7 +27,11 @@ struct ImageGeometry {
 /// ~10 µs, more than a single-threaded pass over a 1.5 MB CIFAR batch saves (measured, 2 cores).
 enum MixApplyTuning {
     /// Tests lower it to exercise the multi-worker scheduler on small batches.
-    nonisolated(unsafe) static var parallelThreshold = 1 << 19
+    static var parallelThreshold: Int {
+        get { threshold.load(ordering: .relaxed) }
+        set { threshold.store(newValue, ordering: .relaxed) }
+    }
+    private static let threshold = Atomic<Int>(1 << 19)
 }
 
 extension MixResult {

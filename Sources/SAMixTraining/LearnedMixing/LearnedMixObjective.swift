@@ -131,11 +131,6 @@ public final class LearnedMixObjective: TrainingObjective {
         let height = x.shape[2], width = x.shape[3]
         var rng = context.rng
         defer { context.rng = rng }
-        // Two independent (λ, π) draws: _mb trains the Mixer, _bb the classifier.
-        let lamMB = Float(rng.beta(config.alpha, config.alpha))
-        let lamBB = Float(rng.beta(config.alpha, config.alpha))
-        let permMB = LearnedMixing.permutation(n, withoutFixedPoints: config.permutationsWithoutFixedPoints, rng: &rng)
-        let permBB = LearnedMixing.permutation(n, withoutFixedPoints: config.permutationsWithoutFixedPoints, rng: &rng)
         momentum.train()
         mixer.train()
         // Stage features of the clean batch from the momentum encoder: no graph. All stages run (as
@@ -145,18 +140,18 @@ public final class LearnedMixObjective: TrainingObjective {
                 ? try LearnedMixing.stageFeatures(momentum.backbone, x, stage: config.maskLayer)
                 : try momentum.backbone.forwardStages(x)[config.maskLayer]
         }
-        let outMB = try mixer(features: features, lam: lamMB, permutation: permMB,
-                              imageHeight: height, imageWidth: width, rng: &rng)
-        let maskBB = try GradMode.withDisabled {
-            try mixer(features: features, lam: lamBB, permutation: permBB,
-                      imageHeight: height, imageWidth: width, rng: &rng).partnerMask
+        // Two independent (λ, π) draws — _mb trains the Mixer, _bb the classifier — and their masks.
+        let step = try MixerStep(batch: n, alpha: config.alpha, derange: config.permutationsWithoutFixedPoints,
+                                 maskLoss: config.maskLoss, maskLossWeight: config.maskLossWeight, rng: &rng) { lam, perm, rng in
+            try mixer(features: features, lam: lam, permutation: perm, imageHeight: height, imageWidth: width, rng: &rng).partnerMask
         }
+        let (lamMB, lamBB, permMB, permBB, maskBB) = (step.lamMB, step.lamBB, step.permMB, step.permBB, step.maskBB)
         if config.maskAdjust > 0 && rng.uniformDouble() < config.maskAdjust {
             try MaskAdjust.adjustMean(partnerMask: maskBB, lam: config.maskAdjustUsesMixerLambda ? lamMB : lamBB)
         }
         let degenerate = MaskAdjust.applyLambdaMargin(partnerMask: maskBB, lam: lamBB, margin: config.lambdaMargin)
-        let lossMask = try config.maskLoss(partnerMask: outMB.partnerMask, lam: lamMB) * config.maskLossWeight
-        let xMB = try x.mixed(withPartners: permMB, partnerMask: outMB.partnerMask)
+        let lossMask = step.lossMask
+        let xMB = try x.mixed(withPartners: permMB, partnerMask: step.maskMB)
         let xBB = try GradMode.withDisabled { try x.mixed(withPartners: permBB, partnerMask: maskBB) }
         // Mixer objective through the frozen momentum network (gradient reaches only the Mixer).
         var lossGen: Tensor? = nil
@@ -168,20 +163,16 @@ public final class LearnedMixObjective: TrainingObjective {
         let lossOne = try model(x).crossEntropy(labels: y)
         let lossCls = try onlineMix(xBB).mixupCrossEntropy(labelsA: y, labelsB: permBB.map { y[$0] }, lam: lamBB)
 
-        let m1 = outMB.partnerMask
-        let ownMean = 1 - Double(ReduceKernels.parallelSum(m1.data, m1.count)) / Double(m1.count)
-        context.metrics += [
-            ("lambda_mb", Double(lamMB)), ("lambda_bb", Double(lamBB)),
+        context.metrics += step.metrics + [
             ("loss_cls", Double(lossCls.data[0])), ("loss_one", Double(lossOne.data[0])),
             ("loss_gen", Double(lossGen?.data[0] ?? .nan)), ("loss_mask", Double(lossMask.data[0])),
-            ("mask_mean_mb", ownMean), ("mask_gap_mb", LearnedMixing.meanAbsGap(m1, lam: lamMB)),
-            ("mask_std_mb", LearnedMixing.meanSpatialStd(m1)),
+            ("mask_gap_mb", LearnedMixing.meanAbsGap(step.maskMB, lam: lamMB)),
             ("mask_degenerate_bb", degenerate ? 1 : 0),
             ("momentum", config.momentumValue(step: context.step, total: context.totalSteps)),
         ]
         return LearnedMixLosses(classifierMixed: lossCls, classifierClean: lossOne, mixer: lossGen, mask: lossMask,
                                 lambdaMixer: lamMB, lambdaBackbone: lamBB, permutationMixer: permMB,
-                                permutationBackbone: permBB, mixerOutput: outMB, backboneMask: maskBB,
+                                permutationBackbone: permBB, mixerMask: step.maskMB, backboneMask: maskBB,
                                 backboneMaskDegenerate: degenerate)
     }
 
@@ -241,21 +232,23 @@ enum LearnedMixing {
         return (try? PartnerMode.derangement.draw(batch: n, rng: &rng)) ?? rng.permutation(n)
     }
 
-    private struct StopForward: Error { let features: Tensor }
+    private struct StopForward: Error {}
 
     /// The output of backbone stage `stage` (0-based), stopping the forward pass there.
     static func stageFeatures(_ backbone: Backbone, _ x: Tensor, stage: Int) throws -> Tensor {
         try require(stage >= 0 && stage < backbone.stageCount,
                     "stage \(stage) does not exist in a \(backbone.stageCount)-stage backbone")
         if stage == backbone.stageCount - 1 { return try backbone.forwardStages(x)[stage] }
+        var features: Tensor? = nil
         do {
             let all = try backbone.forwardStages(x) { k, h in
-                if k == stage + 1 { throw StopForward(features: h) }
+                if k == stage + 1 { features = h; throw StopForward() }
                 return h
             }
             return all[stage]
-        } catch let stop as StopForward {
-            return stop.features
+        } catch is StopForward {
+            guard let features else { throw SAMixError.invalidState("stage \(stage) features were not recorded") }
+            return features
         }
     }
 
@@ -299,8 +292,8 @@ public struct LearnedMixLosses {
     public let mask: Tensor
     public let lambdaMixer: Float, lambdaBackbone: Float
     public let permutationMixer: [Int], permutationBackbone: [Int]
-    /// The Mixer-training mask M_mb (with its graph) and attention.
-    public let mixerOutput: MixerOutput
+    /// The Mixer-training partner mask M_mb [N, 1, H, W] (with its graph).
+    public let mixerMask: Tensor
     /// The online-branch mask M_bb after mask_adjust / lam_margin (no gradient).
     public let backboneMask: Tensor
     public let backboneMaskDegenerate: Bool

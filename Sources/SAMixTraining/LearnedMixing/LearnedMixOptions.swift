@@ -10,98 +10,76 @@ import SAMixMixing
 /// flags as the same pairs) and the Python package (which sends the same text). Every value is
 /// checked again by the engine's initialisers.
 ///
-/// Keys (automix / samix): alpha, momentum, momentum_end, momentum_constant_fraction,
-/// momentum_reference_steps (an integer or `none`), mask_layer, mask_loss (weight), mask_loss_mode,
-/// mask_loss_margin, mask_loss_variance_weight, mask_loss_scope (batch | sample), mask_adjust,
-/// mask_adjust_uses_mixer_lambda, lam_margin, mixer_loss (eta_balanced | official | bce), eta,
-/// lam_mul_k (samix, comma list), value_dropout (samix), lam_concat (automix), switch_off,
-/// mix_shuffle_no_repeat, head_init_std, reinit_online_head, evaluate_mix_heads,
-/// momentum_stops_at_mask_layer, mixer_seed.
+/// Keys, types, defaults (automix / samix), ranges and docs: `OptionSchema.learned`, declared once
+/// and exported by `samix_option_schema`.
 public enum LearnedMixOptions {
-    public static let keys = ["alpha", "momentum", "momentum_end", "momentum_constant_fraction", "momentum_reference_steps",
-                              "mask_layer", "mask_loss", "mask_loss_mode", "mask_loss_margin", "mask_loss_variance_weight",
-                              "mask_loss_scope", "mask_adjust", "mask_adjust_uses_mixer_lambda", "lam_margin", "mixer_loss",
-                              "eta", "lam_mul_k", "lam_concat", "value_dropout", "switch_off", "mix_shuffle_no_repeat",
-                              "head_init_std", "reinit_online_head", "evaluate_mix_heads", "momentum_stops_at_mask_layer",
-                              "mixer_seed"]
+    /// Every key, in the order of `OptionSchema.learned`.
+    public static var keys: [String] { OptionSchema.learned.options.map(\.name) }
 
-    /// The configuration of `method` ("automix" or "samix") with `options` applied over its defaults
-    /// (`LearnedMixConfig.automix()` / `.samix()`); `defaultSeed` seeds the Mixer unless `mixer_seed`
-    /// is given. Unknown or duplicate keys are errors.
+    /// The configuration of `method` ("automix" or "samix") with `options` applied over the defaults
+    /// of `OptionSchema.learned` (the one place they are declared; validated against its ranges and
+    /// choices, then again by the engine's initialisers); `defaultSeed` seeds the Mixer unless
+    /// `mixer_seed` is given. Unknown or duplicate keys are errors.
     public static func config(method: String, options o: inout KeyValueOptions, defaultSeed: UInt64 = 0) throws -> LearnedMixConfig {
         let m = method.lowercased()
         let context = o.context
-        guard m == "automix" || m == "samix" else {
+        guard OptionSchema.learned.methods.contains(m) else {
             throw SAMixError.invalidArgument("\(context): unknown learned mixing method '\(method)'; expected automix or samix")
         }
-        let alpha = try o.double("alpha") ?? 2
-        let eta = try o.float("eta")
-        var c: LearnedMixConfig
+        try o.applySchema(OptionSchema.learned, method: m)
+        let alpha = try o.required("alpha") { try $0.double($1) }
+        let eta = try o.required("eta") { try $0.float($1) }
+        let mixerLoss = try MixerObjectiveLoss.named(try o.required("mixer_loss") { $0.take($1) }, eta: eta)
+        let mixer: MixerConfig
         if m == "samix" {
-            let ks = try o.doubles("lam_mul_k") ?? [0.25]
-            let dropout = try o.float("value_dropout") ?? 0
-            c = try .samix(alpha: alpha, eta: eta ?? MixerObjectiveLoss.defaultEta, lamMulK: ks)
-            c.mixer = try .samix(lamMulK: ks, dropout: dropout)
+            mixer = try .samix(lamMulK: try o.required("lam_mul_k") { try $0.doubles($1) },
+                               dropout: try o.required("value_dropout") { try $0.float($1) })
         } else {
-            c = try .automix(alpha: alpha, lambdaChannel: try o.bool("lam_concat") ?? false)
+            mixer = try .automix(lambdaChannel: try o.required("lam_concat") { try $0.bool($1) })
         }
-        // mixer_loss (default: the method's objective) with η (default: that objective's η, else 0.5);
-        // η is accepted and unused with `official` (AutoMix's plain mixup CE).
-        let current = c.mixerLoss.optionName
-        c.mixerLoss = try MixerObjectiveLoss.named(o.take("mixer_loss") ?? current.name, eta: eta ?? current.eta)
-        return try finish(c, &o, defaultSeed)
-    }
-
-    private static func finish(_ c: LearnedMixConfig, _ o: inout KeyValueOptions, _ defaultSeed: UInt64) throws -> LearnedMixConfig {
-        let context = o.context
-        let m0 = try o.double("momentum") ?? c.momentum.start
-        let m1 = try o.double("momentum_end") ?? c.momentum.end
-        let frac = try o.double("momentum_constant_fraction") ?? c.momentum.constantFraction
-        let momentum = try MomentumSchedule(start: m0, end: m1, constantFraction: frac)
-        var reference = c.momentumReferenceSteps
-        if let s = o.take("momentum_reference_steps") {
-            if s.lowercased() == "none" || s == "0" { reference = nil }
-            else if let r = Int(s), r >= 1 { reference = r }
-            else {
-                throw SAMixError.invalidArgument("\(context): momentum_reference_steps must be an integer ≥ 1 or none, got '\(s)'")
+        let momentum = try MomentumSchedule(start: try o.required("momentum") { try $0.double($1) },
+                                            end: try o.required("momentum_end") { try $0.double($1) },
+                                            constantFraction: try o.required("momentum_constant_fraction") { try $0.double($1) })
+        let referenceText = try o.required("momentum_reference_steps") { $0.take($1) }
+        var reference: Int? = nil
+        if !(referenceText.lowercased() == "none" || referenceText == "0") {
+            guard let r = Int(referenceText), r >= 1 else {
+                throw SAMixError.invalidArgument("\(context): momentum_reference_steps must be an integer ≥ 1 or none, got '\(referenceText)'")
             }
+            reference = r
         }
-        var maskLoss = c.maskLoss
-        if let s = o.take("mask_loss_mode") { maskLoss.mode = try maskLossMode(s, context: context) }
-        if let v = try o.float("mask_loss_margin") { maskLoss.margin = v }
-        if let v = try o.float("mask_loss_variance_weight") { maskLoss.varianceWeight = v }
-        if let s = o.take("mask_loss_scope") {
-            guard let sc = MaskLoss.Scope(rawValue: s.lowercased()) else {
-                throw SAMixError.invalidArgument("\(context): mask_loss_scope must be batch or sample, got '\(s)'")
-            }
-            maskLoss.scope = sc
-        }
-        maskLoss = try MaskLoss(mode: maskLoss.mode, margin: maskLoss.margin, varianceWeight: maskLoss.varianceWeight,
-                                scope: maskLoss.scope)
-        let maskLayer = try o.int("mask_layer") ?? c.maskLayer
-        let weight = try o.float("mask_loss") ?? c.maskLossWeight
-        let adjust = try o.double("mask_adjust") ?? c.maskAdjust
-        let adjustBug = try o.bool("mask_adjust_uses_mixer_lambda") ?? c.maskAdjustUsesMixerLambda
-        let margin = try o.float("lam_margin") ?? c.lambdaMargin
-        let switchOff = try o.double("switch_off") ?? c.switchOff
-        let noRepeat = try o.bool("mix_shuffle_no_repeat") ?? c.permutationsWithoutFixedPoints
-        let headStd = try o.float("head_init_std") ?? c.headInitStd
-        let reinit = try o.bool("reinit_online_head") ?? c.reinitializeOnlineHead
-        let mixHeads = try o.bool("evaluate_mix_heads") ?? c.evaluateMixHeads
-        let stopEarly = try o.bool("momentum_stops_at_mask_layer") ?? c.momentumStopsAtMaskLayer
+        let maskLoss = try MaskLoss(mode: try maskLossMode(try o.required("mask_loss_mode") { $0.take($1) }, context: context),
+                                    margin: try o.required("mask_loss_margin") { try $0.float($1) },
+                                    varianceWeight: try o.required("mask_loss_variance_weight") { try $0.float($1) },
+                                    scope: try scope(try o.required("mask_loss_scope") { $0.take($1) }, context: context))
         var seed = defaultSeed
         if let s = o.take("mixer_seed") {
             guard let v = UInt64(s) else { throw SAMixError.invalidArgument("\(context): mixer_seed must be an unsigned integer") }
             seed = v
         }
+        let c = try LearnedMixConfig(name: m, alpha: alpha, mixer: mixer,
+                                     maskLayer: try o.required("mask_layer") { try $0.int($1) },
+                                     maskLoss: maskLoss, maskLossWeight: try o.required("mask_loss") { try $0.float($1) },
+                                     maskAdjust: try o.required("mask_adjust") { try $0.double($1) },
+                                     maskAdjustUsesMixerLambda: try o.required("mask_adjust_uses_mixer_lambda") { try $0.bool($1) },
+                                     lambdaMargin: try o.required("lam_margin") { try $0.float($1) },
+                                     mixerLoss: mixerLoss, momentum: momentum, momentumReferenceSteps: reference,
+                                     switchOff: try o.required("switch_off") { try $0.double($1) },
+                                     permutationsWithoutFixedPoints: try o.required("mix_shuffle_no_repeat") { try $0.bool($1) },
+                                     headInitStd: try o.required("head_init_std") { try $0.float($1) },
+                                     reinitializeOnlineHead: try o.required("reinit_online_head") { try $0.bool($1) },
+                                     evaluateMixHeads: try o.required("evaluate_mix_heads") { try $0.bool($1) },
+                                     momentumStopsAtMaskLayer: try o.required("momentum_stops_at_mask_layer") { try $0.bool($1) },
+                                     seed: seed)
         try o.finish(known: keys)
-        return try LearnedMixConfig(name: c.name, alpha: c.alpha, mixer: c.mixer, maskLayer: maskLayer,
-                                    maskLoss: maskLoss, maskLossWeight: weight, maskAdjust: adjust,
-                                    maskAdjustUsesMixerLambda: adjustBug, lambdaMargin: margin,
-                                    mixerLoss: c.mixerLoss, momentum: momentum, momentumReferenceSteps: reference,
-                                    switchOff: switchOff, permutationsWithoutFixedPoints: noRepeat,
-                                    headInitStd: headStd, reinitializeOnlineHead: reinit,
-                                    evaluateMixHeads: mixHeads, momentumStopsAtMaskLayer: stopEarly, seed: seed)
+        return c
+    }
+
+    static func scope(_ s: String, context: String) throws -> MaskLoss.Scope {
+        guard let sc = MaskLoss.Scope(rawValue: s.lowercased()) else {
+            throw SAMixError.invalidArgument("\(context): mask_loss_scope must be batch or sample, got '\(s)'")
+        }
+        return sc
     }
 
     /// `config(method:options:defaultSeed:)` from "key=value" lines (the C ABI's form).
@@ -116,37 +94,15 @@ public enum LearnedMixOptions {
         return try config(method: method, options: &o, defaultSeed: defaultSeed)
     }
 
-    /// The default value of every key of `method` (automix / samix), as `config` reads them — what
-    /// the Python classes' signature defaults are tested against. Keys without a default value
-    /// (`mixer_seed`: the trainer's seed) are left out; `eta` is the η `mixer_loss=eta_balanced|bce` would use.
+    /// The default value of every key of `method` (automix / samix): `OptionSchema.learned`'s, which
+    /// `config` reads — what the Python classes' defaults are tested against. Keys without a default
+    /// (`mixer_seed`: the trainer's seed) are left out.
     public static func defaults(method: String) throws -> [(String, String)] {
-        let c = try config(method: method, text: "")
         let m = method.lowercased()
-        func f(_ v: Double) -> String { "\(v)" }
-        var out: [(String, String)] = [
-            ("alpha", f(c.alpha)), ("momentum", f(c.momentum.start)), ("momentum_end", f(c.momentum.end)),
-            ("momentum_constant_fraction", f(c.momentum.constantFraction)),
-            ("momentum_reference_steps", c.momentumReferenceSteps.map { "\($0)" } ?? "none"),
-            ("mask_layer", "\(c.maskLayer)"), ("mask_loss", f(Double(c.maskLossWeight))),
-            ("mask_loss_mode", c.maskLoss.mode.rawValue), ("mask_loss_margin", f(Double(c.maskLoss.margin))),
-            ("mask_loss_variance_weight", f(Double(c.maskLoss.varianceWeight))), ("mask_loss_scope", c.maskLoss.scope.rawValue),
-            ("mask_adjust", f(c.maskAdjust)), ("mask_adjust_uses_mixer_lambda", c.maskAdjustUsesMixerLambda ? "1" : "0"),
-            ("lam_margin", f(Double(c.lambdaMargin))), ("mixer_loss", c.mixerLoss.optionName.name),
-            ("switch_off", f(c.switchOff)), ("mix_shuffle_no_repeat", c.permutationsWithoutFixedPoints ? "1" : "0"),
-            ("head_init_std", f(Double(c.headInitStd))), ("reinit_online_head", c.reinitializeOnlineHead ? "1" : "0"),
-            ("evaluate_mix_heads", c.evaluateMixHeads ? "1" : "0"),
-            ("momentum_stops_at_mask_layer", c.momentumStopsAtMaskLayer ? "1" : "0"),
-        ]
-        out.append(("eta", f(Double(c.mixerLoss.optionName.eta ?? MixerObjectiveLoss.defaultEta))))
-        if m == "samix" {
-            if case .multiply(_, _, let ks) = c.mixer.lambdaEncoding {
-                out.append(("lam_mul_k", ks.map { "\($0)" }.joined(separator: ",")))
-            }
-            if case .convNeck(let p) = c.mixer.value { out.append(("value_dropout", f(Double(p)))) }
-        } else {
-            if case .concat = c.mixer.lambdaEncoding { out.append(("lam_concat", "1")) } else { out.append(("lam_concat", "0")) }
+        guard OptionSchema.learned.methods.contains(m) else {
+            throw SAMixError.invalidArgument("unknown learned mixing method '\(method)'; expected automix or samix")
         }
-        return out
+        return OptionSchema.learned.defaults(method: m)
     }
 
     /// The mask-loss mode by OpenMixup's `mask_loss_mode` name (case-insensitive; "+", "_" and
@@ -187,6 +143,16 @@ public struct KeyValueOptions {
             values[k] = v
             order.append(k)
         }
+    }
+
+    /// The raw value of `key`, left in place.
+    public func peek(_ key: String) -> String? { values[key] }
+
+    /// Sets `key` to `value` unless it is given (a schema default).
+    mutating func insertDefault(_ key: String, _ value: String) {
+        guard values[key] == nil else { return }
+        values[key] = value
+        order.append(key)
     }
 
     /// Removes and returns the raw value of `key`.

@@ -41,8 +41,28 @@ public final class PretrainedMixerObjective: TrainingObjective {
     }
 
     /// Loads a checkpoint saved by `MixerCheckpoint.save` (e.g. after an online SAMix run).
-    public convenience init(path: String, alpha: Double = 2) throws {
-        try self.init(checkpoint: try MixerCheckpoint.load(from: path), alpha: alpha)
+    /// SAMix^P from a saved Mixer file; `alpha` nil and every other setting: `OptionSchema.pretrained`'s defaults.
+    public convenience init(path: String, alpha: Double? = nil) throws {
+        var o = try KeyValueOptions(pairs: [("path", path)] + (alpha.map { [("alpha", "\($0)")] } ?? []),
+                                    context: "samix-p options")
+        try self.init(options: &o)
+    }
+
+    /// SAMix^P from "key=value" options (`path` required; `alpha`, `lam_margin`, `mask_adjust`,
+    /// `batch_statistics` default to `OptionSchema.pretrained`'s) — the parser of the C ABI and the CLI.
+    public convenience init(options o: inout KeyValueOptions) throws {
+        let context = o.context
+        guard let path = o.take("path"), !path.isEmpty else {
+            throw SAMixError.invalidArgument("\(context): SAMix^P needs the option path=<saved Mixer file>")
+        }
+        try o.applySchema(OptionSchema.pretrained, method: "samix-p")
+        let alpha = try o.required("alpha") { try $0.double($1) }
+        let margin = try o.required("lam_margin") { try $0.float($1) }
+        let adjust = try o.required("mask_adjust") { try $0.double($1) }
+        let batchStats = try o.required("batch_statistics") { try $0.bool($1) }
+        try o.finish(known: OptionSchema.pretrained.options.map { $0.name })
+        try self.init(checkpoint: try MixerCheckpoint.load(from: path), alpha: alpha, lambdaMargin: margin,
+                      maskAdjust: adjust, batchStatistics: batchStats)
     }
 
     public func prepare(model: ImageClassifier) throws {

@@ -23,17 +23,12 @@ public enum ObjectiveRegistry {
         }
         switch key {
         case "vanilla", "none": return try CrossEntropyObjective(labelSmoothing: labelSmoothing)
-        case "mixup": return try policy(try Mixup(alpha: alpha ?? 1.0))
-        case "cutmix": return try policy(try CutMix(alpha: alpha ?? 0.2))
-        case "fmix": return try policy(try FMix(alpha: alpha ?? 0.2))
-        case "gridmix": return try policy(try GridMix(alpha: alpha ?? 0.2))
-        case "resizemix": return try policy(try ResizeMix(alpha: alpha ?? 1.0))
-        case "smoothmix": return try policy(try SmoothMix())
-        case "saliencymix": return try policy(try SaliencyMix(alpha: alpha ?? 0.2))
+        case _ where MixPolicies.names.contains(key): return try policy(try MixPolicies.make(key, alpha: alpha))
         case "manifoldmix": return try ManifoldMixObjective(alpha: alpha ?? 2.0)
-        case "automix": return LearnedMixObjective(config: try .automix(alpha: alpha ?? 2.0))
-        case "samix": return LearnedMixObjective(config: try .samix(alpha: alpha ?? 2.0))
-        // Model-dependent policies (Training/ModelMixing), OpenMixup CIFAR settings.
+        // The learned methods with OptionSchema.learned's defaults (the parser of the C ABI and the CLI).
+        case "automix", "samix":
+            return LearnedMixObjective(config: try LearnedMixOptions.config(method: key, pairs: alpha.map { [("alpha", "\($0)")] } ?? []))
+        // Model-dependent policies (SAMixMixing/ModelBased, objectives in Objectives/), OpenMixup CIFAR settings.
         case "attentivemix": return try AttentiveMixObjective(policy: try AttentiveMix(alpha: alpha ?? 2.0),
                                                               loss: .crossEntropy(labelSmoothing: labelSmoothing))
         case "puzzlemix": return try PuzzleMixObjective(config: PuzzleMixConfig(alpha: alpha ?? 1.0),

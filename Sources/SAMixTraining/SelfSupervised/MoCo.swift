@@ -379,21 +379,20 @@ public final class MoCo {
                 try require(idx.count == n && idx.allSatisfy { $0 >= 0 && $0 < pl.count }, "SAMix-C: bad batch indices")
                 labels = idx.map { pl[$0] }
             }
-            // λ[0] for the backbone, λ[1] for the Mixer, as the SSL reference.
-            let lamBB = Float(rng.beta(s.alpha, s.alpha)), lamMB = Float(rng.beta(s.alpha, s.alpha))
-            let permBB = rng.permutation(n), permMB = rng.permutation(n)
             let maps = keyOut.stages[s.maskLayer]
             let fq = try maps.narrow(axis: 0, start: 0, length: n), fk = try maps.narrow(axis: 0, start: n, length: n)
             mixer.train()
-            let maskBB = try GradMode.withDisabled {
-                try SSLMixing.crossViewMask(mixer: mixer, featuresQ: fq, featuresK: fk, lam: lamBB, permutation: permBB,
-                                            imageHeight: height, imageWidth: width, rng: &rng).copy()
+            // The Mixer's share of the step (shared with supervised AutoMix/SAMix), on cross-view masks.
+            let step = try MixerStep(batch: n, alpha: s.alpha, derange: false, maskLoss: s.maskLoss,
+                                     maskLossWeight: s.maskLossWeight, rng: &rng) { lam, perm, rng in
+                try SSLMixing.crossViewMask(mixer: mixer, featuresQ: fq, featuresK: fk, lam: lam, permutation: perm,
+                                            imageHeight: height, imageWidth: width, rng: &rng)
             }
+            let (lamMB, lamBB, permMB, permBB, maskMB, maskBB) = (step.lamMB, step.lamBB, step.permMB, step.permBB,
+                                                                  step.maskMB, step.maskBB)
             let adjusted = try SSLMixing.adjust(partnerMask: maskBB, lam: lamBB, mode: s.maskAdjust, permutation: permBB,
                                                 labels: labels, rng: &rng)
-            let maskMB = try SSLMixing.crossViewMask(mixer: mixer, featuresQ: fq, featuresK: fk, lam: lamMB,
-                                                     permutation: permMB, imageHeight: height, imageWidth: width, rng: &rng)
-            let lossMask = try s.maskLoss(partnerMask: maskMB, lam: lamMB) * s.maskLossWeight
+            let lossMask = step.lossMask
             let xBB = try GradMode.withDisabled {
                 try SSLMixing.crossViewMix(viewQ: xq, viewK: xk, permutation: permBB, partnerMask: maskBB)
             }
@@ -432,14 +431,8 @@ public final class MoCo {
             terms["loss_mb"] = lossMB
             terms["loss_mask"] = lossMask
             terms["loss_clst"] = lossClst
-            // Mask statistics: own-image share, and the mean per-sample spatial std of M₁ (0 for a
-            // constant Mixup-like mask, 0.5 for a binary half/half mask) — whether the Mixer learned
-            // spatial structure.
-            let own = 1 - Double(sumFloats(maskMB.data, maskMB.count)) / Double(maskMB.count)
-            let std = LearnedMixing.meanSpatialStd(maskMB)
             metrics += [("loss_bb", Double(lossBB.data[0])), ("loss_mb", Double(lossMB.data[0])),
-                        ("loss_mask", Double(lossMask.data[0])), ("lambda_bb", Double(lamBB)), ("lambda_mb", Double(lamMB)),
-                        ("mask_mean_mb", own), ("mask_std_mb", std), ("mask_adjusted_bb", Double(adjusted))]
+                        ("loss_mask", Double(lossMask.data[0]))] + step.metrics + [("mask_adjusted_bb", Double(adjusted))]
         }
         metrics.insert(("loss", Double(total.data[0])), at: 0)
         return SSLStepOutput(loss: total, metrics: metrics, keys: try kk.copy(), terms: terms)

@@ -386,26 +386,3 @@ public struct SSLAugmentation: Equatable, Sendable {
     }
 }
 
-/// `parallelFor` whose body may throw; the first error is rethrown after all items ran.
-func parallelForThrowing(_ count: Int, _ body: (Int) throws -> Void) throws {
-    let lock = SSLMutex()
-    var firstError: Error? = nil
-    parallelFor(count) { i in
-        do { try body(i) } catch {
-            lock.withLock { if firstError == nil { firstError = error } }
-        }
-    }
-    if let e = firstError { throw e }
-}
-
-/// A minimal pthread mutex (Foundation is not imported by the engine).
-final class SSLMutex: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&m)
-        defer { pthread_mutex_unlock(&m) }
-        return try body()
-    }
-}
