@@ -273,24 +273,36 @@ class Trainer(Handle):
                         self.history.append(record)
                         if verbose and not shown:
                             self._print_record(record, epochs)
-                        if guard.requested:
+                        if callbacks:
+                            # The user's callbacks run after the engine returns (they may use this
+                            # trainer, whose lock the engine holds during the call): stop after
+                            # this epoch, run them, and continue with the next call.
+                            pending.append(record)
                             return 1
-                        return 1 if any(cbk(record) is False for cbk in callbacks) else 0
+                        return 1 if guard.requested else 0
                     except BaseException as e:  # KeyboardInterrupt etc.: stop the run cleanly
                         errors.append(e)
                         return 1
 
                 cb = RECORD_CALLBACK(on_record)
                 vargs = val_ds.fit_args() if val_ds is not None else (0, None, None, None)
-                try:
-                    status = lib.samix_trainer_fit(self.handle, *train.fit_args(), *vargs, epochs, batch_size,
-                                                   1 if augment else 0, 500, 1, cb, None)
-                finally:
-                    self._close_bar(bar)
-                if errors:
-                    raise errors[0]
-                check(status)
-                guard.check()
+                pending: list[dict] = []
+                while True:
+                    pending.clear()
+                    try:
+                        status = lib.samix_trainer_fit(self.handle, *train.fit_args(), *vargs, epochs, batch_size,
+                                                       1 if augment else 0, 500, 1, cb, None)
+                    finally:
+                        self._close_bar(bar)
+                    if errors:
+                        raise errors[0]
+                    check(status)
+                    guard.check()
+                    if not pending or any(cbk(pending[-1]) is False for cbk in callbacks):
+                        break
+                    guard.check()
+                    if self.epochs_done >= epochs:
+                        break
         finally:
             if val_ds is not None:
                 val_ds.close()

@@ -181,3 +181,30 @@ def test_checkpoint_config_is_typed_json_from_the_engine(tmp_path):
         m2.save(tmp_path / "model.safetensors")
         m2.close()
         _checkpoint_config(tmp_path / "model.safetensors")
+
+
+def test_epoch_callbacks_run_outside_the_engine_call_and_may_use_the_trainer(tmp_path):
+    """Callbacks may call the trainer (evaluate, save_checkpoint): they run between engine calls, not
+    inside the record callback, where the trainer's lock is held. Training equals a run without them."""
+    x, y = float_data()
+    m0, ref = make()
+    with m0, ref:
+        ref_h = ref.fit(x, y, epochs=3, batch_size=16, progress=False, verbose=False)
+    m, tr = make()
+    seen = []
+
+    def cb(rec):
+        seen.append((rec["epoch"], tr.epochs_done, tr.evaluate(x, y)["count"]))
+        tr.save_checkpoint(tmp_path / f"e{rec['epoch']}.ckpt")
+
+    with m, tr:
+        h = tr.fit(x, y, epochs=3, batch_size=16, callbacks=[cb], progress=False, verbose=False)
+        assert seen == [(1, 1, 48), (2, 2, 48), (3, 3, 48)]
+        assert [r["loss"] for r in h] == [r["loss"] for r in ref_h]
+        assert all((tmp_path / f"e{e}.ckpt").exists() for e in (1, 2, 3))
+        # a callback returning False still stops after its epoch
+        m2, tr2 = make()
+        with m2, tr2:
+            assert len(tr2.fit(x, y, epochs=3, batch_size=16, callbacks=[lambda r: False], progress=False,
+                               verbose=False)) == 1
+            assert tr2.epochs_done == 1
