@@ -188,6 +188,30 @@ public func samix_policy_mix(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ out
     }
 }
 
+/// timm Mixup's hot path (`samix.Mixup(...)(x, y)`): mixes the float N×C×H×W batch x in place with the
+/// flip pairing and writes the N×num_classes soft targets, both from the policy's own settings. Same
+/// draws, pixels and targets as samix_policy_mix(policy, x, x, shape, 0, labels, num_classes,
+/// label_smoothing, NaN, targets, NULL...), with five arguments and no intermediate allocation.
+@_cdecl("samix_policy_mix_timm")
+public func samix_policy_mix_timm(_ handle: UInt64, _ x: UnsafeMutablePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                                  _ labels: UnsafePointer<Int64>?, _ targets: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded("samix_policy_mix_timm") {
+        try Registry.shared.with(handle, .policy, as: PolicyBox.self) { b in
+            guard let timm = b.policy as? TimmMixup else {
+                throw CAPIError(.invalidArgument, "policy '\(b.name)' is not a timm Mixup policy (use samix_policy_mix)")
+            }
+            let dims = try readShape(shape, 4, name: "x", expectedRank: 4...4)
+            guard dims.allSatisfy({ $0 >= 1 }) else { throw CAPIError(.shape, "x must have all dimensions ≥ 1, got shape \(dims)") }
+            let bshape = try ImageBatchShape(batch: dims[0], channels: dims[1], height: dims[2], width: dims[3], layout: .nchw)
+            let xp = try nonNull(x, "x"), tp = try nonNull(targets, "targets")
+            try validateTargetArguments(targets: tp, labels: labels, batch: bshape.batch,
+                                        numClasses: Int64(timm.config.numClasses),
+                                        labelSmoothing: timm.config.labelSmoothing)
+            try timm.mixInPlace(xp, shape: bshape, labels: try nonNull(labels, "labels"), targets: tp, rng: &b.rng)
+        }
+    }
+}
+
 /// Checks the soft-target arguments shared by the mixing entry points (before any output is touched).
 func validateTargetArguments(targets: UnsafeMutablePointer<Float>?, labels: UnsafePointer<Int64>?, batch B: Int,
                              numClasses: Int64, labelSmoothing: Double) throws {

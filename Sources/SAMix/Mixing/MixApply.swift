@@ -210,22 +210,7 @@ extension MixResult {
                 for p in bounds[c] {
                     switch unitsCopy[p] {
                     case .pair(let i, let j):
-                        switch (ops[i], ops[j]) {
-                        case (.blend(let li), .blend(let lj)):
-                            blendPairInPlace(images + i &* n, images + j &* n, li, lj, n)
-                        case (.box(let bi), .box(let bj)):
-                            if bi == bj {
-                                swapRegion(images + i &* n, images + j &* n, box: bi, g: g)
-                            } else {
-                                exchangeBoxes(images + i &* n, images + j &* n, bi, bj, g: g)
-                            }
-                        case (.blend(let li), .box(let bj)):
-                            blendBoxPairInPlace(images + i &* n, images + j &* n, li, bj, g: g)
-                        case (.box(let bi), .blend(let lj)):
-                            blendBoxPairInPlace(images + j &* n, images + i &* n, lj, bi, g: g)
-                        default:
-                            continue
-                        }
+                        _ = mixPairInPlace(images + i &* n, images + j &* n, ops[i], ops[j], g: g)
                     case .single(let t):
                         let s = self.partner[t]
                         let src: UnsafePointer<T> = saveSlot[s] >= 0 ? UnsafePointer(scratch + saveSlot[s] &* n)
@@ -237,6 +222,27 @@ extension MixResult {
             }
         }
     }
+}
+
+/// Mixes a two-cycle i ↔ j of the partner map in place with its one-pass kernel (PairInPlaceKernels.swift),
+/// `p` = image i with op `a`, `q` = image j with op `b`, both from each other's original pixels. Returns false
+/// (and touches nothing) when the pair has no such kernel (`hasPairKernel`).
+@inline(__always)
+func mixPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ a: SampleMix,
+                                   _ b: SampleMix, g: ImageGeometry) -> Bool {
+    switch (a, b) {
+    case (.blend(let lp), .blend(let lq)):
+        blendPairInPlace(p, q, lp, lq, g.count)
+    case (.box(let bp), .box(let bq)):
+        if bp == bq { swapRegion(p, q, box: bp, g: g) } else { exchangeBoxes(p, q, bp, bq, g: g) }
+    case (.blend(let lp), .box(let bq)):
+        blendBoxPairInPlace(p, q, lp, bq, g: g)
+    case (.box(let bp), .blend(let lq)):
+        blendBoxPairInPlace(q, p, lq, bp, g: g)
+    default:
+        return false
+    }
+    return true
 }
 
 // MARK: - per-image kernels
