@@ -36,6 +36,8 @@ def as_f32(x: Any, name: str, ndim: int | Sequence[int] | None = None) -> np.nda
 
 def as_labels(y: Any, name: str, ndim: int = 1) -> np.ndarray:
     """``y`` as a C-contiguous int64 array of rank ``ndim``."""
+    if type(y) is np.ndarray and y.dtype == I64 and y.ndim == ndim and y.flags.c_contiguous:
+        return y  # the common case, without the conversions below (called once per training batch)
     a = y if isinstance(y, np.ndarray) else np.asarray(y)
     if a.dtype.kind not in "iu":
         if a.size == 0 and a.dtype.kind == "f":  # np.asarray([]) is float64

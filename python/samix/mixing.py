@@ -139,8 +139,8 @@ class _PolicyBase(Handle):
              details: bool = True) -> MixResult:
         # Hot path (called once per training batch): every NumPy → pointer conversion costs ~2 µs, so
         # the small outputs share one buffer (one conversion) and the shape array is cached.
-        nd = np.ndarray
-        plain = type(x) is nd and (out is None or type(out) is nd) and (y is None or type(y) is nd)
+        ndarray = np.ndarray
+        plain = type(x) is ndarray and (out is None or type(out) is ndarray) and (y is None or type(y) is ndarray)
         x_tensor = None if plain or not is_tensor(x) else x
         out_tensor = None if plain or not is_tensor(out) else out
         if x_tensor is not None or out_tensor is not None or (not plain and is_tensor(y)):
@@ -175,8 +175,8 @@ class _PolicyBase(Handle):
         shape_entry = self._shape_entry(xa.shape)
         shape = shape_entry[2]
         xp = address(xa)
-        check(lib.samix_policy_mix(
-            self.handle, xp, xp if out is xa else address(out), shape, 1 if channels_last else 0,
+        check(self._abi_mix(
+            xp, xp if out is xa else address(out), shape, 1 if channels_last else 0,
             None if labels is None else address(labels), k, ls, fixed,
             base + o_targets if k else None,
             base + o_lam if details else None, base + o_lam + 4 * n if details else None,
@@ -188,6 +188,10 @@ class _PolicyBase(Handle):
         ints = buf[:8 * nd].view(np.int64)
         floats = buf[o_lam:o_targets].view(np.float32)
         return MixResult(out, targets, floats[:n], floats[n:], ints[:n], masks, ints[n:].reshape(n, 4))
+
+    def _abi_mix(self, *args: Any) -> int:
+        """samix_policy_mix on this policy's handle (``args`` from ``x`` on)."""
+        return lib.samix_policy_mix(self.handle, *args)
 
     #: (shape, C int64[4] array holding it, its address); one attribute, read once per call, so a call keeps
     #: the array it passes alive even if another thread caches a new shape meanwhile.
@@ -216,17 +220,8 @@ class MixPolicy(_PolicyBase):
 
     def __init__(self, method: str = "mixup", alpha: Optional[float] = None, per_sample: bool = False,
                  partner: Optional[str] = None, seed: int = 0) -> None:
-        if not isinstance(method, str):
-            raise SamixTypeError(f"method must be a str, got {type(method).__name__}")
-        if method.lower() in MODEL_METHODS:
-            raise InvalidArgumentError(f"{method!r} needs a classifier: use samix.mix(x, y, method={method.lower()!r}, "
-                                       f"model=...) or samix.Trainer(mix={method.lower()!r})")
-        if partner not in _PARTNERS:
-            raise InvalidArgumentError(f"partner must be one of {[p for p in _PARTNERS if p]} or None, got {partner!r}")
-        a = alpha_arg(alpha)
         h = ctypes.c_uint64(0)
-        check(lib.samix_policy_create(c_string(method, "method"), a, 1 if per_sample else 0, _PARTNERS[partner],
-                                      _seed(seed), ctypes.addressof(h)))
+        check(lib.samix_policy_create(*_policy_args(method, alpha, per_sample, partner, seed), ctypes.addressof(h)))
         super().__init__(h.value)
         self.method = method.lower()
         self.alpha = alpha
@@ -262,6 +257,42 @@ class MixPolicy(_PolicyBase):
         a = "default" if self.alpha is None else self.alpha
         return (f"MixPolicy({self.method!r}, alpha={a}, per_sample={self.per_sample}, "
                 f"partner={self.partner or 'default'}{', closed' if self.closed else ''})")
+
+
+def _policy_args(method: Any, alpha: Any, per_sample: bool, partner: Any, seed: Any) -> tuple:
+    """samix_policy_create's (method, alpha, per_sample, partner mode, seed), validated."""
+    if not isinstance(method, str):
+        raise SamixTypeError(f"method must be a str, got {type(method).__name__}")
+    if method.lower() in MODEL_METHODS:
+        raise InvalidArgumentError(f"{method!r} needs a classifier: use samix.mix(x, y, method={method.lower()!r}, "
+                                   f"model=...) or samix.Trainer(mix={method.lower()!r})")
+    if partner not in _PARTNERS:
+        raise InvalidArgumentError(f"partner must be one of {[p for p in _PARTNERS if p]} or None, got {partner!r}")
+    a = alpha_arg(alpha)
+    return c_string(method, "method"), a, 1 if per_sample else 0, _PARTNERS[partner], _seed(seed)
+
+
+_mix_once = lib.samix_mix
+
+
+class _OneShotPolicy(_PolicyBase):
+    """``samix.mix``'s policy: validated like :class:`MixPolicy`, created, run and freed by one samix_mix call
+    (no handle: a handle's creation, Python object and release cost more than the mixing of a CIFAR batch)."""
+
+    _shared_shape: tuple[Any, Any, int] = ((), None, 0)
+
+    def __init__(self, method: Any, alpha: Any, per_sample: bool, partner: Any, seed: Any) -> None:
+        self._args = _policy_args(method, alpha, per_sample, partner, seed)  # no Handle.__init__: nothing to free
+
+    def _abi_mix(self, *args: Any) -> int:
+        return _mix_once(*self._args, *args)
+
+    def _shape_entry(self, shape: tuple[int, ...]) -> tuple[Any, Any, int]:
+        c = _OneShotPolicy._shared_shape  # one tuple shared by all calls (read once: keeps its array alive)
+        if c[0] != shape:
+            arr = shape_array(shape)
+            c = _OneShotPolicy._shared_shape = (shape, arr, address(arr))
+        return c
 
 
 def _unpickle_policy(cls: type, kwargs: dict, rng_state: int) -> "_PolicyBase":
@@ -306,9 +337,8 @@ def mix(x: Any, y: Any = None, method: str = "mixup", alpha: Optional[float] = N
         return _model_mix(x, y, method.lower(), model, alpha, num_classes, label_smoothing, lam, seed, out, return_masks)
     if model is not None:
         raise InvalidArgumentError(f"model= is only used by {', '.join(MODEL_METHODS)}, not {method!r}")
-    with MixPolicy(method, alpha=alpha, per_sample=per_sample, partner=partner, seed=seed) as p:
-        return p(x, y, num_classes=num_classes, label_smoothing=label_smoothing, lam=lam, out=out,
-                 return_masks=return_masks, channels_last=channels_last)
+    return _OneShotPolicy(method, alpha, per_sample, partner, seed)._mix(
+        x, y, num_classes, label_smoothing, lam, out, return_masks, channels_last)
 
 
 def _model_mix(x: Any, y: Any, method: str, model: Any, alpha: Optional[float], num_classes: Optional[int],
