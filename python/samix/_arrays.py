@@ -25,6 +25,10 @@ I64 = np.dtype(np.int64)
 
 def as_f32(x: Any, name: str, ndim: int | Sequence[int] | None = None) -> np.ndarray:
     """``x`` as a C-contiguous float32 array (no copy when it already is one)."""
+    if type(x) is np.ndarray and x.dtype == F32 and (ndim is None or x.ndim == ndim):
+        f = x.flags
+        if f.c_contiguous and f.aligned:
+            return x  # the common case, without the checks below (called once per training batch)
     a = x if isinstance(x, np.ndarray) else np.asarray(x)
     if a.dtype.kind not in "fiu":
         raise SamixTypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")

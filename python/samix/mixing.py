@@ -61,12 +61,16 @@ _MODES = {"batch": 0, "pair": 1, "elem": 2}
 
 
 def _float_arg(v: Any, name: str) -> float:
+    if type(v) is float:  # the common case first: these run on every mixing call
+        return v
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise SamixTypeError(f"{name} must be a number, got {type(v).__name__}")
     return float(v)
 
 
 def _int_arg(v: Any, name: str, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
+    if type(v) is int and lo <= v <= hi:
+        return v
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise SamixTypeError(f"{name} must be an int, got {type(v).__name__}")
     v = int(v)
