@@ -406,3 +406,24 @@ def test_timm_mixup_fast_path_matches_general_path_on_threads(mode):
             np.testing.assert_array_equal(ta, tb)
     finally:
         samix.set_num_threads(before)
+
+
+@pytest.mark.parametrize("partner", ["permutation", "derangement", "roll", "flip"])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_in_place_blends_equal_out_of_place(partner, per_sample):
+    # In place, blends walk each cycle of the partner map (two-cycles with the pair kernel, longer ones
+    # saving their first image): every image must equal the out-of-place result exactly, for cycles of
+    # every length, fixed points and odd batches.
+    for seed in range(12):
+        x, y = batch(n=5 + seed, c=2, h=3, w=5, seed=seed)
+        kw = dict(method="mixup", alpha=0.7, per_sample=per_sample, partner=partner, seed=seed, num_classes=10)
+        ref = samix.mix(x, y, **kw)
+        xi = x.copy()
+        r = samix.mix(xi, y, out=xi, **kw)
+        np.testing.assert_array_equal(r.partner, ref.partner)
+        np.testing.assert_array_equal(xi, ref.images)
+        np.testing.assert_array_equal(r.targets, ref.targets)
+        lam = ref.lam[:, None, None, None]
+        expect = lam * x + (np.float32(1) - lam) * x[ref.partner]
+        moved = ref.partner != np.arange(len(x))
+        np.testing.assert_allclose(xi[moved], expect[moved], rtol=1e-5, atol=1e-6)
