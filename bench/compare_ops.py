@@ -7,8 +7,11 @@ Run with the python of an environment where ``samix`` is installed:
     PY=$(../shared/bench/setup-torch.sh)
     .venv/bin/python bench/compare_ops.py --torch-python "$PY" [--size 32,224] [--threads 1]
 
-samix rows: ``samix.mix(x, y, method, out=x)`` (batch mode, random partner, in place, soft targets
-returned) and ``samix.Mixup(...)`` in timm's batch / pair / elem modes (in place, flipped pairs).
+samix rows: ``samix.MixPolicy`` and the one-shot ``samix.mix(x, y, method, out=x, return_masks=False)`` (batch
+mode, random partner, in place, soft targets returned) and ``samix.Mixup(...)`` in timm's batch / pair / elem modes
+(in place, flipped pairs); the ``fixed`` rows are ``samix.Mixup`` calls on 1×1-pixel images (the per-call cost).
+The ``goals`` block prints issue 16's two ratios measured in this run: batch-mode mixup / one NumPy pass over the
+batch (the ``floor`` row) and the fixed cost per call.
 Ratios are reference time / samix time (higher is better for samix).
 """
 import argparse
@@ -69,6 +72,8 @@ def main():
             policy = samix.MixPolicy(method, alpha=1.0, seed=0)
             rows.append((size, op, "samix.MixPolicy in place", timeit(
                 lambda: policy(x, y, num_classes=10, out=x, return_masks=False))))
+            rows.append((size, op, "samix.mix out=x", timeit(
+                lambda: samix.mix(x, y, method, alpha=1.0, num_classes=10, out=x, return_masks=False))))
             for mode in ("batch", "pair", "elem"):
                 m = samix.Mixup(**alpha_kw, mode=mode, label_smoothing=0.0, num_classes=10, seed=0)
                 rows.append((size, op, f"samix.Mixup {mode}", timeit(lambda: m(x, y))))
@@ -78,12 +83,24 @@ def main():
     tiny_y = np.random.default_rng(0).integers(0, 10, a.batch)
     fixed = samix.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", label_smoothing=0.0, num_classes=10, seed=0)
     rows.append((1, "fixed", "samix.Mixup elem, 1×1-pixel images", timeit(lambda: fixed(tiny, tiny_y))))
+    fixed_batch = samix.Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, mode="batch", label_smoothing=0.0, num_classes=10,
+                              seed=0)
+    rows.append((1, "fixed", "samix.Mixup batch, 1×1-pixel images", timeit(lambda: fixed_batch(tiny, tiny_y))))
     print(f"batch {a.batch}, {a.threads} thread(s); µs per call, median of 7 samples (reference: torch_reference.py ops)")
     print(f"{'size':>4} {'op':7} {'implementation':34} {'median µs':>10} {'best µs':>9}")
     for r in ref["results"]:
         print(f"{r['size']:4d} {r['op']:7} {(r['library'] + ' ' + r['variant'])[:34]:34} {r['us_median']:10.1f} {r['us_best']:9.1f}")
     for size, op, name, (med, best) in rows:
         print(f"{size:4d} {op:7} {name:34} {med:10.1f} {best:9.1f}")
+    print("\ngoals (issue 16; samix median / floor median of this run):")
+    for size in sorted({r[0] for r in rows if r[1] == "floor"}):
+        floor = next(med for s, o, _, (med, _) in rows if s == size and o == "floor")
+        for name in ("samix.Mixup batch", "samix.mix out=x"):
+            med = next(m for s, o, nm, (m, _) in rows if s == size and o == "mixup" and nm == name)
+            print(f"  {size} mixup: {name} {med:.1f} µs / one memory pass {floor:.1f} µs = {med / floor:.2f}x "
+                  f"(goal <= 1.2x)")
+    for _, _, name, (med, _) in (r for r in rows if r[1] == "fixed"):
+        print(f"  fixed cost per call: {name} {med:.1f} µs (goal <= 5 µs)")
     print("\nratios (reference median / samix median):")
     for size in sorted({r[0] for r in rows if r[1] != "fixed"}):
         for op in ("mixup", "cutmix"):
@@ -108,6 +125,7 @@ def main():
                 if t:
                     print(f"  {size} {op}: timm {mode} {t[0]['us_median']:.1f} µs vs samix.Mixup {mode} "
                           f"{ours['samix.Mixup ' + mode]:.1f} µs -> {t[0]['us_median'] / ours['samix.Mixup ' + mode]:.1f}x"
+                          " (goal >= 100x)"
                           + cap(t[0]))
 
 

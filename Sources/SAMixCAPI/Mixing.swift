@@ -123,26 +123,82 @@ public func samix_policy_mix(_ handle: UInt64, _ x: UnsafePointer<Float>?, _ out
                              _ boxes: UnsafeMutablePointer<Int64>?) -> Int32 {
     guarded("samix_policy_mix") {
         try Registry.shared.with(handle, .policy, as: PolicyBox.self) { b in
-            // Validate everything before the output is touched.
+            try mixBatch(b.policy, rng: &b.rng, x, out, shape, channelsLast, labels, numClasses, labelSmoothing, lambda,
+                         targets, lam, labelLam, partner, masks, boxes)
+        }
+    }
+}
+
+/// One-shot samix_policy_create + samix_policy_mix + samix_policy_free (`samix.mix`): the policy and its
+/// generator live for this call only, so no handle is registered. See samix.h for the arguments.
+@_cdecl("samix_mix")
+public func samix_mix(_ method: UnsafePointer<CChar>?, _ alpha: Double, _ perSample: Int32, _ partnerCode: Int32,
+                      _ seed: UInt64, _ x: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>?,
+                      _ shape: UnsafePointer<Int64>?, _ channelsLast: Int32,
+                      _ labels: UnsafePointer<Int64>?, _ numClasses: Int64, _ labelSmoothing: Double,
+                      _ lambda: Double, _ targets: UnsafeMutablePointer<Float>?,
+                      _ lam: UnsafeMutablePointer<Float>?, _ labelLam: UnsafeMutablePointer<Float>?,
+                      _ partner: UnsafeMutablePointer<Int64>?, _ masks: UnsafeMutablePointer<Float>?,
+                      _ boxes: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded("samix_mix") {
+        let name = try readString(method, "method", maxBytes: 64)
+        let p = try makePolicy(name, alpha: alpha, perSample: perSample != 0, partner: try partnerMode(partnerCode))
+        var rng = SplitMix64(seed: seed)
+        try mixBatch(p, rng: &rng, x, out, shape, channelsLast, labels, numClasses, labelSmoothing, lambda,
+                     targets, lam, labelLam, partner, masks, boxes)
+    }
+}
+
+/// The body of samix_policy_mix / samix_mix: validates everything, then plans, applies and writes the outputs.
+func mixBatch(_ policy: MixPolicy, rng: inout SplitMix64, _ x: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>?,
+              _ shape: UnsafePointer<Int64>?, _ channelsLast: Int32,
+              _ labels: UnsafePointer<Int64>?, _ numClasses: Int64, _ labelSmoothing: Double,
+              _ lambda: Double, _ targets: UnsafeMutablePointer<Float>?,
+              _ lam: UnsafeMutablePointer<Float>?, _ labelLam: UnsafeMutablePointer<Float>?,
+              _ partner: UnsafeMutablePointer<Int64>?, _ masks: UnsafeMutablePointer<Float>?,
+              _ boxes: UnsafeMutablePointer<Int64>?) throws {
+    // Validate everything before the output is touched.
+    let dims = try readShape(shape, 4, name: "x", expectedRank: 4...4)
+    guard dims.allSatisfy({ $0 >= 1 }) else { throw CAPIError(.shape, "x must have all dimensions ≥ 1, got shape \(dims)") }
+    let (B, C, H, W) = channelsLast != 0 ? (dims[0], dims[3], dims[1], dims[2]) : (dims[0], dims[1], dims[2], dims[3])
+    let bshape = try ImageBatchShape(batch: B, channels: C, height: H, width: W,
+                                     layout: channelsLast != 0 ? .nhwc : .nchw)
+    let xp = try nonNull(x, "x"), op = try nonNull(out, "out")
+    // Only policies that plan from pixel values need finite pixels; elsewhere NaN/Inf propagate
+    // into the output like any elementwise op (and a full scan would cost as much as the mix).
+    if policy.readsPixels { try requireFinite(xp, bshape.elementCount, "x") }
+    let fixed: Double? = lambda.isNaN ? nil : lambda
+    if let l = fixed, !(l >= 0 && l <= 1) {
+        throw CAPIError(.invalidArgument, "lambda must be in [0, 1] (or NaN to sample it), got \(l)")
+    }
+    try validateTargetArguments(targets: targets, labels: labels, batch: B, numClasses: numClasses,
+                                labelSmoothing: labelSmoothing)
+    let r = try policy.plan(images: xp, shape: bshape, lambda: fixed, rng: &rng)
+    try r.apply(input: xp, output: op, shape: bshape)
+    try writeMixOutputs(r, labels: labels, numClasses: numClasses, labelSmoothing: labelSmoothing, targets: targets,
+                        lam: lam, labelLam: labelLam, partner: partner, masks: masks, boxes: boxes)
+}
+
+/// timm Mixup's hot path (`samix.Mixup(...)(x, y)`): mixes the float N×C×H×W batch x in place with the
+/// flip pairing and writes the N×num_classes soft targets, both from the policy's own settings. Same
+/// draws, pixels and targets as samix_policy_mix(policy, x, x, shape, 0, labels, num_classes,
+/// label_smoothing, NaN, targets, NULL...), with five arguments and no intermediate allocation.
+@_cdecl("samix_policy_mix_timm")
+public func samix_policy_mix_timm(_ handle: UInt64, _ x: UnsafeMutablePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                                  _ labels: UnsafePointer<Int64>?, _ targets: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded("samix_policy_mix_timm") {
+        try Registry.shared.with(handle, .policy, as: PolicyBox.self) { b in
+            guard let timm = b.policy as? TimmMixup else {
+                throw CAPIError(.invalidArgument, "policy '\(b.name)' is not a timm Mixup policy (use samix_policy_mix)")
+            }
             let dims = try readShape(shape, 4, name: "x", expectedRank: 4...4)
             guard dims.allSatisfy({ $0 >= 1 }) else { throw CAPIError(.shape, "x must have all dimensions ≥ 1, got shape \(dims)") }
-            let (B, C, H, W) = channelsLast != 0 ? (dims[0], dims[3], dims[1], dims[2]) : (dims[0], dims[1], dims[2], dims[3])
-            let bshape = try ImageBatchShape(batch: B, channels: C, height: H, width: W,
-                                             layout: channelsLast != 0 ? .nhwc : .nchw)
-            let xp = try nonNull(x, "x"), op = try nonNull(out, "out")
-            // Only policies that plan from pixel values need finite pixels; elsewhere NaN/Inf propagate
-            // into the output like any elementwise op (and a full scan would cost as much as the mix).
-            if b.policy.readsPixels { try requireFinite(xp, bshape.elementCount, "x") }
-            let fixed: Double? = lambda.isNaN ? nil : lambda
-            if let l = fixed, !(l >= 0 && l <= 1) {
-                throw CAPIError(.invalidArgument, "lambda must be in [0, 1] (or NaN to sample it), got \(l)")
-            }
-            try validateTargetArguments(targets: targets, labels: labels, batch: B, numClasses: numClasses,
-                                        labelSmoothing: labelSmoothing)
-            let r = try b.policy.plan(images: xp, shape: bshape, lambda: fixed, rng: &b.rng)
-            try r.apply(input: xp, output: op, shape: bshape)
-            try writeMixOutputs(r, labels: labels, numClasses: numClasses, labelSmoothing: labelSmoothing, targets: targets,
-                                lam: lam, labelLam: labelLam, partner: partner, masks: masks, boxes: boxes)
+            let bshape = try ImageBatchShape(batch: dims[0], channels: dims[1], height: dims[2], width: dims[3], layout: .nchw)
+            let xp = try nonNull(x, "x"), tp = try nonNull(targets, "targets")
+            try validateTargetArguments(targets: tp, labels: labels, batch: bshape.batch,
+                                        numClasses: Int64(timm.config.numClasses),
+                                        labelSmoothing: timm.config.labelSmoothing)
+            try timm.mixInPlace(xp, shape: bshape, labels: try nonNull(labels, "labels"), targets: tp, rng: &b.rng)
         }
     }
 }

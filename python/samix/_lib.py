@@ -99,6 +99,9 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_policy_rng_state": (_status, [_handle, _ptr, c_int32]),
     "samix_policy_mix": (_status, [_handle, _ptr, _ptr, _ptr, c_int32, _ptr, _i64, c_double, c_double,
                                    _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]),
+    "samix_mix": (_status, [c_char_p, c_double, c_int32, c_int32, c_uint64, _ptr, _ptr, _ptr, c_int32, _ptr, _i64,
+                            c_double, c_double, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]),
+    "samix_policy_mix_timm": (_status, [_handle, _ptr, _ptr, _ptr, _ptr]),
     "samix_model_policy_mix": (_status, [_handle, c_char_p, c_double, c_uint64, _ptr, _ptr, _ptr, _ptr, _i64,
                                          c_double, c_double, _ptr, _ptr, _ptr, _ptr, _ptr]),
     # trainers

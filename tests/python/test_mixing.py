@@ -293,3 +293,137 @@ def test_property_arbitrary_input_never_crashes(x, dtype, y, method, k, lam, alp
         assert str(e)
     else:
         assert r.images.shape == x.shape
+
+
+# Seeded results pinned from the engine before Mixup.__call__ got its direct ABI call
+# (samix_policy_mix_timm): any change to the random stream, the draw order, the kernels' arithmetic or the
+# soft targets shows here. Mixup.mix takes the general path (plan + apply + targets), Mixup.__call__ the
+# direct one. ``fingerprint`` = x · cos(0, 1, 2, ...) over the mixed batch (float64).
+_PINNED = (
+    {'batch': {'lam': [[0.3064152, 0.3064152, 0.3064152, 0.3064152, 0.3064152, 0.3064152],
+                       [0.25896084, 0.25896084, 0.25896084, 0.25896084, 0.25896084, 0.25896084],
+                       [0.35045686, 0.35045686, 0.35045686, 0.35045686, 0.35045686, 0.35045686]],
+               'targets0': [[0.2957737, 0.6442263, 0.02, 0.02, 0.02], [0.2530648, 0.6869352, 0.02, 0.02, 0.02],
+                            [0.3354112, 0.6045888, 0.02, 0.02, 0.02]],
+               'fingerprint': [0.8409435, 0.8103964, 0.86929379],
+               'call_targets': [[0.65178621, 0.2882137, 0.02, 0.02, 0.02],
+                                [0.2882137, 0.65178621, 0.02, 0.02, 0.02]],
+               'call_fingerprint': 1.0955777},
+     'pair': {'lam': [[0.3064152, 0.25896084, 0.35045686, 0.35045686, 0.25896084, 0.3064152],
+                      [0.70198476, 0.84123337, 0.50932646, 0.50932646, 0.84123337, 0.70198476],
+                      [1.0, 0.9322381, 0.32707971, 0.32707971, 0.9322381, 1.0]],
+              'targets0': [[0.2957737, 0.6442263, 0.02, 0.02, 0.02], [0.6517862, 0.2882137, 0.02, 0.02, 0.02],
+                           [0.92, 0.02, 0.02, 0.02, 0.02]],
+              'fingerprint': [0.81856291, 1.1399467, 1.0083013],
+              'call_targets': [[0.91999996, 0.02, 0.02, 0.02, 0.02], [0.02, 0.91999996, 0.02, 0.02, 0.02]],
+              'call_fingerprint': 1.1114875},
+     'elem': {'lam': [[0.3064152, 0.25896084, 0.35045686, 0.70198476, 0.84123337, 0.50932646],
+                      [1.0, 0.9322381, 0.32707971, 1.0, 0.77542055, 1.0],
+                      [0.89999998, 0.89999998, 0.69999999, 0.80000001, 0.60000002, 0.997024]],
+              'boxes': [[[-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, -1],
+                         [-1, -1, -1, -1]],
+                        [[-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, -1],
+                         [-1, -1, -1, -1]],
+                        [[3, 5, 0, 1], [0, 1, 0, 2], [0, 3, 2, 4], [3, 5, 2, 4], [0, 4, 1, 3], [-1, -1, -1, -1]]],
+              'targets0': [[0.2957737, 0.6442263, 0.02, 0.02, 0.02], [0.92, 0.02, 0.02, 0.02, 0.02],
+                           [0.8299999, 0.11, 0.02, 0.02, 0.02]],
+              'fingerprint': [1.0093024, 1.026685, 2.9150631],
+              'call_targets': [[0.29731065, 0.64268929, 0.02, 0.02, 0.02],
+                               [0.87834382, 0.061656125, 0.02, 0.02, 0.02]],
+              'call_fingerprint': 0.27526591},
+     'mixup': {'lam0': 0.31624439,
+               'partner': [4, 5, 0, 2, 3, 1],
+               'box0': [-1, -1, -1, -1],
+               'targets': [[0.31624439, 0.0, 0.0, 0.0, 0.68375564], [0.0, 1.0, 0.0, 0.0, 0.0],
+                           [0.68375564, 0.0, 0.31624439, 0.0, 0.0], [0.0, 0.0, 0.68375564, 0.31624439, 0.0],
+                           [0.0, 0.0, 0.0, 0.68375564, 0.31624439], [0.0, 1.0, 0.0, 0.0, 0.0]],
+               'fingerprint': 0.67122371},
+     'cutmix': {'lam0': 0.69999999,
+                'partner': [1, 4, 0, 5, 2, 3],
+                'box0': [0, 3, 1, 3],
+                'targets': [[0.69999999, 0.30000001, 0.0, 0.0, 0.0], [0.0, 0.69999999, 0.0, 0.0, 0.30000001],
+                            [0.30000001, 0.0, 0.69999999, 0.0, 0.0], [0.0, 0.30000001, 0.0, 0.69999999, 0.0],
+                            [0.0, 0.0, 0.30000001, 0.0, 0.69999999], [0.0, 0.69999999, 0.0, 0.30000001, 0.0]],
+                'fingerprint': 0.21267511}})
+
+
+def _pinned_batch():
+    x = (np.arange(6 * 3 * 5 * 4, dtype=np.float32).reshape(6, 3, 5, 4) % 7) / 7
+    return x, np.array([0, 1, 2, 3, 4, 1], np.int64)
+
+
+def _fingerprint(x):
+    return float(np.dot(x.ravel().astype(np.float64), np.cos(np.arange(x.size))))
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_timm_mixup_seeded_results_are_pinned(mode):
+    want = _PINNED[mode]
+    m = samix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode=mode, label_smoothing=0.1, num_classes=5, seed=3)
+    for call in range(3):
+        x, y = _pinned_batch()
+        r = m.mix(x, y, out=x)
+        np.testing.assert_allclose(r.lam, want["lam"][call], rtol=1e-6)
+        np.testing.assert_array_equal(r.lam, r.label_lam)
+        if "boxes" in want:
+            np.testing.assert_array_equal(r.boxes, want["boxes"][call])
+        np.testing.assert_allclose(r.targets[0], want["targets0"][call], rtol=1e-6)
+        assert _fingerprint(x) == pytest.approx(want["fingerprint"][call], rel=1e-6, abs=1e-6)
+    x, y = _pinned_batch()
+    mixed, t = m(x, y)
+    assert mixed is x
+    np.testing.assert_allclose(t[[0, -1]], want["call_targets"], rtol=1e-6)
+    assert _fingerprint(x) == pytest.approx(want["call_fingerprint"], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["mixup", "cutmix"])
+def test_mix_seeded_results_are_pinned(method):
+    want = _PINNED[method]
+    x, y = _pinned_batch()
+    r = samix.mix(x, y, method, alpha=1.0, num_classes=5, seed=11, out=x)
+    assert r.lam[0] == pytest.approx(want["lam0"], rel=1e-6)
+    np.testing.assert_array_equal(r.partner, want["partner"])
+    np.testing.assert_array_equal(r.boxes[0], want["box0"])
+    np.testing.assert_allclose(r.targets, want["targets"], rtol=1e-6, atol=1e-7)
+    assert _fingerprint(x) == pytest.approx(want["fingerprint"], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_timm_mixup_fast_path_matches_general_path_on_threads(mode):
+    # A batch above the engine's parallel threshold, odd, with 2 workers: the direct path splits the
+    # pairs between threads and must still give the general path's pixels and targets exactly.
+    x, y = batch(n=65, c=3, h=64, w=64, seed=5)
+    kw = dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode=mode, label_smoothing=0.1, num_classes=10)
+    fast, general = samix.Mixup(**kw, seed=2), samix.Mixup(**kw, seed=2)
+    before = samix.get_num_threads()
+    samix.set_num_threads(2)
+    try:
+        for _ in range(4):
+            xa, xb = x.copy(), x.copy()
+            _, ta = fast(xa, y.astype(np.int64))
+            _, tb = general(xb, y.astype(np.int32))
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ta, tb)
+    finally:
+        samix.set_num_threads(before)
+
+
+@pytest.mark.parametrize("partner", ["permutation", "derangement", "roll", "flip"])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_in_place_blends_equal_out_of_place(partner, per_sample):
+    # In place, blends walk each cycle of the partner map (two-cycles with the pair kernel, longer ones
+    # saving their first image): every image must equal the out-of-place result exactly, for cycles of
+    # every length, fixed points and odd batches.
+    for seed in range(12):
+        x, y = batch(n=5 + seed, c=2, h=3, w=5, seed=seed)
+        kw = dict(method="mixup", alpha=0.7, per_sample=per_sample, partner=partner, seed=seed, num_classes=10)
+        ref = samix.mix(x, y, **kw)
+        xi = x.copy()
+        r = samix.mix(xi, y, out=xi, **kw)
+        np.testing.assert_array_equal(r.partner, ref.partner)
+        np.testing.assert_array_equal(xi, ref.images)
+        np.testing.assert_array_equal(r.targets, ref.targets)
+        lam = ref.lam[:, None, None, None]
+        expect = lam * x + (np.float32(1) - lam) * x[ref.partner]
+        moved = ref.partner != np.arange(len(x))
+        np.testing.assert_allclose(xi[moved], expect[moved], rtol=1e-5, atol=1e-6)

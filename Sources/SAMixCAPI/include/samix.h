@@ -223,6 +223,21 @@ samix_status samix_policy_mix(samix_handle policy, const float *x, float *out, c
                               int32_t channels_last, const int64_t *labels, int64_t num_classes,
                               double label_smoothing, double lambda, float *targets, float *lam,
                               float *label_lam, int64_t *partner, float *masks, int64_t *boxes);
+/* One-shot samix_policy_create(method, alpha, per_sample, partner_mode, seed) + samix_policy_mix(...,
+ * lambda, ...) + samix_policy_free, without registering a handle (samix.mix). Arguments and results as
+ * those two functions. */
+samix_status samix_mix(const char *method, double alpha, int32_t per_sample, int32_t partner_mode, uint64_t seed,
+                       const float *x, float *out, const int64_t *shape, int32_t channels_last,
+                       const int64_t *labels, int64_t num_classes, double label_smoothing, double lambda,
+                       float *targets, float *lam, float *label_lam, int64_t *partner, float *masks,
+                       int64_t *boxes);
+/* timm Mixup's hot path (policy from samix_policy_create_timm): mixes the float N×C×H×W batch x
+ * (shape[4]) in place and writes targets N×num_classes soft targets of labels[N], with the policy's
+ * num_classes and label_smoothing. Same draws and results as samix_policy_mix(policy, x, x, shape, 0,
+ * labels, num_classes, label_smoothing, NaN, targets, NULL, NULL, NULL, NULL, NULL); an other policy is
+ * SAMIX_E_INVALID_ARGUMENT. */
+samix_status samix_policy_mix_timm(samix_handle policy, float *x, const int64_t *shape, const int64_t *labels,
+                                   float *targets);
 /* Model-based input mixing: method "attentivemix" (top-k cells of the model's last-stage attention)
  * or "puzzlemix" (saliency |d CE / dx| + block labelling + transport). The classifier runs in eval
  * mode; its parameters and gradients are untouched. x: finite N×C×H×W float batch the model consumes

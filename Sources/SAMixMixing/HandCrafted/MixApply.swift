@@ -90,6 +90,7 @@ extension MixResult {
                 }
                 return
             }
+            if !parallel, try blendCyclesInPlace(images: output, ops: ops, g: g) { return }
             try applyInPlace(images: output, ops: ops, g: g, masks: maskBase, parallel: parallel)
         }
     }
@@ -111,6 +112,81 @@ extension MixResult {
         switch (a, b) {
         case (.blend, .blend), (.box, .box), (.blend, .box), (.box, .blend): return true
         default: return false
+        }
+    }
+
+    /// In-place blends on one thread (Mixup with any permutation of partners): walks every cycle of π
+    /// once, two-cycles with their one-pass pair kernel, longer cycles image by image with only the cycle's
+    /// first image saved. Same values as `applyInPlace` (each output depends only on the originals, through
+    /// the same kernels) without its scheduling arrays. Returns false, touching nothing, when an op is not
+    /// a blend or keep, or π is not a permutation. Self-paired samples must already be `.keep`.
+    private func blendCyclesInPlace<T: MixElement>(images: UnsafeMutablePointer<T>, ops: [SampleMix],
+                                                   g: ImageGeometry) throws -> Bool {
+        for op in ops {
+            switch op {
+            case .keep, .blend: continue
+            default: return false
+            }
+        }
+        let B = batch, n = g.count
+        return try withUnsafeTemporaryAllocation(of: Bool.self, capacity: B) { buffer -> Bool in
+            guard let done = buffer.baseAddress else { return false }
+            done.initialize(repeating: false, count: B)
+            for s in partner {
+                if done[s] { return false }
+                done[s] = true
+            }
+            done.update(repeating: false, count: B)
+            var scratch: UnsafeMutablePointer<T>? = nil
+            let scratchFloats = (n &* MemoryLayout<T>.stride &+ 3) / 4
+            defer {
+                if let scratch {
+                    BufferPool.shared.release(UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: Float.self),
+                                              count: scratchFloats)
+                }
+            }
+            for start in 0..<B where !done[start] {
+                done[start] = true
+                let second = partner[start]
+                if second == start { continue }   // a fixed point: `.keep`
+                let p = images + start &* n, q = images + second &* n
+                if partner[second] == start {
+                    done[second] = true
+                    if !mixPairInPlace(p, q, ops[start], ops[second], g: g) {
+                        // At most one side blends (the other keeps): it reads the untouched partner.
+                        applyImageOp(ops[start], dst: p, a: UnsafePointer(p), b: UnsafePointer(q), g: g, masks: nil)
+                        applyImageOp(ops[second], dst: q, a: UnsafePointer(q), b: UnsafePointer(p), g: g, masks: nil)
+                    }
+                    continue
+                }
+                // A longer cycle start → second → … → last → start: the last image reads the start's original.
+                var last = second
+                while partner[last] != start { last = partner[last] }
+                var saved: UnsafePointer<T>? = nil
+                if case .blend = ops[last] {
+                    if scratch == nil {
+                        guard let memory = BufferPool.shared.allocate(max(scratchFloats, 1)) else {
+                            throw SAMixError.outOfMemory("cannot allocate \(scratchFloats * 4) bytes of mixing scratch")
+                        }
+                        scratch = UnsafeMutableRawPointer(memory).bindMemory(to: T.self, capacity: n)
+                    }
+                    if let scratch {
+                        scratch.update(from: UnsafePointer(p), count: n)
+                        saved = UnsafePointer(scratch)
+                    }
+                }
+                var t = start
+                while true {
+                    let s = partner[t]
+                    done[t] = true
+                    let dst = images + t &* n
+                    let src: UnsafePointer<T> = s == start ? (saved ?? UnsafePointer(p)) : UnsafePointer(images + s &* n)
+                    applyImageOp(ops[t], dst: dst, a: UnsafePointer(dst), b: src, g: g, masks: nil)
+                    if s == start { break }
+                    t = s
+                }
+            }
+            return true
         }
     }
 
@@ -220,22 +296,7 @@ extension MixResult {
                 for p in bounds[c] {
                     switch unitsCopy[p] {
                     case .pair(let i, let j):
-                        switch (ops[i], ops[j]) {
-                        case (.blend(let li), .blend(let lj)):
-                            blendPairInPlace(images + i &* n, images + j &* n, li, lj, n)
-                        case (.box(let bi), .box(let bj)):
-                            if bi == bj {
-                                swapRegion(images + i &* n, images + j &* n, box: bi, g: g)
-                            } else {
-                                exchangeBoxes(images + i &* n, images + j &* n, bi, bj, g: g)
-                            }
-                        case (.blend(let li), .box(let bj)):
-                            blendBoxPairInPlace(images + i &* n, images + j &* n, li, bj, g: g)
-                        case (.box(let bi), .blend(let lj)):
-                            blendBoxPairInPlace(images + j &* n, images + i &* n, lj, bi, g: g)
-                        default:
-                            continue
-                        }
+                        _ = mixPairInPlace(images + i &* n, images + j &* n, ops[i], ops[j], g: g)
                     case .single(let t):
                         let s = self.partner[t]
                         let src: UnsafePointer<T> = saveSlot[s] >= 0 ? UnsafePointer(scratch + saveSlot[s] &* n)
@@ -247,6 +308,27 @@ extension MixResult {
             }
         }
     }
+}
+
+/// Mixes a two-cycle i ↔ j of the partner map in place with its one-pass kernel (PairInPlaceKernels.swift),
+/// `p` = image i with op `a`, `q` = image j with op `b`, both from each other's original pixels. Returns false
+/// (and touches nothing) when the pair has no such kernel (`hasPairKernel`).
+@inline(__always)
+func mixPairInPlace<T: MixElement>(_ p: UnsafeMutablePointer<T>, _ q: UnsafeMutablePointer<T>, _ a: SampleMix,
+                                   _ b: SampleMix, g: ImageGeometry) -> Bool {
+    switch (a, b) {
+    case (.blend(let lp), .blend(let lq)):
+        blendPairInPlace(p, q, lp, lq, g.count)
+    case (.box(let bp), .box(let bq)):
+        if bp == bq { swapRegion(p, q, box: bp, g: g) } else { exchangeBoxes(p, q, bp, bq, g: g) }
+    case (.blend(let lp), .box(let bq)):
+        blendBoxPairInPlace(p, q, lp, bq, g: g)
+    case (.box(let bp), .blend(let lq)):
+        blendBoxPairInPlace(q, p, lq, bp, g: g)
+    default:
+        return false
+    }
+    return true
 }
 
 // MARK: - per-image kernels

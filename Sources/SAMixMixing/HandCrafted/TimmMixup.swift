@@ -134,6 +134,86 @@ public struct TimmMixup: MixPolicy, Sendable {
         return try MixResult(batch: B, height: H, width: W, partner: partner, ops: ops, lambda: lam, labelLambda: label)
     }
 
+    /// timm's `__call__` on a float batch, the C ABI's hot path (`samix_policy_mix_timm`): mixes `images` in
+    /// place and writes the `B × numClasses` soft targets (`config.labelSmoothing`) into `targets`. Same
+    /// random draws, pixels and targets as `plan` + `MixResult.apply(inPlace:)` + `softTargets`, but each
+    /// flip pair i ↔ B−1−i is mixed directly with its one-pass kernel and no `MixResult` is built: no heap
+    /// allocation, so the fixed cost per call stays far below the pixel work. `labels` must lie in
+    /// `0..<config.numClasses` (the caller checks them).
+    public func mixInPlace(_ images: UnsafeMutablePointer<Float>, shape: ImageBatchShape,
+                           labels: UnsafePointer<Int64>, targets: UnsafeMutablePointer<Float>,
+                           rng: inout SplitMix64) throws {
+        try config.validate()
+        let B = shape.batch, H = shape.height, W = shape.width
+        let g = ImageGeometry(c: shape.channels, h: H, w: W, layout: shape.layout)
+        try withUnsafeTemporaryAllocation(of: SampleMix.self, capacity: B) { opsBuffer in
+            try withUnsafeTemporaryAllocation(of: Float.self, capacity: B) { labelBuffer in
+                guard let ops = opsBuffer.baseAddress, let label = labelBuffer.baseAddress else {
+                    throw SAMixError.shapeMismatch("empty batch")
+                }
+                ops.initialize(repeating: .keep, count: B)
+                defer { ops.deinitialize(count: B) }
+                label.initialize(repeating: 1, count: B)
+                // The draws of `plan`, in the same order.
+                switch config.mode {
+                case .batch:
+                    let (o, _, lb) = op(decide(nil, rng: &rng), height: H, width: W, rng: &rng)
+                    for i in 0..<B { ops[i] = o; label[i] = lb }
+                case .pair:
+                    for i in 0..<(B / 2) {
+                        let (o, _, lb) = op(decide(nil, rng: &rng), height: H, width: W, rng: &rng)
+                        let j = B - 1 - i
+                        ops[i] = o; ops[j] = o
+                        label[i] = lb; label[j] = lb
+                    }
+                case .elem:
+                    for i in 0..<B {
+                        let (o, _, lb) = op(decide(nil, rng: &rng), height: H, width: W, rng: &rng)
+                        if B - 1 - i == i { continue }
+                        ops[i] = o; label[i] = lb
+                    }
+                }
+                // Pixels: every pair once (an odd batch's middle sample is paired with itself: unchanged).
+                let n = g.count
+                var work = 0
+                for t in 0..<B where B - 1 - t != t {
+                    switch ops[t] {
+                    case .keep: break
+                    case .box(let b): work &+= b.area &* g.c
+                    default: work &+= n
+                    }
+                }
+                let pairs = B / 2
+                let parallel = pairs >= 2 && work >= MixApplyTuning.parallelThreshold
+                parallelFor(pairs, minChunk: parallel ? 1 : max(pairs, 1)) { i in
+                    let j = B - 1 - i
+                    let p = images + i &* n, q = images + j &* n
+                    if mixPairInPlace(p, q, ops[i], ops[j], g: g) { return }
+                    // At most one side mixes (the other keeps its pixels): it reads the untouched partner.
+                    applyImageOp(ops[i], dst: p, a: UnsafePointer(p), b: UnsafePointer(q), g: g, masks: nil)
+                    applyImageOp(ops[j], dst: q, a: UnsafePointer(q), b: UnsafePointer(p), g: g, masks: nil)
+                }
+                // Soft targets, as `MixTargets.build` (same expressions, so the same floats).
+                let K = config.numClasses
+                let smoothing = Float(config.labelSmoothing)
+                let off = smoothing / Float(K)
+                let on = 1 - smoothing + off
+                for i in 0..<B {
+                    let row = targets + i &* K
+                    row.update(repeating: off, count: K)
+                    let l = label[i]
+                    let a = Int(labels[i]), b = Int(labels[B - 1 - i])
+                    if a == b {
+                        row[a] = on
+                    } else {
+                        row[a] = l * on + (1 - l) * off
+                        row[b] = l * off + (1 - l) * on
+                    }
+                }
+            }
+        }
+    }
+
     /// timm's `__call__`: mixes `images` in place and returns the soft targets (`B × numClasses`, with
     /// `labelSmoothing`) together with the mixing record.
     public func callAsFunction<T: MixElement>(_ images: UnsafeMutablePointer<T>, shape: ImageBatchShape, labels: [Int],

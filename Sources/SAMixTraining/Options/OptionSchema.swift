@@ -125,39 +125,23 @@ public struct OptionSpec: Equatable, Sendable {
 
     /// One JSON object (for `samix_option_schema`).
     func json(method: String?) -> String {
-        var f = ["\"name\": \(jsonString(name))", "\"type\": \(jsonString(kind.rawValue))",
-                 "\"default\": " + (defaultText(method: method).map(jsonString) ?? "null")]
+        var f = ["\"name\": \(JSON.quote(name))", "\"type\": \(JSON.quote(kind.rawValue))",
+                 "\"default\": " + (defaultText(method: method).map { JSON.quote($0) } ?? "null")]
         if method == nil, !methodDefaults.isEmpty {
             f.append("\"method_defaults\": {" + methodDefaults.sorted { $0.key < $1.key }
-                .map { "\(jsonString($0.key)): \(jsonString($0.value))" }.joined(separator: ", ") + "}")
+                .map { "\(JSON.quote($0.key)): \(JSON.quote($0.value))" }.joined(separator: ", ") + "}")
         }
-        if !methods.isEmpty { f.append("\"methods\": [" + methods.map(jsonString).joined(separator: ", ") + "]") }
+        if !methods.isEmpty { f.append("\"methods\": [" + methods.map { JSON.quote($0) }.joined(separator: ", ") + "]") }
         if let lo = minimum { f.append("\"min\": \(lo)"); f.append("\"min_exclusive\": \(minimumExclusive)") }
         if let hi = maximum { f.append("\"max\": \(hi)"); f.append("\"max_exclusive\": \(maximumExclusive)") }
-        if let r = rangeText { f.append("\"range\": \(jsonString(r))") }
-        if !choices.isEmpty { f.append("\"choices\": [" + choices.map(jsonString).joined(separator: ", ") + "]") }
+        if let r = rangeText { f.append("\"range\": \(JSON.quote(r))") }
+        if !choices.isEmpty { f.append("\"choices\": [" + choices.map { JSON.quote($0) }.joined(separator: ", ") + "]") }
         f.append("\"allows_none\": \(allowsNone)")
-        f.append("\"doc\": \(jsonString(doc))")
+        f.append("\"doc\": \(JSON.quote(doc))")
         return "{" + f.joined(separator: ", ") + "}"
     }
 }
 
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        default:
-            if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
-            else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
 
 /// A named set of options: "learned" (AutoMix / SAMix, methods automix and samix), "pretrained"
 /// (SAMix^P), "ssl" (MoCo v2 and its mixing, methods none, mixup, samix), "ssl_fit" (MoCo
@@ -224,8 +208,8 @@ public struct OptionSchemaGroup: Sendable {
                 + methods.joined(separator: ", "))
         }
         let m = method?.lowercased()
-        return "{\"group\": \(jsonString(name)), \"methods\": [" + methods.map(jsonString).joined(separator: ", ") + "], "
-            + "\"method\": " + (m.map(jsonString) ?? "null") + ", \"options\": ["
+        return "{\"group\": \(JSON.quote(name)), \"methods\": [" + methods.map { JSON.quote($0) }.joined(separator: ", ") + "], "
+            + "\"method\": " + (m.map { JSON.quote($0) } ?? "null") + ", \"options\": ["
             + options(for: m).map { $0.json(method: m) }.joined(separator: ", ") + "]}"
     }
 }
