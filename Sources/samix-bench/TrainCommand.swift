@@ -34,10 +34,12 @@ struct TrainCommand: ParsableCommand {
     var cleanTerm = false
     @Option(help: "Epochs.") var epochs = 15
     @Option(help: "Batch size.") var batch = 128
-    @Option(help: "Base learning rate (SGD, momentum 0.9, cosine).") var lr: Float = 0.1
+    @Option(help: ArgumentHelp(OptionSchema.optimizer.help("lr", method: "sgd") + " SGD, cosine schedule."))
+    var lr = Float(OptionSchema.optimizer.real("lr", method: "sgd"))
     @Option(help: "Floor of the cosine schedule (default: the method's reference — 0.5 × lr for automix/samix, OpenMixup's 0.1 → 0.05; 0 otherwise).")
     var minLr: Float?
-    @Option(help: "Weight decay.") var weightDecay: Float = 5e-4
+    @Option(help: ArgumentHelp(OptionSchema.optimizer.help("weight_decay", method: "sgd")))
+    var weightDecay = Float(OptionSchema.optimizer.real("weight_decay", method: "sgd"))
     @Option(help: "Hold out this many class-balanced training images (a fixed split, the same for every seed) and report their top-1 (val_*) every evaluated epoch; training uses the rest.")
     var valSplit: Int?
     @Option(help: "Use a class-balanced training subset of this many images (drawn after --val-split).") var trainSubset: Int?

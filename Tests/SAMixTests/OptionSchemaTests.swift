@@ -139,6 +139,11 @@ final class OptionSchemaTests: XCTestCase {
         XCTAssertNil(cmd.alpha)
         XCTAssertEqual(OptionSchema.trainer["mix"]?.choices, ObjectiveRegistry.names)
         XCTAssertTrue(ObjectiveRegistry.names.contains("alignmix"))
+        // Optimizer flags: the schema's SGD defaults (OpenMixup CIFAR: lr 0.1, weight decay 5e-4).
+        XCTAssertEqual(cmd.lr, Float(OptionSchema.optimizer.real("lr", method: "sgd")))
+        XCTAssertEqual(cmd.weightDecay, Float(OptionSchema.optimizer.real("weight_decay", method: "sgd")))
+        XCTAssertEqual(OptionSchema.optimizer.real("lr", method: "sgd"), 0.1)
+        XCTAssertEqual(OptionSchema.optimizer.real("weight_decay", method: "sgd"), 5e-4)
         // --help text is the schema's (doc, choices, per-method defaults).
         let help = TrainCommand.helpMessage()
         XCTAssertTrue(help.contains("official (automix)") && help.contains("eta_balanced (samix)"), help)

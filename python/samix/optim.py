@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from ._schema import option_schema
 from .errors import InvalidArgumentError
 
 __all__ = ["SGD", "AdamW", "Schedule"]
@@ -22,14 +23,19 @@ def _finite(v: float, name: str, lo: float = 0.0) -> float:
     return v
 
 
+#: Defaults of the engine's option schema (group "optimizer"), per optimizer.
+_SGD = option_schema("optimizer").defaults("sgd")
+_ADAMW = option_schema("optimizer").defaults("adamw")
+
+
 @dataclass(frozen=True)
 class SGD:
     """SGD with momentum, Nesterov and L2 weight decay (PyTorch semantics)."""
 
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
+    lr: float = _SGD["lr"]
+    momentum: float = _SGD["momentum"]
+    weight_decay: float = _SGD["weight_decay"]
+    nesterov: bool = _SGD["nesterov"]
 
     def __post_init__(self) -> None:
         _finite(self.lr, "lr")
@@ -44,8 +50,8 @@ class SGD:
 class AdamW:
     """AdamW (decoupled weight decay), betas (0.9, 0.999)."""
 
-    lr: float = 1e-3
-    weight_decay: float = 0.05
+    lr: float = _ADAMW["lr"]
+    weight_decay: float = _ADAMW["weight_decay"]
 
     def __post_init__(self) -> None:
         _finite(self.lr, "lr")

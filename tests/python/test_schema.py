@@ -144,7 +144,7 @@ def test_option_schema_abi_validates_its_arguments():
     with pytest.raises(SamixError):
         check(lib.samix_option_schema(b"ssl", None, 16, ctypes.addressof(needed)))
     g = raw_schema("all")
-    assert {x["group"] for x in g["groups"]} == {"learned", "pretrained", "ssl", "ssl_fit", "trainer"}
+    assert {x["group"] for x in g["groups"]} == {"learned", "pretrained", "ssl", "ssl_fit", "trainer", "optimizer"}
 
 
 def test_docstrings_carry_the_schema():
@@ -157,3 +157,15 @@ def test_python_validates_with_the_schema_ranges():
         samix.SAMix(lam_margin=0.5)
     with pytest.raises(InvalidArgumentError, match="mixer_loss"):
         samix.AutoMix(mixer_loss="hinge")
+
+
+@pytest.mark.parametrize("cls,method", [(samix.optim.SGD, "sgd"), (samix.optim.AdamW, "adamw")])
+def test_optimizer_defaults_are_the_schema(cls, method):
+    engine = engine_defaults("optimizer", method)
+    fields = {f.name: f.default for f in __import__("dataclasses").fields(cls)}
+    assert set(fields) == set(engine), (fields, engine)
+    for name, text in engine.items():
+        assert same(fields[name], text), (cls.__name__, name, fields[name], text)
+    # OpenMixup's CIFAR SGD settings, pinned: a changed schema default fails here too.
+    if method == "sgd":
+        assert (cls().lr, cls().momentum, cls().weight_decay, cls().nesterov) == (0.1, 0.9, 5e-4, False)

@@ -216,7 +216,7 @@ public struct OptionSchemaGroup: Sendable {
 
 /// Every front-end option of the engine, declared once.
 public enum OptionSchema {
-    public static let groups = [learned, pretrained, ssl, sslFit, trainer]
+    public static let groups = [learned, pretrained, ssl, sslFit, trainer, optimizer]
 
     /// The group by name, or by method name ("automix"/"samix" → learned, "samix-p" → pretrained).
     public static func group(_ name: String) throws -> OptionSchemaGroup {
@@ -356,6 +356,17 @@ public enum OptionSchema {
         OptionSpec("knn_every", .int, default: "5", min: 0, doc: "kNN monitor every N epochs and after the last (0: only at the end)."),
         OptionSpec("knn_k", .int, default: "200", min: 1, doc: "kNN neighbours."),
         OptionSpec("knn_temperature", .real, default: "0.1", min: 0, minExclusive: true, doc: "Temperature of the weighted kNN vote."),
+    ])
+
+    /// The supervised optimizers (Python `samix.optim.SGD` / `AdamW`, `samix-bench train --lr/--weight-decay`).
+    public static let optimizer = OptionSchemaGroup(name: "optimizer", methods: ["sgd", "adamw"], options: [
+        OptionSpec("lr", .real, default: nil, per: ["sgd": "0.1", "adamw": "0.001"], min: 0, minExclusive: true,
+                   doc: "Base learning rate (OpenMixup CIFAR: SGD 0.1)."),
+        OptionSpec("momentum", .real, default: "0.9", methods: ["sgd"], min: 0, max: 1, maxExclusive: true,
+                   doc: "SGD momentum."),
+        OptionSpec("weight_decay", .real, default: nil, per: ["sgd": "0.0005", "adamw": "0.05"], min: 0,
+                   doc: "Weight decay (SGD: L2 added to the gradient; AdamW: decoupled)."),
+        OptionSpec("nesterov", .bool, default: "0", methods: ["sgd"], doc: "Nesterov momentum."),
     ])
 
     /// The supervised trainer: its mixing-method names (`ObjectiveRegistry.names`).

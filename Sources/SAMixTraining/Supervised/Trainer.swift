@@ -114,8 +114,11 @@ public final class Trainer {
     }
 
     /// Convenience: SGD with momentum over model + objective parameters.
-    public static func sgd(model: ImageClassifier, objective: TrainingObjective, lr: Float, momentum: Float = 0.9,
-                           weightDecay: Float = 5e-4, nesterov: Bool = false) throws -> SGD {
+    /// SGD over the model and the objective's extra modules; defaults from `OptionSchema.optimizer` ("sgd").
+    public static func sgd(model: ImageClassifier, objective: TrainingObjective, lr: Float,
+                           momentum: Float = Float(OptionSchema.optimizer.real("momentum", method: "sgd")),
+                           weightDecay: Float = Float(OptionSchema.optimizer.real("weight_decay", method: "sgd")),
+                           nesterov: Bool = OptionSchema.optimizer.bool("nesterov", method: "sgd")) throws -> SGD {
         try SGD(try parameters(model: model, objective: objective), lr: lr, momentum: momentum,
                 weightDecay: weightDecay, nesterov: nesterov)
     }
