@@ -104,19 +104,6 @@ public func samix_trainer_create_learned(_ model: UInt64, _ method: UnsafePointe
     }
 }
 
-/// The objective's step metrics averaged over the last trained epoch (AutoMix/SAMix: lambda_mb,
-/// loss_cls, loss_one, loss_gen, loss_mask, mask_mean_mb, mask_gap_mb, momentum, ...) as
-/// "name=value" lines + NUL into buf (capacity cap; cap 0 only reports *needed).
-@_cdecl("samix_trainer_epoch_metrics")
-public func samix_trainer_epoch_metrics(_ handle: UInt64, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64,
-                                        _ needed: UnsafeMutablePointer<Int64>?) -> Int32 {
-    guarded("samix_trainer_epoch_metrics") {
-        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
-            try copyOutString(b.epochMetrics.map { "\($0.0)=\($0.1)" }.joined(separator: "\n"), buf, cap, needed)
-        }
-    }
-}
-
 // MARK: - Evaluation of every head
 
 /// The networks a trainer reports: "online" (the model) and the objective's evaluation models

@@ -11,8 +11,6 @@ final class TrainerBox {
     /// The creation arguments (saved in checkpoints as `config.*` metadata); they are also the
     /// trainer's front-end run settings, compared when a checkpoint is resumed.
     var config: TrainerConfig? { didSet { trainer.runSettings = config?.metadata ?? [:] } }
-    /// Means of the objective's step metrics over the last trained epoch, sorted by name.
-    var epochMetrics: [(String, Double)] = []
     init(_ trainer: Trainer) { self.trainer = trainer }
 }
 
@@ -186,10 +184,7 @@ public func samix_trainer_fit(_ handle: UInt64,
             }
             try t.fit(source, epochs: Int(epochs), evaluations: evaluations,
                       onStep: stepRecords != 0 && callback != nil ? { send(FitRecordJSON.encode($0)) } : nil,
-                      onEpoch: { r in
-                          b.epochMetrics = r.metrics.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-                          return send(FitRecordJSON.encode(r))
-                      })
+                      onEpoch: { send(FitRecordJSON.encode($0)) })
         }
     }
 }

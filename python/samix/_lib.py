@@ -121,7 +121,6 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_option_schema": (_status, [c_char_p, _ptr, _i64, _ptr]),
     "samix_trainer_create_learned": (_status, [_handle, c_char_p, c_char_p, c_char_p, c_double, c_double,
                                                c_double, c_int32, c_char_p, _i64, c_uint64, _ptr]),
-    "samix_trainer_epoch_metrics": (_status, [_handle, _ptr, _i64, _ptr]),
     "samix_trainer_heads": (_status, [_handle, _ptr, _i64, _ptr, _ptr]),
     "samix_trainer_evaluate_heads_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr, _i64]),
     "samix_trainer_evaluate_heads": (_status, [_handle, _handle, _i64, _ptr, _ptr, _i64]),

@@ -372,20 +372,6 @@ def engine_defaults(method: str) -> dict[str, str]:
     return dict(line.partition("=")[::2] for line in buf.value.decode().splitlines() if "=" in line)
 
 
-def epoch_metrics(handle: int) -> dict[str, float]:
-    """The objective's step metrics averaged over the last trained epoch."""
-    needed = ctypes.c_int64(0)
-    check(lib.samix_trainer_epoch_metrics(handle, None, 0, ctypes.addressof(needed)))
-    buf = ctypes.create_string_buffer(max(int(needed.value), 1))
-    check(lib.samix_trainer_epoch_metrics(handle, ctypes.addressof(buf), len(buf), ctypes.addressof(needed)))
-    out = {}
-    for line in buf.value.decode().splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k] = float(v)
-    return out
-
-
 def mixer_masks(handle: int, in_channels: int, x: Any, lam: float, partner: Any, seed: int) -> np.ndarray:
     """Partner masks (N, 1, H, W) of the trainer's Mixer for a float batch."""
     xa = as_f32(x, "x", ndim=4)

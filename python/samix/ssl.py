@@ -21,7 +21,6 @@ Labels are never used for pre-training; they only form the kNN monitor's memory 
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import struct
 import sys

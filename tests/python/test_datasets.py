@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import samix
 from samix import datasets
-from samix.errors import InvalidArgumentError, SamixError, SamixIOError, SamixTypeError
+from samix.errors import InvalidArgumentError, SamixIOError, SamixTypeError
 
 
 def test_fashion_mnist_matches_raw_idx(fashion_dir):

@@ -3,7 +3,6 @@ labels, and MixResult's identity across importlib.reload (issue 15, NumPy only: 
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import subprocess
 import sys

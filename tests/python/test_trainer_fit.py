@@ -4,7 +4,6 @@ Trainer.fit's history built from those records for uint8 and float data alike.""
 
 from __future__ import annotations
 
-import ctypes
 import json
 
 import numpy as np

@@ -343,9 +343,6 @@ samix_status samix_trainer_create_learned(samix_handle model, const char *method
                                           const char *optimizer, double lr, double momentum,
                                           double weight_decay, int32_t nesterov, const char *schedule,
                                           int64_t warmup_steps, uint64_t seed, samix_handle *out);
-/* The objective's step metrics averaged over the last trained epoch (e.g. loss_gen, loss_mask,
- * mask_gap_mb, momentum) as "name=value" lines + NUL into buf (cap 0 only reports *needed). */
-samix_status samix_trainer_epoch_metrics(samix_handle trainer, char *buf, int64_t cap, int64_t *needed);
 /* Names of the networks a trainer reports, one per line ("online", then e.g. "momentum"), + NUL
  * into buf (capacity cap; cap 0 only reports *needed); their number into *count. */
 samix_status samix_trainer_heads(samix_handle trainer, char *buf, int64_t cap, int64_t *needed,

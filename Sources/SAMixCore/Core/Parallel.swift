@@ -145,7 +145,10 @@ public func parallelForThrowing(_ count: Int, _ body: (Int) throws -> Void) thro
     let failure = Mutex<(index: Int, error: any Error)?>(nil)
     parallelFor(count) { i in
         do { try body(i) } catch {
-            failure.withLock { f in if f == nil || i < f!.index { f = (i, error) } }
+            failure.withLock { f in
+                if let kept = f, kept.index < i { return }
+                f = (i, error)
+            }
         }
     }
     if let f = failure.withLock({ $0 }) { throw f.error }

@@ -29,14 +29,23 @@ public enum MixTargets {
                 throw SAMixError.invalidArgument("label \(y) at index \(i) is outside 0..<\(numClasses)")
             }
         }
-        let off = smoothing / Float(numClasses)
+        writeRows(labels: labels, count: count, numClasses: numClasses, smoothing: smoothing,
+                  lambda: { lambda[$0] }, partner: { partner[$0] }, into: out)
+    }
+
+    /// The rows of `build` without its checks (labels in range, λ and π valid): row i is the smoothed
+    /// one-hot of `labels[i]` weighted λ(i) plus that of `labels[partner(i)]` weighted 1 − λ(i).
+    @inline(__always)
+    static func writeRows<L: BinaryInteger>(labels: UnsafePointer<L>, count: Int, numClasses K: Int, smoothing: Float,
+                                            lambda: (Int) -> Float, partner: (Int) -> Int,
+                                            into out: UnsafeMutablePointer<Float>) {
+        let off = smoothing / Float(K)
         let on = 1 - smoothing + off
-        let K = numClasses
         for i in 0..<count {
             let row = out + i &* K
             row.update(repeating: off, count: K)
-            let l = lambda[i]
-            let a = Int(labels[i]), b = Int(labels[partner[i]])
+            let l = lambda(i)
+            let a = Int(labels[i]), b = Int(labels[partner(i)])
             // Written as λ·on + (1−λ)·off etc. so a λ of 1 or 0 gives exactly the smoothed one-hot.
             if a == b {
                 row[a] = on

@@ -104,14 +104,14 @@ public struct TimmMixup: MixPolicy, Sendable {
         return (.blend(Float(l)), Float(l), Float(l))
     }
 
-    public func plan<T: MixElement>(images: UnsafePointer<T>, shape: ImageBatchShape, lambda: Double?,
-                                    rng: inout SplitMix64) throws -> MixResult {
-        try config.validate()
-        try checkLambda(lambda)
-        let B = shape.batch, H = shape.height, W = shape.width
-        let partner = (0..<B).map { B - 1 - $0 }
-        var ops = [SampleMix](repeating: .keep, count: B)
-        var lam = [Float](repeating: 1, count: B), label = lam
+    /// The draws of one call in timm's order — one op for the batch, per flip pair i ↔ B−1−i, or per
+    /// sample — with its pixel share λ and label weight, written into `ops`, `lam`, `label` (B entries
+    /// each, prefilled with keep / 1 / 1). In elem mode an odd batch's middle sample (its own partner)
+    /// draws but stays unchanged (λ = 1).
+    private func draw(_ lambda: Double?, height H: Int, width W: Int, rng: inout SplitMix64,
+                      ops: UnsafeMutableBufferPointer<SampleMix>, lam: UnsafeMutableBufferPointer<Float>,
+                      label: UnsafeMutableBufferPointer<Float>) {
+        let B = ops.count
         switch config.mode {
         case .batch:
             let (o, l, lb) = op(decide(lambda, rng: &rng), height: H, width: W, rng: &rng)
@@ -127,8 +127,25 @@ public struct TimmMixup: MixPolicy, Sendable {
         case .elem:
             for i in 0..<B {
                 let (o, l, lb) = op(decide(lambda, rng: &rng), height: H, width: W, rng: &rng)
-                if partner[i] == i { continue }   // odd batch: the middle sample stays unchanged (λ = 1)
+                if B - 1 - i == i { continue }
                 ops[i] = o; lam[i] = l; label[i] = lb
+            }
+        }
+    }
+
+    public func plan<T: MixElement>(images: UnsafePointer<T>, shape: ImageBatchShape, lambda: Double?,
+                                    rng: inout SplitMix64) throws -> MixResult {
+        try config.validate()
+        try checkLambda(lambda)
+        let B = shape.batch, H = shape.height, W = shape.width
+        let partner = (0..<B).map { B - 1 - $0 }
+        var ops = [SampleMix](repeating: .keep, count: B)
+        var lam = [Float](repeating: 1, count: B), label = lam
+        ops.withUnsafeMutableBufferPointer { o in
+            lam.withUnsafeMutableBufferPointer { l in
+                label.withUnsafeMutableBufferPointer { lb in
+                    draw(lambda, height: H, width: W, rng: &rng, ops: o, lam: l, label: lb)
+                }
             }
         }
         return try MixResult(batch: B, height: H, width: W, partner: partner, ops: ops, lambda: lam, labelLambda: label)
@@ -147,32 +164,18 @@ public struct TimmMixup: MixPolicy, Sendable {
         let B = shape.batch, H = shape.height, W = shape.width
         let g = ImageGeometry(c: shape.channels, h: H, w: W, layout: shape.layout)
         try withUnsafeTemporaryAllocation(of: SampleMix.self, capacity: B) { opsBuffer in
-            try withUnsafeTemporaryAllocation(of: Float.self, capacity: B) { labelBuffer in
-                guard let ops = opsBuffer.baseAddress, let label = labelBuffer.baseAddress else {
+            try withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * B) { floats in
+                guard let ops = opsBuffer.baseAddress, let lamAndLabel = floats.baseAddress else {
                     throw SAMixError.shapeMismatch("empty batch")
                 }
                 ops.initialize(repeating: .keep, count: B)
                 defer { ops.deinitialize(count: B) }
-                label.initialize(repeating: 1, count: B)
-                // The draws of `plan`, in the same order.
-                switch config.mode {
-                case .batch:
-                    let (o, _, lb) = op(decide(nil, rng: &rng), height: H, width: W, rng: &rng)
-                    for i in 0..<B { ops[i] = o; label[i] = lb }
-                case .pair:
-                    for i in 0..<(B / 2) {
-                        let (o, _, lb) = op(decide(nil, rng: &rng), height: H, width: W, rng: &rng)
-                        let j = B - 1 - i
-                        ops[i] = o; ops[j] = o
-                        label[i] = lb; label[j] = lb
-                    }
-                case .elem:
-                    for i in 0..<B {
-                        let (o, _, lb) = op(decide(nil, rng: &rng), height: H, width: W, rng: &rng)
-                        if B - 1 - i == i { continue }
-                        ops[i] = o; label[i] = lb
-                    }
-                }
+                lamAndLabel.initialize(repeating: 1, count: 2 * B)
+                let label = lamAndLabel + B
+                // The draws of `plan`, by the same code.
+                draw(nil, height: H, width: W, rng: &rng, ops: UnsafeMutableBufferPointer(start: ops, count: B),
+                     lam: UnsafeMutableBufferPointer(start: lamAndLabel, count: B),
+                     label: UnsafeMutableBufferPointer(start: label, count: B))
                 // Pixels: every pair once (an odd batch's middle sample is paired with itself: unchanged).
                 let n = g.count
                 var work = 0
@@ -193,23 +196,10 @@ public struct TimmMixup: MixPolicy, Sendable {
                     applyImageOp(ops[i], dst: p, a: UnsafePointer(p), b: UnsafePointer(q), g: g, masks: nil)
                     applyImageOp(ops[j], dst: q, a: UnsafePointer(q), b: UnsafePointer(p), g: g, masks: nil)
                 }
-                // Soft targets, as `MixTargets.build` (same expressions, so the same floats).
-                let K = config.numClasses
-                let smoothing = Float(config.labelSmoothing)
-                let off = smoothing / Float(K)
-                let on = 1 - smoothing + off
-                for i in 0..<B {
-                    let row = targets + i &* K
-                    row.update(repeating: off, count: K)
-                    let l = label[i]
-                    let a = Int(labels[i]), b = Int(labels[B - 1 - i])
-                    if a == b {
-                        row[a] = on
-                    } else {
-                        row[a] = l * on + (1 - l) * off
-                        row[b] = l * off + (1 - l) * on
-                    }
-                }
+                // Soft targets by `MixTargets.build`'s row code (labels were checked by the caller).
+                MixTargets.writeRows(labels: labels, count: B, numClasses: config.numClasses,
+                                     smoothing: Float(config.labelSmoothing), lambda: { label[$0] },
+                                     partner: { B - 1 - $0 }, into: targets)
             }
         }
     }

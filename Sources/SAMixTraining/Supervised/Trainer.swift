@@ -113,7 +113,6 @@ public final class Trainer {
         return p
     }
 
-    /// Convenience: SGD with momentum over model + objective parameters.
     /// SGD over the model and the objective's extra modules; defaults from `OptionSchema.optimizer` ("sgd").
     public static func sgd(model: ImageClassifier, objective: TrainingObjective, lr: Float,
                            momentum: Float = Float(OptionSchema.optimizer.real("momentum", method: "sgd")),
