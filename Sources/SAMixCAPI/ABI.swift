@@ -13,7 +13,7 @@ import SAMix
 
 /// Version of the C ABI. Bump on any incompatible change of `samix.h`; must equal
 /// `SAMIX_ABI_VERSION` in the header and `ABI_VERSION` in `python/samix/_lib.py`.
-let samixABIVersion: Int32 = 5
+let samixABIVersion: Int32 = 6
 
 /// Version of the samix package (the Python package reports the same string).
 let samixVersion = "0.1.0"
@@ -31,6 +31,7 @@ enum Status: Int32 {
     case numerical = 8
     case invalidState = 9
     case internalError = 10
+    case distributed = 11
 }
 
 /// Errors raised by the ABI layer itself (argument validation), besides the engine's `SAMixError`.
@@ -93,6 +94,7 @@ func status(of error: SAMixError) -> Status {
     case .io: return .io
     case .numerical: return .numerical
     case .invalidState: return .invalidState
+    case .distributed: return .distributed
     }
 }
 

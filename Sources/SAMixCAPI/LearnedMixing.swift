@@ -133,8 +133,9 @@ func evaluateHeads(_ t: Trainer, _ source: BatchSource, _ losses: UnsafeMutableP
         throw CAPIError(.invalidArgument, "the trainer reports \(heads.count) heads, count is \(count)")
     }
     let l = try nonNull(losses, "losses"), a = try nonNull(accuracies, "accuracies")
+    try t.synchronizeForEvaluation()
     for (i, (_, m)) in heads.enumerated() {
-        let e = try Trainer.evaluate(m, on: source)
+        let e = try Trainer.evaluate(m, on: source, dataParallel: t.dataParallel)
         l[i] = e.loss
         a[i] = e.accuracy
     }

@@ -198,7 +198,8 @@ public func samix_trainer_evaluate(_ handle: UInt64, _ data: UInt64, _ batchSize
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             let t = b.trainer
             let loader = try evaluationLoader(b, ds, batchSize: batchSize)
-            let e = try Trainer.evaluate(t.model, on: loader)
+            try t.synchronizeForEvaluation()
+            let e = try Trainer.evaluate(t.model, on: loader, dataParallel: t.dataParallel)
             outLoss?.pointee = e.loss
             outAccuracy?.pointee = e.accuracy
         }
@@ -213,6 +214,18 @@ public func samix_trainer_progress(_ handle: UInt64, _ out: UnsafeMutablePointer
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
             out[0] = Int64(b.trainer.epochsDone)
             out[1] = Int64(b.trainer.stepsDone)
+        }
+    }
+}
+
+/// Makes the trainer data-parallel when the process was started by mpirun with more than one rank
+/// (`Trainer.distributeIfLaunched`); out_active = 1 if it now is. Every rank must call it.
+@_cdecl("samix_trainer_distribute")
+public func samix_trainer_distribute(_ handle: UInt64, _ syncBatchNorm: Int32, _ outActive: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded("samix_trainer_distribute") {
+        try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
+            let active = try b.trainer.distributeIfLaunched(syncBatchNorm: syncBatchNorm != 0)
+            outActive?.pointee = active ? 1 : 0
         }
     }
 }

@@ -37,7 +37,8 @@ public func samix_trainer_evaluate_array(_ handle: UInt64, _ x: UnsafePointer<Fl
             let (images, y) = try readArrayData(t, x, shape, labels)
             let source = try ArrayBatchSource(images: images, labels: y, batchSize: Int(batchSize), shuffle: false,
                                               training: false)
-            let e = try Trainer.evaluate(t.model, on: source)
+            try t.synchronizeForEvaluation()
+            let e = try Trainer.evaluate(t.model, on: source, dataParallel: t.dataParallel)
             outLoss?.pointee = e.loss
             outAccuracy?.pointee = e.accuracy
         }

@@ -19,6 +19,16 @@ public struct Batch {
     /// Number of images in the batch.
     public var size: Int { labels.count }
 
+    /// The batch of rows `r` (images copied into a new tensor; same epoch and index).
+    public func rows(_ r: Range<Int>) throws -> Batch {
+        try require(r.lowerBound >= 0 && r.upperBound <= size, "rows \(r) outside a batch of \(size)")
+        let s = images.shape
+        let per = s.dropFirst().reduce(1, *)
+        let out = try Tensor(uninitializedShape: [r.count] + Array(s.dropFirst()))
+        out.data.update(from: images.data + r.lowerBound * per, count: r.count * per)
+        return Batch(images: out, labels: Array(labels[r]), indices: Array(indices[r]), epoch: epoch, index: index)
+    }
+
     public init(images: Tensor, labels: [Int], indices: [Int], epoch: Int, index: Int) {
         self.images = images
         self.labels = labels

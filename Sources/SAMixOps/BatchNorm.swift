@@ -8,8 +8,15 @@ import SAMixCore
 /// Backward (training), with x̂ = (x − μ)/σ and M = N·H·W:
 /// dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ · (dy − dβ/M − x̂·dγ/M).
 /// x̂ is recomputed from x in the backward pass rather than stored.
+///
+/// Synchronized (`synchronizedOver` a group of more than one process, training only): μ, σ² and M
+/// are over the whole global batch (per-channel sums all-reduced: Σx with the count, then
+/// Σ(x − μ)²), and backward all-reduces Σ dy and Σ dy·x̂ before dx, as PyTorch's SyncBatchNorm does;
+/// dγ, dβ stay this rank's sums (the trainer averages gradients over ranks). Every rank must call
+/// it for the same layers in the same order.
 public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
-                        training: Bool, momentum: Float = 0.1, epsilon: Float = 1e-5) throws -> Tensor {
+                        training: Bool, momentum: Float = 0.1, epsilon: Float = 1e-5,
+                        synchronizedOver group: ProcessGroup? = nil) throws -> Tensor {
     try requireShape(x.rank == 4 || x.rank == 2, "batchNorm2d input must be [N, C, H, W] or [N, C], got \(x.shape)")
     let n = x.shape[0], c = x.shape[1]
     let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
@@ -24,9 +31,18 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
     let xp = x.data, yp = y.data, mp = mean.data, sp = invStd.data
     let gp = gamma?.data, bp = beta?.data
     let cstride = c * hw
+    let sync = training ? group.flatMap { $0.isDistributed ? $0 : nil } : nil
+    let totalM = try sync.map {
+        try synchronizedStatistics(xp, n: n, c: c, hw: hw, group: $0, mean: mp, invStd: sp, runningMean: runningMean,
+                                   runningVar: runningVar, momentum: momentum, epsilon: epsilon)
+    } ?? m
+    let synced = sync != nil
     parallelFor(c) { ch in
         var mu: Float, istd: Float
-        if training {
+        if synced {
+            mu = mp[ch]
+            istd = sp[ch]
+        } else if training {
             var s: Double = 0
             for img in 0..<n { s += Double(sumFloats(xp + (img &* cstride &+ ch &* hw), hw)) }
             mu = Float(s / Double(m))
@@ -67,6 +83,27 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
         let dgamma = try Tensor(uninitializedShape: [c]), dbeta = try Tensor(uninitializedShape: [c])
         let xp = xd.data, dyp = dy.data, dxp = dx?.data, dgp = dgamma.data, dbp = dbeta.data
         let gp = gd?.data
+        // Synchronized: the global Σ dy and Σ dy·x̂ of every channel, reduced before dx.
+        var global: [Double] = []
+        if let sync {
+            global = [Double](repeating: 0, count: 2 * c)
+            global.withUnsafeMutableBufferPointer { g in
+                let gs = g.baseAddress!
+                parallelFor(c) { ch in
+                    var sdy: Double = 0, sdyx: Double = 0
+                    for img in 0..<n {
+                        let off = img &* cstride &+ ch &* hw
+                        sdy += Double(sumFloats(dyp + off, hw))
+                        sdyx += Double(dotFloats(dyp + off, xp + off, hw))
+                    }
+                    gs[ch] = sdy
+                    gs[c &+ ch] = (sdyx - Double(mp[ch]) * sdy) * Double(sp[ch])
+                }
+            }
+            try sync.allreduceSum(&global)
+        }
+        let globalSums = global
+        let invM = 1 / Float(totalM)
         parallelFor(c) { ch in
             let mu = mp[ch], istd = sp[ch]
             var sdy: Double = 0, sdyx: Double = 0
@@ -82,8 +119,9 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
             guard let dxp else { return }
             let g = gp?[ch] ?? 1
             if training {
-                let k = g * istd, invM = 1 / Float(m)
-                let a = db * invM, b = dg * invM * istd
+                let k = g * istd
+                let (sumDy, sumDyXhat) = synced ? (Float(globalSums[ch]), Float(globalSums[c &+ ch])) : (db, dg)
+                let a = sumDy * invM, b = sumDyXhat * invM * istd
                 for img in 0..<n {
                     let off = img &* cstride &+ ch &* hw
                     let s = dyp + off, xs = xp + off, d = dxp + off
@@ -103,6 +141,46 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
         if hasBeta { grads.append(beta?.requiresGrad == true ? dbeta : nil) }
         return grads
     }
+}
+
+/// Batch statistics over every rank of `group`: fills `mean` and `invStd` per channel, updates the
+/// running statistics, and returns the global count M (Σ over ranks of N·H·W).
+private func synchronizedStatistics(_ xp: UnsafeMutablePointer<Float>, n: Int, c: Int, hw: Int, group: ProcessGroup,
+                                    mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>,
+                                    runningMean: Tensor?, runningVar: Tensor?, momentum: Float, epsilon: Float) throws -> Int {
+    let cstride = c * hw
+    var sums = [Double](repeating: 0, count: c + 1)
+    sums.withUnsafeMutableBufferPointer { b in
+        let sp = b.baseAddress!
+        parallelFor(c) { ch in
+            var s: Double = 0
+            for img in 0..<n { s += Double(sumFloats(xp + (img &* cstride &+ ch &* hw), hw)) }
+            sp[ch] = s
+        }
+    }
+    sums[c] = Double(n * hw)
+    try group.allreduceSum(&sums)
+    let total = sums[c]
+    for ch in 0..<c { mean[ch] = Float(sums[ch] / total) }
+    var deviations = [Double](repeating: 0, count: c)
+    deviations.withUnsafeMutableBufferPointer { b in
+        let dp = b.baseAddress!
+        parallelFor(c) { ch in
+            var v: Double = 0
+            for img in 0..<n { v += Double(squaredDeviationSum(xp + (img &* cstride &+ ch &* hw), hw, mean[ch])) }
+            dp[ch] = v
+        }
+    }
+    try group.allreduceSum(&deviations)
+    for ch in 0..<c {
+        let variance = Float(deviations[ch] / total)
+        invStd[ch] = 1 / (variance + epsilon).squareRoot()
+        if let rm = runningMean?.data, let rv = runningVar?.data {
+            rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch]
+            rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(deviations[ch] / max(total - 1, 1))
+        }
+    }
+    return Int(total)
 }
 
 /// Σ (p[i] − mu)², vectorised.

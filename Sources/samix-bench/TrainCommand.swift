@@ -51,6 +51,12 @@ struct TrainCommand: ParsableCommand {
                                discussion: "Resuming continues bit-identically; the file must come from the same command line."))
     var checkpoint: String?
     @Option(help: "Stop after this epoch (with --checkpoint, a later call continues the run).") var stopAfter: Int?
+    @Flag(help: ArgumentHelp("Under mpirun: BatchNorm statistics over the global batch of all ranks (default: each rank's shard, as PyTorch DDP).",
+                             valueName: "sync-bn"))
+    var syncBn = false
+    @Option(help: ArgumentHelp("One process pairing AutoMix/SAMix samples inside N equal groups of each batch, as N data-parallel ranks pair inside their shards (reproduces an N-rank --sync-bn run).",
+                               valueName: "N"))
+    var pairingGroups: Int = 1
     @Flag(help: "Resume --checkpoint even if it was written by a run with other settings (not the same run any more).")
     var allowChangedSettings = false
     @Flag(help: "Print one JSON object per epoch.") var json = false
@@ -87,9 +93,16 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--save-mixer needs --mix automix or samix")
         }
         let opt = try Trainer.sgd(model: net, objective: objective, lr: lr, weightDecay: weightDecay)
+        guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
+        let evaluateAt = { (e: Int) in e % evalEvery == 0 || e > epochs - 5 }
+        let world = try ProcessGroup.world()
         let trainer = Trainer(model: net, objective: objective, optimizer: opt,
                               schedule: try LearningRateSchedule.cosine(baseLR: lr, minLR: minLr, objective: objective),
                               seed: seed)
+        guard pairingGroups >= 1, batch % pairingGroups == 0 else {
+            throw ValidationError("--pairing-groups must be ≥ 1 and divide --batch \(batch), got \(pairingGroups)")
+        }
+        trainer.pairingGroups = pairingGroups
         // Every option that defines the run (the engine adds optimizer, schedule, objective, seed).
         trainer.runSettings = runSettings(trainData: train, testData: test)
         if let path = checkpoint {
@@ -97,17 +110,27 @@ struct TrainCommand: ParsableCommand {
         }
         if let path = checkpoint, FileIO.exists(path) {
             try Checkpoint.load(into: trainer, from: path, allowChangedSettings: allowChangedSettings)
-            FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
+            if world.isMain { FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n") }
+        }
+        // Under mpirun with several ranks: data-parallel (each rank a shard of every global batch).
+        try trainer.distribute(over: world, syncBatchNorm: syncBn)
+        guard world.isMain else {
+            try trainer.fit(trainLoader, epochs: epochs, evaluations: evaluationSets(testLoader, valLoader),
+                            evaluateAt: evaluateAt, onEpoch: { $0.epoch < (stopAfter ?? epochs) })
+            return
+        }
+        if let note = trainer.resumeNote { FileIO.stderr(note + "\n") }
+        if world.isDistributed {
+            FileIO.stderr("data-parallel over \(world.size) ranks (\(world.description)), global batch \(batch), "
+                + "BatchNorm \(syncBn ? "synchronized" : "per rank")\n")
         }
         FileIO.stderr("\(model) on \(train.name): \(train.count) train / \(validation?.count ?? 0) validation / "
             + "\(test.count) test images, mix=\(objective.name), "
             + "\(epochs) epochs, batch \(batch), threads \(Engine.threads)\n")
-        guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
-        let evaluateAt = { (e: Int) in e % evalEvery == 0 || e > epochs - 5 }
         // The engine's fit loop evaluates the test set and the validation split (every network) at
         // the same epochs; this callback only prints and checkpoints.
-        let sets = [FitEvaluation("test", testLoader)] + (valLoader.map { [FitEvaluation("val", $0)] } ?? [])
-        try trainer.fit(trainLoader, epochs: epochs, evaluations: sets, evaluateAt: evaluateAt, onEpoch: { record in
+        try trainer.fit(trainLoader, epochs: epochs, evaluations: evaluationSets(testLoader, valLoader),
+                        evaluateAt: evaluateAt, onEpoch: { record in
             let test = record.evaluations["test"] ?? [:], val = record.evaluations["val"] ?? [:]
             // Every evaluated network: "online", plus e.g. "momentum" for AutoMix/SAMix.
             let heads = test.keys.sorted()
@@ -146,6 +169,11 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// The data sets the fit loop evaluates (every network, at the same epochs).
+    private func evaluationSets(_ test: DataLoader, _ val: DataLoader?) -> [FitEvaluation] {
+        [FitEvaluation("test", test)] + (val.map { [FitEvaluation("val", $0)] } ?? [])
+    }
+
     /// The command-line options that define the run, for checkpoint resume checks.
     func runSettings(trainData: ImageDataset, testData: ImageDataset) -> [String: String] {
         var s = ["cli.dataset": trainData.name, "cli.train_images": String(trainData.count),
@@ -157,6 +185,8 @@ struct TrainCommand: ParsableCommand {
         for (k, v) in optional { if let v { s["cli." + k] = v } }
         for (k, v) in learnedOptionPairs { s["cli.learned." + k] = v }
         if cleanTerm { s["cli.clean_term"] = "1" }
+        if syncBn { s["cli.sync_bn"] = "1" }
+        if pairingGroups != 1 { s["cli.pairing_groups"] = String(pairingGroups) }
         return s
     }
 

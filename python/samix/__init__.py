@@ -17,6 +17,7 @@ from __future__ import annotations
 from . import checkpoint as checkpoint
 from . import collate as collate
 from . import datasets as datasets
+from . import distributed as distributed
 from . import errors as errors
 from . import learned as learned
 from . import mixing as mixing
@@ -59,6 +60,7 @@ __all__ = [
     "blas_info",
     "checkpoint",
     "datasets",
+    "distributed",
     "errors",
     "get_num_threads",
     "info",

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import InvalidArgumentError, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 #: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
 DEFAULT_ALPHA = -1.0
@@ -114,6 +114,11 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
                                     c_int32, _i64, c_int32, _ptr, _ptr]),
     "samix_trainer_evaluate_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr]),
     "samix_trainer_progress": (_status, [_handle, _ptr]),
+    "samix_trainer_distribute": (_status, [_handle, c_int32, _ptr]),
+    # distributed (Open MPI, loaded only under mpirun)
+    "samix_distributed_info": (_status, [_ptr]),
+    "samix_distributed_barrier": (_status, []),
+    "samix_distributed_allreduce": (_status, [_ptr, _i64, c_int32, c_int32]),
     "samix_trainer_train_step": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr]),
     # learned mixing
     "samix_learned_check": (_status, [c_char_p, c_char_p]),

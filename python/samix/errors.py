@@ -12,6 +12,7 @@ from the built-in exception a Python user would expect, so ``except ValueError``
     ├── SamixMemoryError (MemoryError)      allocation failed
     ├── SamixIOError (OSError)              file missing, unreadable or malformed
     ├── InvalidStateError (RuntimeError)    operation not valid in the object's state
+    ├── DistributedError (RuntimeError)     MPI missing/failing, ranks disagree, a rank died or hung
     └── InternalError (RuntimeError)        a bug in samix
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "SamixIOError",
     "InvalidStateError",
     "InternalError",
+    "DistributedError",
     "Status",
     "error_for_status",
 ]
@@ -49,6 +51,7 @@ class Status(IntEnum):
     NUMERICAL = 8
     INVALID_STATE = 9
     INTERNAL = 10
+    DISTRIBUTED = 11
 
 
 class SamixError(Exception):
@@ -93,6 +96,11 @@ class InvalidStateError(SamixError, RuntimeError):
     """The operation is not valid in the object's current state."""
 
 
+class DistributedError(SamixError, RuntimeError):
+    """Distributed training failed: Open MPI missing or failing, ranks that disagree (model, settings,
+    parameters), or a rank that died or hung past the collective timeout."""
+
+
 class InternalError(SamixError, RuntimeError):
     """An unexpected failure inside samix (a bug; please report it)."""
 
@@ -108,6 +116,7 @@ _BY_STATUS: dict[int, type[SamixError]] = {
     Status.NUMERICAL: NumericalError,
     Status.INVALID_STATE: InvalidStateError,
     Status.INTERNAL: InternalError,
+    Status.DISTRIBUTED: DistributedError,
 }
 
 

@@ -17,6 +17,7 @@ from ._lib import RECORD_CALLBACK, check, lib
 from .checkpoint import MetadataArgs, PathLike, path_arg, read_metadata
 from .datasets import _DatasetHandle
 from . import learned as _learned
+from . import distributed as _distributed
 from ._arrays import as_f32, as_labels, shape_array
 from ._interrupt import interrupt_guard
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
@@ -140,6 +141,12 @@ class Trainer(Handle):
         alpha: Beta(alpha, alpha) of the mixing policy; None = its OpenMixup CIFAR default.
         label_smoothing: epsilon of the targets.
         seed: seed of shuffling, augmentation and mixing (training is deterministic given it).
+        sync_bn: under ``mpirun`` (see :mod:`samix.distributed`), BatchNorm statistics over the global
+            batch of all ranks; default False = each rank's shard, as PyTorch DDP.
+
+    Under ``mpirun -np N`` (N > 1) the trainer is data-parallel from its creation: every rank passes
+    the same data and seed, trains on its shard of every global batch of ``batch_size`` images, and
+    gradients are averaged over ranks; only rank 0 shows progress and writes checkpoints.
 
     Images for :meth:`fit` and :meth:`evaluate` are uint8 (N, C, H, W) arrays as returned by
     :mod:`samix.datasets`, normalised with the statistics of the first training data (the usual
@@ -151,7 +158,7 @@ class Trainer(Handle):
 
     def __init__(self, model: Model, optimizer: Union[SGD, AdamW, None] = None,
                  schedule: Union[Schedule, str, None] = None, mix: str = _DEFAULT_MIX, alpha: Optional[float] = None,
-                 label_smoothing: float = 0.0, seed: int = 0) -> None:
+                 label_smoothing: float = 0.0, seed: int = 0, sync_bn: bool = False) -> None:
         if not isinstance(model, Model):
             raise SamixTypeError(f"model must be a samix Model, got {type(model).__name__}")
         optimizer = SGD() if optimizer is None else optimizer
@@ -182,6 +189,11 @@ class Trainer(Handle):
                                            c_string(schedule.spec(), "schedule"), schedule.warmup_steps, int(seed),
                                            ctypes.addressof(h)))
         super().__init__(h.value)
+        active = ctypes.c_int32(0)
+        check(lib.samix_trainer_distribute(self.handle, 1 if sync_bn else 0, ctypes.addressof(active)))
+        #: Whether this trainer is data-parallel (launched by mpirun with more than one rank).
+        self.distributed = bool(active.value)
+        self.sync_bn = bool(sync_bn)
         #: Networks reported by :meth:`evaluate`: "online", then e.g. "momentum" (AutoMix/SAMix).
         self.heads: list[str] = _learned.trainer_heads(self.handle)
         self.model = model
@@ -247,6 +259,8 @@ class Trainer(Handle):
             raise SamixTypeError("val must be a pair (x, y)")
         if self.epochs_done >= epochs:
             return self.history
+        if self.distributed and not _distributed.is_main():
+            progress = verbose = False
         val_ds = _Data(val[0], val[1], k, "val x") if val is not None else None
         try:
             with _Data(train_x, train_y, k, "train_x") as train, interrupt_guard() as guard:
@@ -480,7 +494,8 @@ class Trainer(Handle):
 
     def __repr__(self) -> str:
         return (f"Trainer(model={self.model.architecture!r}, mix={self.mix!r}, optimizer={self.optimizer}, "
-                f"schedule={self.schedule.kind!r}, epochs_done={len(self.history)})")
+                f"schedule={self.schedule.kind!r}, epochs_done={len(self.history)}"
+                + (f", ranks={_distributed.size()}, sync_bn={self.sync_bn}" if self.distributed else "") + ")")
 
 
 class _ClassOrInstanceMethod:

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 5
+#define SAMIX_ABI_VERSION 6
 
 /* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
 #define SAMIX_DEFAULT_ALPHA (-1.0)
@@ -45,7 +45,8 @@ enum {
     SAMIX_E_IO = 7,                 /* file missing, unreadable or malformed */
     SAMIX_E_NUMERICAL = 8,          /* NaN/Inf where finite values are required; divergence */
     SAMIX_E_INVALID_STATE = 9,      /* operation not valid in the object's current state */
-    SAMIX_E_INTERNAL = 10           /* a bug in samix: please report */
+    SAMIX_E_INTERNAL = 10,          /* a bug in samix: please report */
+    SAMIX_E_DISTRIBUTED = 11        /* MPI missing or failing, ranks disagree, a rank died or hung */
 };
 
 /* MARK: - Handles */
@@ -419,6 +420,25 @@ samix_status samix_backbone_linear_probe(samix_handle encoder, samix_handle trai
                                          int64_t epochs, int64_t batch_size, double lr, double momentum,
                                          double weight_decay, const char *scaling, uint64_t seed,
                                          double *train_accuracy, double *test_accuracy);
+
+/* ---- Distributed training (Open MPI) ----
+ * libmpi is loaded at run time, only when the process was started by mpirun (Open MPI sets
+ * OMPI_COMM_WORLD_SIZE) or SAMIX_DISTRIBUTED=mpi; SAMIX_DISTRIBUTED=off never loads it. A single
+ * process is rank 0 of 1. Collectives wait at most SAMIX_DISTRIBUTED_TIMEOUT seconds (default 300),
+ * then the job is aborted naming the operation. Failures are SAMIX_E_DISTRIBUTED. */
+
+/* out[2] = {rank, size}. */
+samix_status samix_distributed_info(int64_t *out);
+samix_status samix_distributed_barrier(void);
+/* In-place all-reduce of count values over every rank; dtype 0 = float32 (op sum), 1 = float64
+ * (op 0 = sum, 1 = max, 2 = min). */
+samix_status samix_distributed_allreduce(void *data, int64_t count, int32_t dtype, int32_t op);
+/* Makes the trainer data-parallel when running under mpirun with more than one rank (every rank
+ * must call it with the same model and settings; rank 0's parameters are copied to every rank):
+ * each rank trains on its shard of every global batch, gradients are averaged over ranks, and
+ * sync_bn != 0 computes BatchNorm statistics over the global batch. *out_active = 1 if now
+ * data-parallel (NULL allowed). Ranks that disagree on the model or settings get SAMIX_E_DISTRIBUTED. */
+samix_status samix_trainer_distribute(samix_handle trainer, int32_t sync_bn, int32_t *out_active);
 
 #ifdef __cplusplus
 }

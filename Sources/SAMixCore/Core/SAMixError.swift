@@ -13,11 +13,14 @@ public enum SAMixError: Error, CustomStringConvertible, Equatable {
     case numerical(String)
     /// The operation is not valid in the object's current state (e.g. backward twice).
     case invalidState(String)
+    /// Distributed training failed: MPI missing or failing, ranks that disagree (model, settings,
+    /// parameters), or a rank that died or hung past the collective timeout.
+    case distributed(String)
 
     public var message: String {
         switch self {
         case .invalidArgument(let m), .shapeMismatch(let m), .outOfMemory(let m),
-             .io(let m), .numerical(let m), .invalidState(let m):
+             .io(let m), .numerical(let m), .invalidState(let m), .distributed(let m):
             return m
         }
     }

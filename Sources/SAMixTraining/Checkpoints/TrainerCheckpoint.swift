@@ -128,8 +128,11 @@ public enum Checkpoint {
     /// Saves everything needed to continue `trainer` exactly: weights, optimizer state, the
     /// objective's modules, counters and learning rate, plus caller `metadata` and `extraTensors`
     /// (stored under `extra.`).
+    /// Data-parallel, only rank 0 writes (every rank holds the same state; `Trainer.fit` verifies
+    /// that after every epoch); the other ranks return without writing.
     public static func save(_ trainer: Trainer, to path: String, metadata: [String: String] = [:],
                             extraTensors: [(String, Tensor)] = []) throws {
+        if let dp = trainer.dataParallel, !dp.group.isMain { return }
         var tensors: [(String, Tensor)] = trainer.model.stateDict().map { ("model." + $0.0, $0.1) }
         tensors += try trainer.optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) }
         for (prefix, m) in objectiveModules(trainer.objective) {
@@ -149,6 +152,7 @@ public enum Checkpoint {
         m["seed"] = String(t.seed)
         m["epochs_done"] = String(t.epochsDone)
         m["steps_done"] = String(t.stepsDone)
+        m["ranks"] = String(t.dataParallel?.group.size ?? 1)
         m["learning_rate"] = String(t.optimizer.learningRate.bitPattern, radix: 16)
         m["optimizer"] = t.optimizer is SGD ? "sgd" : t.optimizer is AdamW ? "adamw" : String(describing: type(of: t.optimizer))
         for (k, v) in t.allRunSettings { m[RunSettings.runPrefix + k] = v }
@@ -269,6 +273,7 @@ public enum Checkpoint {
         trainer.epochsDone = epochs
         trainer.stepsDone = steps
         trainer.partialEpoch = partial  // the file's stopped epoch, if any (never an older one of this trainer)
+        trainer.checkpointRanks = meta["ranks"].flatMap { Int($0) } ?? 1
         trainer.optimizer.learningRate = lr
         trainer.fitSettings = savedFit
         trainer.expectedFitSettings = allowChangedSettings || savedFit.isEmpty ? nil : savedFit

@@ -142,7 +142,8 @@ public final class LearnedMixObjective: TrainingObjective {
         }
         // Two independent (λ, π) draws — _mb trains the Mixer, _bb the classifier — and their masks.
         let step = try MixerStep(batch: n, alpha: config.alpha, derange: config.permutationsWithoutFixedPoints,
-                                 maskLoss: config.maskLoss, maskLossWeight: config.maskLossWeight, rng: &rng) { lam, perm, rng in
+                                 maskLoss: config.maskLoss, maskLossWeight: config.maskLossWeight,
+                                 groups: context.pairingGroups, rng: &rng) { lam, perm, rng in
             try mixer(features: features, lam: lam, permutation: perm, imageHeight: height, imageWidth: width, rng: &rng).partnerMask
         }
         let (lamMB, lamBB, permMB, permBB, maskBB) = (step.lamMB, step.lamBB, step.permMB, step.permBB, step.maskBB)
@@ -230,6 +231,15 @@ enum LearnedMixing {
     static func permutation(_ n: Int, withoutFixedPoints: Bool, rng: inout SplitMix64) -> [Int] {
         guard withoutFixedPoints && n >= 2 else { return rng.permutation(n) }
         return (try? PartnerMode.derangement.draw(batch: n, rng: &rng)) ?? rng.permutation(n)
+    }
+
+    /// One permutation of n/groups drawn as above, applied inside each of `groups` equal contiguous
+    /// groups (group g maps g·m + i to g·m + π(i), m = n/groups); groups = 1 is `permutation(n, …)`.
+    static func permutation(_ n: Int, groups: Int, withoutFixedPoints: Bool, rng: inout SplitMix64) -> [Int] {
+        let m = n / groups
+        let p = permutation(m, withoutFixedPoints: withoutFixedPoints, rng: &rng)
+        guard groups > 1 else { return p }
+        return (0..<groups).flatMap { g in p.map { g * m + $0 } }
     }
 
     private struct StopForward: Error {}

@@ -57,10 +57,14 @@ public struct MaskLoss: Equatable, Sendable {
     }
 
     /// The loss of partner masks `partnerMask` [N, ...] mixed at label weight λ (scalar `[]`).
-    public func callAsFunction(partnerMask m: Tensor, lam: Float) throws -> Tensor {
+    /// `batchGroups` (scope `.batch`): the mean of the loss of G equal contiguous groups of the batch
+    /// instead of one (what G data-parallel ranks, each with its shard, compute; `Trainer.pairingGroups`).
+    public func callAsFunction(partnerMask m: Tensor, lam: Float, batchGroups: Int = 1) throws -> Tensor {
         try requireShape(m.rank >= 1 && m.count > 0, "mask loss needs a non-empty mask, got \(m.shape)")
         try require(lam.isFinite && lam >= 0 && lam <= 1, "mask loss: λ = \(lam) is not in [0, 1]")
-        let groups = scope == .batch ? 1 : m.shape[0]
+        try require(batchGroups >= 1 && m.shape[0] % batchGroups == 0,
+                    "mask loss: \(batchGroups) groups do not divide a batch of \(m.shape[0])")
+        let groups = scope == .batch ? batchGroups : m.shape[0]
         let size = m.count / groups
         let lamD = Double(lam), delta = Double(margin), w = Double(varianceWeight)
         let mode = self.mode

@@ -28,17 +28,20 @@ struct MixerStep {
     let lossMask: Tensor
 
     /// `derange`: partners by `PartnerMode.derangement` (π(i) ≠ i); `masks(λ, π, rng)` runs the Mixer
-    /// on the step's features.
-    init(batch n: Int, alpha: Double, derange: Bool, maskLoss: MaskLoss, maskLossWeight: Float,
+    /// on the step's features. `groups` > 1: pairs stay inside G equal contiguous groups of the batch,
+    /// every group with the same permutation of n/G, and the mask loss is the mean over groups — what
+    /// G data-parallel ranks do with their shards (`Trainer.pairingGroups`).
+    init(batch n: Int, alpha: Double, derange: Bool, maskLoss: MaskLoss, maskLossWeight: Float, groups: Int = 1,
          rng: inout SplitMix64, masks: (Float, [Int], inout SplitMix64) throws -> Tensor) throws {
+        try require(groups >= 1 && n % groups == 0, "\(groups) pairing groups do not divide a batch of \(n)")
         lamMB = Float(rng.beta(alpha, alpha))
         lamBB = Float(rng.beta(alpha, alpha))
-        permMB = LearnedMixing.permutation(n, withoutFixedPoints: derange, rng: &rng)
-        permBB = LearnedMixing.permutation(n, withoutFixedPoints: derange, rng: &rng)
+        permMB = LearnedMixing.permutation(n, groups: groups, withoutFixedPoints: derange, rng: &rng)
+        permBB = LearnedMixing.permutation(n, groups: groups, withoutFixedPoints: derange, rng: &rng)
         maskMB = try masks(lamMB, permMB, &rng)
         let (lam, perm) = (lamBB, permBB)
         maskBB = try GradMode.withDisabled { try masks(lam, perm, &rng) }
-        lossMask = try maskLoss(partnerMask: maskMB, lam: lamMB) * maskLossWeight
+        lossMask = try maskLoss(partnerMask: maskMB, lam: lamMB, batchGroups: groups) * maskLossWeight
     }
 
     /// λ of both branches and M_mb's statistics: the own-image share (1 − mean M_mb) and the mean

@@ -7,7 +7,7 @@ import SAMixMixing
 /// Training with an image-space mixing policy (Mixup, CutMix, FMix, …): each step mixes the batch
 /// in place with the policy and minimises the mixup cross-entropy
 /// (1/N) Σᵢ λᵢ·CE(zᵢ, yᵢ) + (1 − λᵢ)·CE(zᵢ, y_π(i)), with λᵢ the policy's label weight of sample i.
-public final class MixPolicyObjective: TrainingObjective {
+public final class MixPolicyObjective: GlobalBatchObjective {
     public let name: String
     public let policy: MixPolicy
     /// Probability of mixing a batch (else the batch trains as vanilla CE).
@@ -24,16 +24,27 @@ public final class MixPolicyObjective: TrainingObjective {
     }
 
     public func loss(model: ImageClassifier, batch: Batch, context: inout StepContext) throws -> Tensor {
+        try loss(model: model, globalBatch: batch, rows: nil, context: &context)
+    }
+
+    /// Mixes the whole batch (in place), then trains on `rows` of it (data-parallel shard).
+    public func loss(model: ImageClassifier, globalBatch: Batch, rows: Range<Int>, context: inout StepContext) throws -> Tensor {
+        try loss(model: model, globalBatch: globalBatch, rows: Optional(rows), context: &context)
+    }
+
+    private func loss(model: ImageClassifier, globalBatch batch: Batch, rows: Range<Int>?, context: inout StepContext) throws -> Tensor {
         if probability < 1 && context.rng.uniformDouble() >= probability {
-            return try model(batch.images).crossEntropy(labels: batch.labels, labelSmoothing: labelSmoothing)
+            let local = try rows.map { try batch.rows($0) } ?? batch
+            return try model(local.images).crossEntropy(labels: local.labels, labelSmoothing: labelSmoothing)
         }
         let s = batch.images.shape
         let shape = try ImageBatchShape(batch: s[0], channels: s[1], height: s[2], width: s[3])
         let result = try policy.mix(batch.images.data, shape: shape, rng: &context.rng)
-        let partnerLabels = result.partner.map { batch.labels[$0] }
         context.metrics.append(("lambda", Double(result.labelLambda.reduce(0, +)) / Double(max(result.batch, 1))))
-        return try model(batch.images).mixupCrossEntropy(labelsA: batch.labels, labelsB: partnerLabels,
-                                                         lam: result.labelLambda, labelSmoothing: labelSmoothing)
+        let r = rows ?? 0..<batch.size
+        let local = try rows.map { try batch.rows($0) } ?? batch
+        return try model(local.images).mixupCrossEntropy(labelsA: local.labels, labelsB: r.map { batch.labels[result.partner[$0]] },
+                                                         lam: Array(result.labelLambda[r]), labelSmoothing: labelSmoothing)
     }
 }
 

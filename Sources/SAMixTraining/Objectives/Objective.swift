@@ -31,6 +31,14 @@ extension TrainingObjective {
     public var evaluationModels: [(String, ImageClassifier)] { [] }
 }
 
+/// An objective that can start a data-parallel step from the whole global batch (which every rank
+/// holds): it mixes the global batch with the same draws one process would make and returns the
+/// loss of this rank's `rows` only, so N ranks with synchronized BatchNorm compute what one process
+/// computes on the global batch. Objectives without it get the rank's shard and pair inside it.
+public protocol GlobalBatchObjective: TrainingObjective {
+    func loss(model: ImageClassifier, globalBatch: Batch, rows: Range<Int>, context: inout StepContext) throws -> Tensor
+}
+
 /// Per-step information handed to objectives.
 public struct StepContext {
     /// Global step index t (0-based) and total steps T of the run.
@@ -40,6 +48,9 @@ public struct StepContext {
     public var rng: SplitMix64
     /// Scalars the objective wants logged for this step (e.g. "loss_mask").
     public var metrics: [(String, Double)] = []
+    /// Objectives that pair samples inside a data-parallel rank's shard (AutoMix/SAMix) pair inside
+    /// each of this many equal contiguous groups of the batch (`Trainer.pairingGroups`; 1 = whole batch).
+    public var pairingGroups = 1
 
     public init(step: Int, totalSteps: Int, epoch: Int, rng: SplitMix64) {
         self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.rng = rng

@@ -66,6 +66,7 @@ extension Trainer {
                 return history
             }
             let seconds = carried + (Clock.now() - t0)
+            try dataParallel?.synchronizeAndVerify(self, when: "after epoch \(epochsDone)")
             var evals: [String: [String: Evaluation]] = [:]
             if !stop, evaluateAt?(epochsDone) ?? true {
                 for set in evaluations { evals[set.name] = try evaluateAll(on: set.source) }

@@ -94,6 +94,23 @@ public final class Trainer {
     /// an interrupted-then-continued run takes exactly the steps of an uninterrupted one. Not saved in
     /// checkpoints: a checkpoint written now restarts the interrupted epoch from its first batch.
     public var partialEpoch: PartialEpoch?
+    /// One process reproducing the pairing of an N-rank data-parallel run: objectives that pair inside
+    /// each rank's shard (AutoMix/SAMix; see `DataParallel`) pair inside N equal contiguous groups of
+    /// every batch, with the mask loss averaged over groups. With synchronized BatchNorm on the ranks,
+    /// a 1-process run with `pairingGroups = N` computes what N ranks compute. Default 1.
+    public var pairingGroups = 1
+    /// Data-parallel training across processes (`distribute(over:syncBatchNorm:)`); nil = one process.
+    public internal(set) var dataParallel: DataParallel?
+    /// Number of ranks that trained the checkpoint this trainer resumed from (nil: not resumed).
+    public internal(set) var checkpointRanks: Int?
+    /// A note when the run resumed a checkpoint written by another number of ranks: it continues
+    /// correctly but not bit-identically (shards, BatchNorm statistics and reduction order differ).
+    public var resumeNote: String? {
+        let now = dataParallel?.group.size ?? 1
+        guard let checkpointRanks, checkpointRanks != now else { return nil }
+        return "resumed a checkpoint written by \(checkpointRanks) rank(s) with \(now): the run continues, "
+            + "but not bit-identically to an uninterrupted \(checkpointRanks)-rank run"
+    }
 
     /// - Parameters: `optimizer` must have been created over `Trainer.parameters(model:objective:)`.
     public init(model: ImageClassifier, objective: TrainingObjective, optimizer: Optimizer,
@@ -155,8 +172,20 @@ public final class Trainer {
         }
         partialEpoch = nil
         for b in first..<steps {
-            let batch = try source.batch(b, epoch: epochsDone)
-            let (value, metrics) = try trainStep(batch, totalSteps: total)
+            let global = try source.batch(b, epoch: epochsDone)
+            let (value, metrics): (Double, [(String, Double)])
+            if let dp = dataParallel {
+                // The same test on every rank, so all of them stop together.
+                try require(global.size >= dp.group.size, "batch \(b) has \(global.size) images, fewer than the "
+                            + "\(dp.group.size) ranks: use a batch size of at least the number of ranks (or drop the last batch)")
+                if objective is GlobalBatchObjective {
+                    (value, metrics) = try trainStep(global, totalSteps: total, rows: dp.rows(of: global.size))
+                } else {
+                    (value, metrics) = try trainStep(dp.shard(global), totalSteps: total)
+                }
+            } else {
+                (value, metrics) = try trainStep(global, totalSteps: total)
+            }
             lr = Double(optimizer.learningRate)
             lossSum += value
             for (k, v) in metrics { metricSums[k, default: 0] += v }
@@ -167,6 +196,13 @@ public final class Trainer {
                 throw TrainingInterrupted(epoch: epochsDone, nextBatch: b + 1)
             }
         }
+        if let dp = dataParallel, !metricSums.isEmpty {  // step metrics (λ, mask statistics, …): mean over ranks
+            let keys = metricSums.keys.sorted()
+            try dp.group.requireSame(keys, what: "the names of the step metrics")
+            var values = keys.map { metricSums[$0]! / Double(dp.group.size) }
+            try dp.group.allreduceSum(&values)
+            for (k, v) in zip(keys, values) { metricSums[k] = v }
+        }
         epochsDone += 1
         return (lossSum / Double(steps), lr, metricSums.mapValues { $0 / Double(steps) })
     }
@@ -175,12 +211,20 @@ public final class Trainer {
     /// schedule at step `stepsDone` of `totalSteps` (no schedule, or `totalSteps` nil: the optimizer's
     /// current rate), computes the objective's loss, back-propagates, steps the optimizer and runs the
     /// objective's after-step hook. The batch's images may be modified (mixing works in place).
+    /// Data-parallel, `batch` is this rank's shard: gradients are averaged over ranks before the
+    /// optimizer step, and the returned loss is the global batch's mean.
     /// - Returns: the loss and the objective's step metrics.
     public func trainStep(_ batch: Batch, totalSteps: Int?) throws -> (loss: Double, metrics: [(String, Double)]) {
+        try trainStep(batch, totalSteps: totalSteps, rows: nil)
+    }
+
+    /// `rows`: data-parallel with a `GlobalBatchObjective`, `batch` is the global batch and this rank
+    /// trains on these rows of it.
+    func trainStep(_ batch: Batch, totalSteps: Int?, rows: Range<Int>?) throws -> (loss: Double, metrics: [(String, Double)]) {
         let t = stepsDone
         let shape = batch.images.shape
         if shape.count == 4 {  // a lower bound of the step's need: fail before allocating when even that cannot fit
-            try model.requireMemory(batch: shape[0], height: shape[2], width: shape[3], training: true)
+            try model.requireMemory(batch: rows?.count ?? shape[0], height: shape[2], width: shape[3], training: true)
         }
         if let schedule, let total = totalSteps {
             try require(total > t, "step \(t) is past the schedule's \(total) steps")
@@ -189,26 +233,40 @@ public final class Trainer {
         model.train()
         var ctx = StepContext(step: t, totalSteps: totalSteps ?? max(t + 1, 1), epoch: epochsDone,
                               rng: SplitMix64(seed: seed).fork(index: UInt64(t)).fork(index: 7))
+        ctx.pairingGroups = pairingGroups
         optimizer.zeroGrad()
-        let loss = try objective.loss(model: model, batch: batch, context: &ctx)
-        let value = Double(loss.data[0])
+        let loss: Tensor
+        if let rows, let global = objective as? GlobalBatchObjective {
+            loss = try global.loss(model: model, globalBatch: batch, rows: rows, context: &ctx)
+        } else {
+            loss = try objective.loss(model: model, batch: batch, context: &ctx)
+        }
+        var value = Double(loss.data[0])
+        if let dp = dataParallel {
+            // Every rank reaches the all-reduce, so a non-finite loss on one rank stops all of them.
+            try loss.backward()
+            value = try dp.averageGradients(optimizer.namedParameters, rows: rows?.count ?? batch.size, loss: value)
+        }
         guard value.isFinite else {
             throw SAMixError.numerical("loss became \(value) at epoch \(epochsDone), step \(t) (learning rate \(optimizer.learningRate))")
         }
-        try loss.backward()
+        if dataParallel == nil { try loss.backward() }
         try optimizer.step()
         try objective.afterStep(model: model, context: ctx)
         stepsDone += 1
         return (value, ctx.metrics)
     }
 
-    /// Loss and top-1 accuracy of `model` (in evaluation mode, no gradients) on `source`.
-    public static func evaluate(_ model: ImageClassifier, on source: BatchSource) throws -> Evaluation {
+    /// Loss and top-1 accuracy of `model` (in evaluation mode, no gradients) on `source`; with
+    /// `dataParallel`, every rank evaluates its shard of each batch and the figures are reduced.
+    public static func evaluate(_ model: ImageClassifier, on source: BatchSource,
+                                dataParallel: DataParallel? = nil) throws -> Evaluation {
         let wasTraining = model.isTraining
         let sourceTraining = source.training
         model.eval()
         source.training = false
         defer { model.train(wasTraining); source.training = sourceTraining }
+        if let dataParallel { return try dataParallel.evaluate(model, on: source) }
         var lossSum = 0.0, correct = 0, count = 0
         try GradMode.withDisabled {
             for b in 0..<source.batchesPerEpoch {
@@ -223,10 +281,14 @@ public final class Trainer {
         return Evaluation(loss: lossSum / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)), count: count)
     }
 
-    /// Evaluates the online model and the objective's evaluation models.
+    /// Evaluates the online model and the objective's evaluation models (data-parallel: each rank
+    /// evaluates a shard of every batch and the figures are reduced over ranks).
     public func evaluateAll(on source: BatchSource) throws -> [String: Evaluation] {
-        var out = ["online": try Trainer.evaluate(model, on: source)]
-        for (name, m) in objective.evaluationModels { out[name] = try Trainer.evaluate(m, on: source) }
+        func evaluate(_ m: ImageClassifier) throws -> Evaluation {
+            try Trainer.evaluate(m, on: source, dataParallel: dataParallel)
+        }
+        var out = ["online": try evaluate(model)]
+        for (name, m) in objective.evaluationModels { out[name] = try evaluate(m) }
         return out
     }
 
