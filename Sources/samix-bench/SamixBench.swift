@@ -6,5 +6,5 @@ struct SamixBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "samix-bench",
         abstract: "Benchmarks and trainings of the samix engine, without Python.",
-        subcommands: [StepCommand.self, TrainCommand.self, OpsCommand.self, SSLCommand.self, ProbeCommand.self, VizCommand.self])
+        subcommands: [StepCommand.self, ScaleCommand.self, TrainCommand.self, OpsCommand.self, SSLCommand.self, ProbeCommand.self, VizCommand.self])
 }

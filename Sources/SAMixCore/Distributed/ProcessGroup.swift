@@ -17,6 +17,11 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     public let timeout: Double
     let mpi: OpenMPILibrary?
     private let lock = Mutex<Void>(())
+    private let nanosInCollectives = Atomic<Int64>(0)
+
+    /// Wall-clock seconds this process has spent inside collectives (waiting included), for
+    /// benchmarks: communication time per step.
+    public var secondsInCollectives: Double { Double(nanosInCollectives.load(ordering: .relaxed)) * 1e-9 }
 
     /// Rank 0 prints and writes files.
     public var isMain: Bool { rank == 0 }
@@ -108,9 +113,11 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     private func call(_ name: String, _ body: (OpenMPILibrary) -> Int32) throws {
         guard let mpi else { return }
         try lock.withLock { _ in
+            let t0 = Watchdog.nanos()
             Watchdog.begin(name)
             let code = body(mpi)
             Watchdog.end()
+            nanosInCollectives.add(Watchdog.nanos() - t0, ordering: .relaxed)
             if code != 0 { throw SAMixError.distributed("rank \(rank) of \(size): \(name) failed: \(mpi.message(code))") }
         }
     }

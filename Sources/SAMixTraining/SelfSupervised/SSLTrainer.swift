@@ -128,6 +128,11 @@ public final class SSLTrainer {
     public func fit(train: ImageDataset, test: ImageDataset? = nil,
                     onEpoch: (SSLEpochRecord) throws -> Bool = { _ in true },
                     onStep: ((_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) -> Bool)? = nil) throws -> Bool {
+        if ProcessGroup.launchedByMPI, try ProcessGroup.world().isDistributed {
+            // Each rank would train its own copy: refuse until shuffle-BN and the queue span ranks.
+            throw SAMixError.distributed("self-supervised training is not data-parallel yet: run it as one process "
+                + "(without mpirun, or with SAMIX_DISTRIBUTED=off)")
+        }
         let b = config.batchSize
         try require(train.count >= b, "training set (\(train.count)) is smaller than one batch (\(b))")
         let stepsPerEpoch = train.count / b    // drop the last partial batch (constant batch for BN and the queue)

@@ -1,0 +1,280 @@
+"""Data-parallel training on Open MPI (``mpirun -np 2``, loopback and shared memory only).
+
+Single-process behaviour (no MPI loaded, clear errors) always runs; the multi-rank tests need
+``mpirun`` (Debian ``openmpi-bin``, installed by ``scripts/test.sh``) and are skipped with the reason
+printed when it is missing, except under CI (``CI=true``), where a missing mpirun fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import samix
+from samix import distributed as dist
+from samix.errors import DistributedError
+
+BENCH = str(Path(sys.executable).parent / "samix-bench")
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+#: Open MPI on this machine only: loopback TCP for the launcher, shared memory between ranks.
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_btl": "self,vader", "OMPI_MCA_pml": "ob1", "OMPI_MCA_oob_tcp_if_include": "lo",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1", "HWLOC_COMPONENTS": "-gl",
+}
+
+
+def _mpirun() -> str:
+    exe = shutil.which("mpirun")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mpirun is missing on CI (scripts/test.sh installs openmpi-bin)")
+        pytest.skip("mpirun not installed (apt-get install openmpi-bin): multi-rank tests skipped")
+    return exe
+
+
+def _env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(MPI_ENV)
+    env.pop("SAMIX_DISTRIBUTED", None)
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env))
+
+
+def _fashion() -> str:
+    if not Path(FASHION, "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip("Debian package dataset-fashion-mnist is not installed")
+    return FASHION
+
+
+def _train_args(ckpt: Path, *extra: str, mix: str = "vanilla", epochs: int = 1, subset: int = 96) -> list:
+    return [BENCH, "train", "--dataset", "fashion-mnist", "--data", _fashion(), "--model", "resnet20",
+            "--epochs", str(epochs), "--batch", "32", "--train-subset", str(subset), "--test-subset", "64",
+            "--threads", "1", "--lr", "0.02", "--json", "--mix", mix, "--checkpoint", str(ckpt), *extra]
+
+
+def _read_safetensors(path: Path) -> dict:
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        out[k] = np.frombuffer(raw[8 + n + s:8 + n + e], dtype=np.float32).reshape(v["shape"])
+    return out
+
+
+def _model_distance(a: Path, b: Path) -> float:
+    """Largest over model tensors of ‖a − b‖ / ‖a‖."""
+    ta, tb = _read_safetensors(a), _read_safetensors(b)
+    keys = [k for k in ta if k.startswith("model.")]
+    assert keys and set(keys) <= set(tb)
+    return max(float(np.linalg.norm(ta[k] - tb[k]) / (np.linalg.norm(ta[k]) + 1e-30)) for k in keys)
+
+
+def _ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    return r
+
+
+# -- one process ------------------------------------------------------------------------------------
+
+def test_single_process_is_rank_0_of_1_and_never_loads_mpi():
+    code = textwrap.dedent("""
+        import numpy as np, samix
+        from samix import distributed as d
+        assert (d.rank(), d.size(), d.is_main(), d.is_distributed()) == (0, 1, True, False)
+        d.barrier()
+        a = np.arange(5, dtype=np.float32)
+        r = d.allreduce(a)
+        assert r.dtype == np.float32 and (r == a).all() and r is not a
+        assert d.allreduce(3) == 3 and d.allreduce(np.int64(4), "max") == 4 and d.allreduce(2.0, "mean") == 2.0
+        t = samix.Trainer(samix.models.create("resnet20", num_classes=2, in_channels=1))
+        assert t.distributed is False and "ranks=" not in repr(t)
+        maps = open("/proc/self/maps").read()
+        assert "libmpi" not in maps, "MPI must not be loaded without mpirun"
+        print("ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_"))}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_allreduce_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="op must be one of"):
+        dist.allreduce(np.zeros(2), "prod")
+    with pytest.raises(ValueError, match="needs numbers"):
+        dist.allreduce(np.array(["a"]))
+
+
+def test_asking_for_mpi_without_open_mpi_is_a_clear_error():
+    code = "import samix; samix.distributed.size()"
+    env = dict(os.environ, SAMIX_DISTRIBUTED="mpi", SAMIX_MPI_LIBRARY="/nonexistent/libmpi.so.40")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0
+    assert "DistributedError" in r.stderr and "/nonexistent/libmpi.so.40" in r.stderr and "Open MPI" in r.stderr
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, SAMIX_DISTRIBUTED="maybe"))
+    assert bad.returncode != 0 and "SAMIX_DISTRIBUTED must be auto, mpi or off" in bad.stderr
+
+
+def test_distributed_error_is_exported():
+    assert issubclass(DistributedError, samix.SamixError) and issubclass(DistributedError, RuntimeError)
+
+
+# -- two ranks: the CLI -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mix, extra_single", [("vanilla", []), ("mixup", []), ("cutmix", []),
+                                                ("samix", ["--pairing-groups", "2"])])
+def test_two_ranks_with_sync_bn_reproduce_one_process(tmp_path, mix, extra_single):
+    """3 steps of a global batch of 32: 2 ranks × 16 with --sync-bn against 1 process × 32 (SAMix pairs
+    inside each rank's shard, so its 1-process reference pairs inside 2 groups). The tolerance
+    (relative 1e-2 per tensor) covers float summation order; per-rank BatchNorm misses it by far."""
+    mpirun = _mpirun()
+    one, two, per_rank = tmp_path / "one", tmp_path / "two", tmp_path / "per_rank"
+    _ok(_run(_train_args(one, "--sync-bn", *extra_single, mix=mix)))
+    r = _ok(_run([mpirun, "-np", "2", *_train_args(two, "--sync-bn", mix=mix)]))
+    assert "data-parallel over 2 ranks" in r.stderr and "BatchNorm synchronized" in r.stderr
+    assert len([ln for ln in r.stdout.splitlines() if ln.startswith("{")]) == 1, "only rank 0 prints"
+    _ok(_run([mpirun, "-np", "2", *_train_args(per_rank, mix=mix)]))
+    assert _model_distance(one, two) < 1e-2
+    assert _model_distance(one, per_rank) > 5e-2
+
+
+def test_resume_with_the_same_ranks_is_bit_identical_and_with_other_ranks_says_so(tmp_path):
+    mpirun = _mpirun()
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    _ok(_run([mpirun, "-np", "2", *_train_args(straight, "--sync-bn", mix="mixup", epochs=2, subset=64)]))
+    _ok(_run([mpirun, "-np", "2", *_train_args(resumed, "--sync-bn", "--stop-after", "1", mix="mixup", epochs=2, subset=64)]))
+    r = _ok(_run([mpirun, "-np", "2", *_train_args(resumed, "--sync-bn", mix="mixup", epochs=2, subset=64)]))
+    assert "resuming" in r.stderr and "not bit-identically" not in r.stderr
+    a, b = _read_safetensors(straight), _read_safetensors(resumed)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # The first epoch again, then the second on one process: continues, and says it is not identical.
+    other = tmp_path / "other"
+    _ok(_run([mpirun, "-np", "2", *_train_args(other, "--sync-bn", "--stop-after", "1", mix="mixup", epochs=2, subset=64)]))
+    r = _ok(_run(_train_args(other, "--sync-bn", mix="mixup", epochs=2, subset=64)))
+    assert "written by 2 rank(s) with 1" in r.stderr and "not bit-identically" in r.stderr
+
+
+def test_ranks_with_different_models_stop_naming_the_difference(tmp_path):
+    mpirun = _mpirun()
+    a = _train_args(tmp_path / "a")
+    b = _train_args(tmp_path / "b")
+    b[b.index("resnet20")] = "resnet32"
+    t0 = time.monotonic()
+    r = _run([mpirun, "-np", "1", *a, ":", "-np", "1", *b], timeout=120)
+    assert r.returncode != 0
+    assert "the ranks disagree on the model and run settings" in r.stderr
+    assert "rank 1 has 'cli.model=resnet32' where rank 0 has 'cli.model=resnet20'" in r.stderr
+    assert time.monotonic() - t0 < 60
+    assert not (tmp_path / "a").exists(), "no checkpoint from disagreeing ranks"
+
+
+def _rank_pids(marker: str) -> dict:
+    """PID by Open MPI rank of the processes whose command line contains marker."""
+    out = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if marker not in (p / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            env = (p / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for kv in env:
+            if kv.startswith(b"OMPI_COMM_WORLD_RANK="):
+                out[int(kv.split(b"=", 1)[1])] = int(p.name)
+    return out
+
+
+def _start_and_disturb(tmp_path: Path, sig: int, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Starts a 2-rank run, waits until the ranks train, sends `sig` to rank 1, returns the result."""
+    mpirun = _mpirun()
+    ckpt = tmp_path / "victim-run"
+    args = _train_args(ckpt, mix="mixup", epochs=50, subset=320)
+    proc = subprocess.Popen([mpirun, "-np", "2", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(**env))
+    try:
+        deadline = time.monotonic() + 60
+        pids: dict = {}
+        while time.monotonic() < deadline and len(pids) < 2:
+            time.sleep(0.2)
+            pids = _rank_pids(str(ckpt))
+        assert len(pids) == 2, "ranks did not start"
+        time.sleep(4)  # inside the first epochs: data loaded, steps running
+        t0 = time.monotonic()
+        os.kill(pids[1], sig)
+        out, err = proc.communicate(timeout=90)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_a_killed_rank_stops_every_rank(tmp_path):
+    r, seconds = _start_and_disturb(tmp_path, signal.SIGKILL)
+    assert r.returncode != 0
+    assert "exited on signal 9" in r.stderr or "killed" in r.stderr.lower(), r.stderr
+    assert seconds < 60
+
+
+def test_a_hung_rank_aborts_the_job_after_the_timeout(tmp_path):
+    r, seconds = _start_and_disturb(tmp_path, signal.SIGSTOP, SAMIX_DISTRIBUTED_TIMEOUT="3")
+    assert r.returncode != 0
+    assert "rank 0 of 2: waited more than 3.0 s in" in r.stderr and "aborting the job" in r.stderr, r.stderr
+    assert seconds < 60
+
+
+# -- two ranks: Python ------------------------------------------------------------------------------
+
+PY_SCRIPT = """
+import sys, numpy as np, samix
+from samix import distributed as dist
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, size=(64, 1, 12, 12), dtype=np.uint8)
+y = (x.reshape(64, -1).mean(1) > 127.5).astype(np.int64)
+t = samix.Trainer(samix.models.create("resnet20", num_classes=2, in_channels=1), mix="mixup", seed=3,
+                  sync_bn=sys.argv[2] == "sync")
+h = t.fit(x, y, epochs=2, batch_size=16, val=(x[:20], y[:20]))
+ev = t.evaluate(x[:30], y[:30])
+state = {k: v for k, v in t.model.state_dict().items()}
+np.savez(sys.argv[1] + f".rank{dist.rank()}.npz", **state)
+total = dist.allreduce(np.array([1.0, dist.rank()]))
+print("RESULT", dist.rank(), dist.size(), t.distributed, h[-1]["loss"], ev["accuracy"], total.tolist(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["sync", "per-rank"])
+def test_python_script_under_mpirun_trains_data_parallel_with_identical_ranks(tmp_path, mode):
+    mpirun = _mpirun()
+    script = tmp_path / "train.py"
+    script.write_text(PY_SCRIPT)
+    out = tmp_path / "state"
+    r = _ok(_run([mpirun, "-np", "2", sys.executable, str(script), str(out), mode], timeout=300))
+    results = sorted(ln.split()[1:] for ln in r.stdout.splitlines() if ln.startswith("RESULT"))
+    assert [x[:3] for x in results] == [["0", "2", "True"], ["1", "2", "True"]]
+    assert results[0][3:] == results[1][3:], "loss, evaluation and allreduce agree on every rank"
+    assert results[0][5:] == ["[2.0,", "1.0]"]
+    a, b = np.load(f"{out}.rank0.npz"), np.load(f"{out}.rank1.npz")
+    assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
