@@ -92,6 +92,8 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
             if let path = checkpointPath, FileIO.exists(path) {
                 try SSLCheckpoint.load(into: trainer, from: path)
             }
+            // Under mpirun with several ranks: data-parallel (see SSLTrainer.distribute).
+            try trainer.distribute(over: try ProcessGroup.world())
             b.normalization = norm
             b.moco.train()
             var saveError: Error?

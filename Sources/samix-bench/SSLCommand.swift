@@ -159,16 +159,21 @@ struct SSLCommand: ParsableCommand {
                                          knnEvery: knnEvery == 0 ? epochs : knnEvery, knnK: knnK, seed: seed)
         let aug = try SSLAugmentation.mocoV2(height: train.height, width: train.width)
         let trainer = try SSLTrainer(model: moco, config: tcfg, augmentation: aug, normalization: norm)
-        FileIO.stderr("\(mix.name) / \(model) on \(train.name): \(train.count) train / \(test.count) test images, "
+        let world = try ProcessGroup.world()
+        let say = { (s: String) in if world.isMain { FileIO.stderr(s) } }
+        say("\(mix.name) / \(model) on \(train.name): \(train.count) train / \(test.count) test images, "
             + "\(epochs) epochs × \(train.count / batch) steps, batch \(batch), queue \(queue), T \(temperature), "
             + "m \(keyMomentum), shuffle-BN groups \(shuffleBnGroups), threads \(Engine.threads)\n")
         if queue >= train.count {
-            FileIO.stderr("warning: queue \(queue) ≥ training images \(train.count): stale keys of the same images act as negatives\n")
+            say("warning: queue \(queue) ≥ training images \(train.count): stale keys of the same images act as negatives\n")
         }
         if let path = checkpoint, FileIO.exists(path) {
             try SSLCheckpoint.load(into: trainer, from: path)
-            FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n")
+            say("resuming from \(path) after epoch \(trainer.epochsDone)\n")
         }
+        // Under mpirun with several ranks: data-parallel (shards of every global batch, shuffle-BN across ranks).
+        try trainer.distribute(over: world)
+        if world.isDistributed { say("data-parallel over \(world.size) ranks (\(world.description)), global batch \(batch)\n") }
         let t0 = Clock.now()
         // The kNN monitor runs on the validation split when there is one (tuning never looks at test).
         try trainer.fit(train: train, test: validation ?? test) { r in
@@ -183,12 +188,18 @@ struct SSLCommand: ParsableCommand {
             if let k = r.pseudoLabelsKept { f.append(("pseudo_labels_kept", format3(k))) }
             f += [("lr", format3(Double(r.learningRate))), ("seconds", format3(r.seconds)),
                   ("img_per_s", format3(Double(r.steps * batch) / r.seconds))]
-            printRecord(f, json: json)
+            if world.isMain { printRecord(f, json: json) }
             // Printed first, saved second: a line may repeat after a crash, never go missing.
             if let path = checkpoint { try SSLCheckpoint.save(trainer, to: path) }
             return r.epoch < (stopAfter ?? epochs)
         }
         if trainer.epochsDone < epochs { return }   // --stop-after: the probe waits for the last epoch
+        guard world.isMain else {   // the rest is rank 0's, except a clustering it needs (a collective)
+            if compareMasks != nil, case .samix(let s) = mix, s.variant == .cluster, moco.pseudoLabels == nil {
+                try trainer.refreshPseudoLabels(train, epoch: epochs)
+            }
+            return
+        }
         if let save {
             try BackboneCheckpoint.save(moco.backbone, architecture: model, inChannels: train.channels,
                                         metadata: [("method", method), ("epochs", "\(epochs)"), ("seed", "\(seed)"),

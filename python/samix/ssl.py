@@ -39,6 +39,7 @@ from .errors import InvalidArgumentError, SamixIOError, SamixTypeError, ShapeErr
 from ._schema import option_schema
 from .learned import SAMix, _real
 from .models import Model
+from . import distributed as _distributed
 
 __all__ = ["MoCo", "SSL_DEFAULTS", "SSL_FIT_DEFAULTS", "knn_eval", "linear_probe", "features", "load_backbone", "backbone_info"]
 
@@ -305,11 +306,18 @@ class MoCo(Handle):
         ``checkpoint`` to continue (an interrupted call does not count as a call, so the rerun uses
         the same seed, in this object or a new one).
 
+        Under ``mpirun -np N`` (N > 1, see :mod:`samix.distributed`) the call trains data-parallel:
+        every rank passes the same data and settings, trains its shard of each global batch of
+        ``batch_size`` (a multiple of N) with shuffle-BN across ranks and one queue of all-gathered
+        keys, and only rank 0 prints and writes ``checkpoint``.
+
         Returns:
             :attr:`history`.
         """
         epochs = _int(epochs, "epochs", 1)
         batch_size = _int(batch_size, "batch_size", 2)
+        if _distributed.is_distributed() and not _distributed.is_main():
+            verbose = False
         knn_every = _int(knn_every, "knn_every", 0)
         knn_k = _int(knn_k, "knn_k", 1)
         lr, weight_decay = _real(lr, "lr"), _real(weight_decay, "weight_decay")

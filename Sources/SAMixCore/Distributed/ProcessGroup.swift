@@ -192,6 +192,41 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         return out
     }
 
+    /// The rows [n_r, …] of every rank's tensor, concatenated in rank order (n_r may differ between
+    /// ranks; the trailing shape must not).
+    public func allgatherRows(_ t: Tensor) throws -> Tensor {
+        guard size > 1 else { return t }
+        try requireShape(t.rank >= 1, "allgatherRows needs a tensor with a row axis, got \(t.shape)")
+        let trailing = Array(t.shape.dropFirst())
+        try requireSame(["trailing shape \(trailing)"], what: "the row shape of an all-gather")
+        let per = trailing.reduce(1, *)
+        let counts = try allgather([UInt64(t.shape[0])]).map { Int($0) }
+        let widest = counts.max() ?? 0
+        let total = counts.reduce(0, +)
+        let out = try Tensor(uninitializedShape: [total] + trailing)
+        guard widest > 0, per > 0 else { return out }
+        var send = [Float](repeating: 0, count: widest * per)
+        send.withUnsafeMutableBufferPointer { b in b.baseAddress!.update(from: t.data, count: t.count) }
+        var all = [Float](repeating: 0, count: widest * per * size)
+        let bytes = widest * per * 4
+        try require(bytes <= Int(Int32.max), "allgatherRows: \(bytes) bytes per rank exceed one MPI call")
+        try send.withUnsafeBufferPointer { src in
+            try all.withUnsafeMutableBufferPointer { dst in
+                try call("allgather(rows)") { m in
+                    m.allgather(src.baseAddress, Int32(bytes), m.byte, dst.baseAddress, Int32(bytes), m.byte, m.commWorld)
+                }
+            }
+        }
+        var offset = 0
+        all.withUnsafeBufferPointer { a in
+            for r in 0..<size {
+                (out.data + offset * per).update(from: a.baseAddress! + r * widest * per, count: counts[r] * per)
+                offset += counts[r]
+            }
+        }
+        return out
+    }
+
     /// Every rank's text, in rank order.
     public func allgather(text: String) throws -> [String] {
         guard size > 1 else { return [text] }

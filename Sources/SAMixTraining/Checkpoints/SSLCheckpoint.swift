@@ -31,8 +31,9 @@ public enum SSLCheckpoint {
          "moco": String(describing: t.model.config), "mix_config": String(describing: t.model.mix)]
     }
 
-    /// Writes `trainer` to `path` atomically.
+    /// Writes `trainer` to `path` atomically (data-parallel: rank 0 only; the ranks hold the same state).
     public static func save(_ trainer: SSLTrainer, to path: String) throws {
+        if let dp = trainer.dataParallel, !dp.group.isMain { return }
         var tensors: [(String, Tensor)] = []
         for (prefix, m) in modules(trainer.model) { tensors += m.stateDict().map { (prefix + $0.0, $0.1) } }
         tensors += try trainer.optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) }

@@ -331,10 +331,26 @@ public final class MoCo {
     /// One training step on two views [N, C, H, W] of the same N images. `indices` are the images'
     /// dataset positions (for SAMix-C pseudo-labels). `rng` draws λ, π, the shuffle-BN order,
     /// Mixer randomness and the positive extension.
-    public func step(viewQ xq: Tensor, viewK xk: Tensor, indices: [Int]? = nil, rng: inout SplitMix64) throws -> SSLStepOutput {
-        try requireShape(xq.rank == 4 && xq.shape == xk.shape, "MoCo: views \(xq.shape) and \(xk.shape) must match")
-        let n = xq.shape[0], height = xq.shape[2], width = xq.shape[3]
-        try require(n >= 2, "MoCo needs batches of at least 2 images")
+    ///
+    /// Data-parallel (`group` of several ranks; every rank passes the same global views and rng):
+    /// each rank trains its contiguous shard of the N images. Keys use MoCo's multi-GPU shuffle-BN:
+    /// the global key batch is permuted with the shared order, each rank encodes its contiguous chunk
+    /// of the permuted batch (BN statistics of that chunk, split further into `shuffleBNGroups`), and
+    /// the keys (and the Mixer's feature maps) are all-gathered and un-shuffled, so every rank holds
+    /// every key and enqueues the same N keys. Queries, mixing (pairs inside the shard) and the Mixer
+    /// branch use the rank's shard, as each GPU of the reference. Plain MoCo over N ranks with G
+    /// groups computes what one process computes with N·G groups.
+    public func step(viewQ gq: Tensor, viewK gk: Tensor, indices globalIndices: [Int]? = nil, rng: inout SplitMix64,
+                     group: ProcessGroup = .single) throws -> SSLStepOutput {
+        try requireShape(gq.rank == 4 && gq.shape == gk.shape, "MoCo: views \(gq.shape) and \(gk.shape) must match")
+        let globalN = gq.shape[0], height = gq.shape[2], width = gq.shape[3]
+        try require(globalN % group.size == 0, "the SSL batch of \(globalN) must be a multiple of the \(group.size) ranks")
+        let rows = (globalN / group.size * group.rank)..<(globalN / group.size * (group.rank + 1))
+        let n = rows.count
+        try require(n >= 2, "MoCo needs batches of at least 2 images per rank")
+        let xq = group.isDistributed ? try gq.narrow(axis: 0, start: rows.lowerBound, length: n) : gq
+        let xk = group.isDistributed ? try gk.narrow(axis: 0, start: rows.lowerBound, length: n) : gk
+        let indices = globalIndices.map { group.isDistributed ? Array($0[rows]) : $0 }
         let t = config.temperature, groups = config.shuffleBNGroups
         try momentumUpdate()
         train()
@@ -344,12 +360,23 @@ public final class MoCo {
         // Keys of both views in one shuffle-BN pass (plain MoCo needs only view k).
         let needBoth: Bool
         if case .none = mix { needBoth = false } else { needBoth = true }
-        let keyOut = try GradMode.withDisabled { () -> (stages: [Tensor], embedding: Tensor) in
-            let x = needBoth ? try Tensor.concat([xq, xk], axis: 0) : xk
-            return try key.forward(x, groups: groups, order: rng.permutation(x.shape[0]))
+        var stageIndices: [Int] = []
+        if let s = samixConfig {
+            stageIndices.append(s.maskLayer)
+            if s.variant == .cluster { stageIndices.append(query.backbone.stageCount - 1) }
         }
-        let kk = needBoth ? try keyOut.embedding.narrow(axis: 0, start: n, length: n) : keyOut.embedding
-        let kq = needBoth ? try keyOut.embedding.narrow(axis: 0, start: 0, length: n) : nil
+        let keyOut = try GradMode.withDisabled { () -> KeyPass in
+            let x = needBoth ? try Tensor.concat([gq, gk], axis: 0) : gk
+            return try keys(x, groups: groups, order: rng.permutation(x.shape[0]), stages: stageIndices, group: group)
+        }
+        // This rank's rows of the keys: view q at `rows`, view k at `rows` (+ N with both views).
+        func own(_ t: Tensor, view: Int) throws -> Tensor {
+            let start = view * globalN + rows.lowerBound
+            return start == 0 && n == t.shape[0] ? t : try t.narrow(axis: 0, start: start, length: n)
+        }
+        let kkAll = needBoth ? try keyOut.embedding.narrow(axis: 0, start: globalN, length: globalN) : keyOut.embedding
+        let kk = try own(keyOut.embedding, view: needBoth ? 1 : 0)
+        let kq = needBoth ? try own(keyOut.embedding, view: 0) : nil
         let lossMoCo = try Contrastive.infoNCE(query: q, positive: kk, negatives: queue.keys, temperature: t)
         var total = lossMoCo
         var terms: [String: Tensor] = ["loss_moco": lossMoCo]
@@ -379,8 +406,8 @@ public final class MoCo {
                 try require(idx.count == n && idx.allSatisfy { $0 >= 0 && $0 < pl.count }, "SAMix-C: bad batch indices")
                 labels = idx.map { pl[$0] }
             }
-            let maps = keyOut.stages[s.maskLayer]
-            let fq = try maps.narrow(axis: 0, start: 0, length: n), fk = try maps.narrow(axis: 0, start: n, length: n)
+            let maps = keyOut.stages[s.maskLayer]!
+            let fq = try own(maps, view: 0), fk = try own(maps, view: 1)
             mixer.train()
             // The Mixer's share of the step (shared with supervised AutoMix/SAMix), on cross-view masks.
             let step = try MixerStep(batch: n, alpha: s.alpha, derange: false, maskLoss: s.maskLoss,
@@ -417,7 +444,7 @@ public final class MoCo {
                 }
                 let yb = permMB.map { y[$0] }
                 let gQ = try GradMode.withDisabled {
-                    try keyOut.stages.last!.narrow(axis: 0, start: 0, length: n).globalAvgPool2d()
+                    try own(keyOut.stages[query.backbone.stageCount - 1]!, view: 0).globalAvgPool2d()
                 }
                 let mixedInput = s.detachClusterHeadMixedFeatures ? pooled.detached() : pooled
                 let lc = try head(gQ).crossEntropy(labels: y)
@@ -435,6 +462,31 @@ public final class MoCo {
                         ("loss_mask", Double(lossMask.data[0]))] + step.metrics + [("mask_adjusted_bb", Double(adjusted))]
         }
         metrics.insert(("loss", Double(total.data[0])), at: 0)
-        return SSLStepOutput(loss: total, metrics: metrics, keys: try kk.copy(), terms: terms)
+        return SSLStepOutput(loss: total, metrics: metrics, keys: try kkAll.copy(), terms: terms)
+    }
+
+    /// The key encoder's output for the global key batch x: embeddings [M, D] and the feature maps of
+    /// `stages`, in x's row order.
+    struct KeyPass {
+        var stages: [Int: Tensor]
+        var embedding: Tensor
+    }
+
+    /// Shuffle-BN keys of x (see `step`): one process encodes x permuted by `order` in `groups`
+    /// chunks; several ranks each encode their contiguous chunk of the permuted batch and all-gather.
+    func keys(_ x: Tensor, groups: Int, order: [Int], stages: [Int], group: ProcessGroup) throws -> KeyPass {
+        guard group.isDistributed else {
+            let r = try key.forward(x, groups: groups, order: order)
+            return KeyPass(stages: Dictionary(uniqueKeysWithValues: stages.map { ($0, r.stages[$0]) }), embedding: r.embedding)
+        }
+        let m = x.shape[0]
+        let chunk = Array(order[(m / group.size * group.rank)..<(m / group.size * (group.rank + 1))])
+        let r = try key.forward(try x.gatherRows(chunk), groups: groups)
+        var inverse = [Int](repeating: 0, count: m)
+        for (j, i) in order.enumerated() { inverse[i] = j }
+        func gathered(_ t: Tensor) throws -> Tensor { try group.allgatherRows(t).gatherRows(inverse) }
+        var maps: [Int: Tensor] = [:]
+        for s in stages { maps[s] = try gathered(r.stages[s]) }
+        return KeyPass(stages: maps, embedding: try gathered(r.embedding))
     }
 }

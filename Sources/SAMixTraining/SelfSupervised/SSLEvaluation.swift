@@ -9,29 +9,34 @@ import SAMixMixing
 /// evaluation mode (BN running statistics) without a graph.
 public enum SSLFeatures {
     /// Features [n, C] of `dataset` (un-augmented, normalised), in dataset order. The backbone's
-    /// train/eval mode is restored afterwards.
+    /// train/eval mode is restored afterwards. Over a group of several processes (identical
+    /// backbones), each rank extracts a contiguous share of the images and the shares are
+    /// all-gathered, so every rank returns the same whole feature bank.
     public static func extract(_ backbone: Backbone, dataset: ImageDataset, normalization: Normalization,
-                               batchSize: Int = 256, l2Normalize: Bool = false) throws -> Tensor {
+                               batchSize: Int = 256, l2Normalize: Bool = false,
+                               group: ProcessGroup = .single) throws -> Tensor {
         try require(batchSize >= 1, "batch size must be ≥ 1")
         let wasTraining = backbone.isTraining
         backbone.eval()
         defer { backbone.train(wasTraining) }
-        let n = dataset.count, c = backbone.featureChannels
-        let out = try Tensor(uninitializedShape: [n, c])
+        let all = dataset.count, c = backbone.featureChannels
+        let first = all * group.rank / group.size, end = all * (group.rank + 1) / group.size
+        let out = try Tensor(uninitializedShape: [end - first, c])
         try GradMode.withDisabled {
-            var start = 0
-            while start < n {
-                let idx = Array(start..<Swift.min(n, start + batchSize))
+            var start = first
+            while start < end {
+                let idx = Array(start..<Swift.min(end, start + batchSize))
                 let x = try dataset.normalizedTensor(normalization, indices: idx)
                 guard let last = try backbone.forwardStages(x).last else {
                     throw SAMixError.invalidState("backbone produced no stages")
                 }
                 let f = try last.globalAvgPool2d()
-                (out.data + start * c).update(from: f.data, count: f.count)
+                (out.data + (start - first) * c).update(from: f.data, count: f.count)
                 start += idx.count
             }
         }
-        return l2Normalize ? try GradMode.withDisabled { try out.l2NormalizedRows() } : out
+        let bank = try group.allgatherRows(out)
+        return l2Normalize ? try GradMode.withDisabled { try bank.l2NormalizedRows() } : bank
     }
 }
 

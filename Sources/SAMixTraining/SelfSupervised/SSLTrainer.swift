@@ -67,6 +67,9 @@ public final class SSLTrainer {
     /// Optimizer steps and epochs done (restored by `SSLCheckpoint.load`; `fit` continues from them).
     public internal(set) var step = 0
     public internal(set) var epochsDone = 0
+    /// Data-parallel pre-training (`distribute(over:)`); nil = one process.
+    public private(set) var dataParallel: DataParallel?
+    var group: ProcessGroup { dataParallel?.group ?? .single }
 
     public init(model: MoCo, config: SSLTrainingConfig, augmentation: SSLAugmentation, normalization: Normalization) throws {
         self.model = model
@@ -91,7 +94,7 @@ public final class SSLTrainer {
         guard case .samix(let s) = model.mix, s.variant == .cluster else { return (.nan, nil) }
         let encoder = s.clusterFeatures == .query ? model.query.backbone : model.key.backbone
         var f = try SSLFeatures.extract(encoder, dataset: dataset, normalization: normalization,
-                                        l2Normalize: s.clusterPCADimensions == nil)
+                                        l2Normalize: s.clusterPCADimensions == nil, group: group)
         if let p = s.clusterPCADimensions { f = try PCAWhitening.apply(f, dimensions: p) }
         let k = Swift.min(s.clusters, dataset.count)
         let start = s.kmeansWarmStart ? clusterCentroids.flatMap { $0.shape == [k, f.shape[1]] ? $0 : nil } : nil
@@ -110,8 +113,8 @@ public final class SSLTrainer {
 
     /// kNN top-1 of the query backbone: memory bank = `bank`, queries = `test`.
     public func knnAccuracy(bank: ImageDataset, test: ImageDataset) throws -> Double {
-        let fb = try SSLFeatures.extract(model.backbone, dataset: bank, normalization: normalization)
-        let ft = try SSLFeatures.extract(model.backbone, dataset: test, normalization: normalization)
+        let fb = try SSLFeatures.extract(model.backbone, dataset: bank, normalization: normalization, group: group)
+        let ft = try SSLFeatures.extract(model.backbone, dataset: test, normalization: normalization, group: group)
         return try KNNClassifier.accuracy(trainFeatures: fb, trainLabels: bank.labels.map { Int($0) }, testFeatures: ft,
                                           testLabels: test.labels.map { Int($0) }, classes: Swift.max(bank.classCount, test.classCount),
                                           k: config.knnK, temperature: config.knnTemperature)
@@ -128,11 +131,6 @@ public final class SSLTrainer {
     public func fit(train: ImageDataset, test: ImageDataset? = nil,
                     onEpoch: (SSLEpochRecord) throws -> Bool = { _ in true },
                     onStep: ((_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) -> Bool)? = nil) throws -> Bool {
-        if ProcessGroup.launchedByMPI, try ProcessGroup.world().isDistributed {
-            // Each rank would train its own copy: refuse until shuffle-BN and the queue span ranks.
-            throw SAMixError.distributed("self-supervised training is not data-parallel yet: run it as one process "
-                + "(without mpirun, or with SAMIX_DISTRIBUTED=off)")
-        }
         let b = config.batchSize
         try require(train.count >= b, "training set (\(train.count)) is smaller than one batch (\(b))")
         let stepsPerEpoch = train.count / b    // drop the last partial batch (constant batch for BN and the queue)
@@ -161,10 +159,13 @@ public final class SSLTrainer {
                                                          rng: srng.fork(index: 0))
                 var mrng = srng.fork(index: 1)
                 optimizer.learningRate = schedule.value(step: step, total: totalSteps)
-                let out = try model.step(viewQ: xq, viewK: xk, indices: idx, rng: &mrng)
-                let l = Double(out.loss.data[0])
-                guard l.isFinite else { throw SAMixError.numerical("SSL loss is \(l) at epoch \(epoch) step \(s)") }
+                let out = try model.step(viewQ: xq, viewK: xk, indices: idx, rng: &mrng, group: group)
+                var l = Double(out.loss.data[0])
                 try out.loss.backward()
+                if let dp = dataParallel {   // every rank reaches the all-reduce, also with a non-finite loss
+                    l = try dp.averageGradients(optimizer.namedParameters, rows: b / dp.group.size, loss: l)
+                }
+                guard l.isFinite else { throw SAMixError.numerical("SSL loss is \(l) at epoch \(epoch) step \(s)") }
                 try optimizer.step()
                 optimizer.zeroGrad()
                 try model.afterStep(out)
@@ -177,6 +178,15 @@ public final class SSLTrainer {
                 if let onStep, !onStep(epoch + 1, s, stepsPerEpoch, l) {
                     if s + 1 < stepsPerEpoch { return true }
                     stopped = true
+                }
+            }
+            if let dp = dataParallel {
+                try synchronizeAndVerify(after: epoch + 1)
+                if !metricOrder.isEmpty {   // step metrics: mean over ranks
+                    try dp.group.requireSame(metricOrder, what: "the names of the SSL step metrics")
+                    var values = metricOrder.map { metricSums[$0]! / Double(dp.group.size) }
+                    try dp.group.allreduceSum(&values)
+                    for (k, v) in zip(metricOrder, values) { metricSums[k] = v }
                 }
             }
             var knn: Double? = nil
@@ -194,6 +204,45 @@ public final class SSLTrainer {
             if stopped { return true }
         }
         return false
+    }
+}
+
+extension SSLTrainer {
+    /// Makes pre-training data-parallel over `group` (call on every rank with the same settings,
+    /// before training): every rank builds the same global batch of views and trains its shard
+    /// (`MoCo.step`: cross-rank shuffle-BN, all-gathered keys into one queue, pairs inside the
+    /// shard); gradients of the query encoder, Mixer and cluster head are averaged over ranks; after
+    /// every epoch the ranks take rank 0's BatchNorm statistics and prove they hold identical state;
+    /// SAMix-C's clustering and the kNN monitor all-gather features extracted in shares. Checks that
+    /// every rank agrees on the settings and copies rank 0's state to every rank. One process: nothing.
+    public func distribute(over group: ProcessGroup) throws {
+        guard group.isDistributed else { return }
+        try require(dataParallel == nil, "the SSL trainer is already data-parallel")
+        try require(config.batchSize % group.size == 0 && config.batchSize / group.size >= 2,
+                    "the SSL batch size \(config.batchSize) must be a multiple of the \(group.size) ranks (≥ 2 images each)")
+        var lines = SSLCheckpoint.identity(self).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        lines += ["epochs_done=\(epochsDone)", "step=\(step)"]
+        lines += stateTensors.map { "tensor \($0.0) \($0.1.shape)" }
+        try group.requireSame(lines, what: "the SSL model and settings")
+        try group.broadcast(stateTensors.map { $0.1 })
+        dataParallel = DataParallel(group: group, syncBatchNorm: false)
+    }
+
+    /// Every module's parameters and buffers and the queue (what must be identical on every rank).
+    var stateTensors: [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        for (prefix, m) in SSLCheckpoint.modules(model) { out += m.stateDict().map { (prefix + $0.0, $0.1) } }
+        out.append(("queue.keys", model.queue.keys))
+        return out
+    }
+
+    /// Rank 0's BatchNorm statistics to every rank, then a check that all state is bit-identical.
+    func synchronizeAndVerify(after epoch: Int) throws {
+        guard let dp = dataParallel else { return }
+        var buffers: [Tensor] = []
+        for (_, m) in SSLCheckpoint.modules(model) { buffers += m.namedBuffers().map { $0.1 } }
+        try dp.group.broadcast(buffers)
+        try dp.group.requireIdentical(stateTensors, what: "the SSL parameters, buffers and queue after epoch \(epoch)")
     }
 }
 
