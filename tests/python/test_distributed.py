@@ -349,3 +349,25 @@ def test_python_moco_under_mpirun_is_data_parallel(tmp_path):
     _ok(_run([mpirun, "-np", "2", sys.executable, str(script), str(out)], timeout=300))
     a, b = (json.loads(Path(f"{out}.rank{k}.json").read_text()) for k in (0, 1))
     assert a == b and a[0] == 2
+
+
+def test_ranks_given_different_data_stop_naming_the_data(tmp_path):
+    mpirun = _mpirun()
+    script = tmp_path / "bad.py"
+    script.write_text(textwrap.dedent("""
+        import sys, numpy as np, samix
+        from samix import distributed as dist
+        rng = np.random.default_rng(dist.rank())          # a bug: each rank loads other data
+        x = rng.integers(0, 256, size=(32, 1, 8, 8), dtype=np.uint8)
+        y = rng.integers(0, 2, size=32)
+        t = samix.Trainer(samix.models.create("resnet20", num_classes=2, in_channels=1))
+        try:
+            t.fit(x, y, epochs=1, batch_size=16, verbose=False, progress=False)
+        except samix.errors.DistributedError as e:
+            open(sys.argv[1] + f".rank{dist.rank()}", "w").write(str(e))
+    """))
+    out = tmp_path / "err"
+    _ok(_run([mpirun, "-np", "2", sys.executable, str(script), str(out)], timeout=120))
+    for k in (0, 1):
+        msg = Path(f"{out}.rank{k}").read_text()
+        assert "the ranks disagree on the training data" in msg and "rank 1 has" in msg

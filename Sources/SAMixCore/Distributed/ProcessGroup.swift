@@ -307,16 +307,16 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
 }
 
 /// 64-bit FNV-1a over 8-byte words (fast identity checks of text and tensors; not cryptographic).
-enum FNV1a {
+package enum FNV1a {
     static let offset: UInt64 = 0xcbf2_9ce4_8422_2325, prime: UInt64 = 0x100_0000_01b3
 
-    static func hash(_ text: String) -> UInt64 {
+    package static func hash(_ text: String) -> UInt64 {
         var h = offset
         for b in text.utf8 { h = (h ^ UInt64(b)) &* prime }
         return h
     }
 
-    static func hash(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
+    package static func hash(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
         var h = offset ^ UInt64(count)
         let raw = UnsafeRawPointer(p)
         let words = count / 2

@@ -174,6 +174,12 @@ public final class Trainer {
         for b in first..<steps {
             let global = try source.batch(b, epoch: epochsDone)
             let (value, metrics): (Double, [(String, Double)])
+            if let dp = dataParallel, b == first {   // the ranks must be reading the same data
+                try dp.group.requireSame(["samples per epoch \(source.sampleCount)", "batches per epoch \(steps)",
+                                          "batch \(b) of epoch \(epochsDone): images \(global.images.shape) hash "
+                                          + "\(FNV1a.hash(global.images.data, count: global.images.count)), labels hash \(FNV1a.hash("\(global.labels)"))"],
+                                         what: "the training data (every rank passes the same data and seed)")
+            }
             if let dp = dataParallel {
                 // The same test on every rank, so all of them stop together.
                 try require(global.size >= dp.group.size, "batch \(b) has \(global.size) images, fewer than the "
