@@ -173,6 +173,7 @@ struct SSLCommand: ParsableCommand {
         }
         // Under mpirun with several ranks: data-parallel (shards of every global batch, shuffle-BN across ranks).
         try trainer.distribute(over: world)
+        if let note = trainer.resumeNote { say(note + "\n") }
         if world.isDistributed { say("data-parallel over \(world.size) ranks (\(world.description)), global batch \(batch)\n") }
         let t0 = Clock.now()
         // The kNN monitor runs on the validation split when there is one (tuning never looks at test).

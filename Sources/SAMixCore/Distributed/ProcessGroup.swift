@@ -28,7 +28,7 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// Whether there is more than one process.
     public var isDistributed: Bool { size > 1 }
     /// "single process" or "Open MPI, rank r of n".
-    public var description: String { mpi == nil ? "single process" : "Open MPI (\(mpi!.path)), rank \(rank) of \(size)" }
+    public var description: String { mpi.map { "Open MPI (\($0.path)), rank \(rank) of \(size)" } ?? "single process" }
 
     init(rank: Int, size: Int, timeout: Double, mpi: OpenMPILibrary?) {
         self.rank = rank; self.size = size; self.timeout = timeout; self.mpi = mpi
@@ -148,13 +148,17 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
 
     /// Element-wise sum over ranks of an array.
     public func allreduceSum(_ values: inout [Double]) throws {
-        try values.withUnsafeMutableBufferPointer { try allreduceSum($0.baseAddress!, count: $0.count) }
+        try values.withUnsafeMutableBufferPointer { b in
+            guard let p = b.baseAddress else { return }
+            try allreduceSum(p, count: b.count)
+        }
     }
 
     /// Element-wise maximum over ranks of an array.
     public func allreduceMax(_ values: inout [Double]) throws {
         try values.withUnsafeMutableBufferPointer { b in
-            try allreduce(UnsafeMutableRawPointer(b.baseAddress!), count: b.count, stride: 8, type: { $0.float64 },
+            guard let p = b.baseAddress else { return }
+            try allreduce(UnsafeMutableRawPointer(p), count: b.count, stride: 8, type: { $0.float64 },
                           op: { $0.opMax }, name: "allreduce(max, double)")
         }
     }
@@ -162,7 +166,8 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// Element-wise minimum over ranks of an array.
     public func allreduceMin(_ values: inout [Double]) throws {
         try values.withUnsafeMutableBufferPointer { b in
-            try allreduce(UnsafeMutableRawPointer(b.baseAddress!), count: b.count, stride: 8, type: { $0.float64 },
+            guard let p = b.baseAddress else { return }
+            try allreduce(UnsafeMutableRawPointer(p), count: b.count, stride: 8, type: { $0.float64 },
                           op: { $0.opMin }, name: "allreduce(min, double)")
         }
     }

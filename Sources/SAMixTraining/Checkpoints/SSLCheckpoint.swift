@@ -46,6 +46,7 @@ public enum SSLCheckpoint {
         meta["format"] = format
         meta["format_version"] = "1"
         meta["epochs_done"] = String(trainer.epochsDone)
+        meta["ranks"] = String(trainer.dataParallel?.group.size ?? 1)
         meta["steps_done"] = String(trainer.step)
         meta["queue_pointer"] = String(trainer.model.queue.pointer)
         meta["queue_filled"] = String(trainer.model.queue.filled)
@@ -118,5 +119,6 @@ public enum SSLCheckpoint {
         if let pseudoLabels { try trainer.model.setPseudoLabels(pseudoLabels) }
         trainer.epochsDone = epochs
         trainer.step = steps
+        trainer.checkpointRanks = meta["ranks"].flatMap { Int($0) } ?? 1
     }
 }

@@ -360,10 +360,14 @@ public final class MoCo {
         // Keys of both views in one shuffle-BN pass (plain MoCo needs only view k).
         let needBoth: Bool
         if case .none = mix { needBoth = false } else { needBoth = true }
-        var stageIndices: [Int] = []
+        var stageIndices = Set<Int>()   // the key feature maps the step uses (the mask layer may be the last stage)
         if let s = samixConfig {
-            stageIndices.append(s.maskLayer)
-            if s.variant == .cluster { stageIndices.append(query.backbone.stageCount - 1) }
+            stageIndices.insert(s.maskLayer)
+            if s.variant == .cluster { stageIndices.insert(query.backbone.stageCount - 1) }
+        }
+        func keyStage(_ i: Int, _ pass: KeyPass) throws -> Tensor {
+            guard let t = pass.stages[i] else { throw SAMixError.invalidState("MoCo: key stage \(i) was not kept") }
+            return t
         }
         let keyOut = try GradMode.withDisabled { () -> KeyPass in
             let x = needBoth ? try Tensor.concat([gq, gk], axis: 0) : gk
@@ -406,7 +410,7 @@ public final class MoCo {
                 try require(idx.count == n && idx.allSatisfy { $0 >= 0 && $0 < pl.count }, "SAMix-C: bad batch indices")
                 labels = idx.map { pl[$0] }
             }
-            let maps = keyOut.stages[s.maskLayer]!
+            let maps = try keyStage(s.maskLayer, keyOut)
             let fq = try own(maps, view: 0), fk = try own(maps, view: 1)
             mixer.train()
             // The Mixer's share of the step (shared with supervised AutoMix/SAMix), on cross-view masks.
@@ -444,7 +448,7 @@ public final class MoCo {
                 }
                 let yb = permMB.map { y[$0] }
                 let gQ = try GradMode.withDisabled {
-                    try own(keyOut.stages[query.backbone.stageCount - 1]!, view: 0).globalAvgPool2d()
+                    try own(keyStage(query.backbone.stageCount - 1, keyOut), view: 0).globalAvgPool2d()
                 }
                 let mixedInput = s.detachClusterHeadMixedFeatures ? pooled.detached() : pooled
                 let lc = try head(gQ).crossEntropy(labels: y)
@@ -474,10 +478,12 @@ public final class MoCo {
 
     /// Shuffle-BN keys of x (see `step`): one process encodes x permuted by `order` in `groups`
     /// chunks; several ranks each encode their contiguous chunk of the permuted batch and all-gather.
-    func keys(_ x: Tensor, groups: Int, order: [Int], stages: [Int], group: ProcessGroup) throws -> KeyPass {
+    func keys(_ x: Tensor, groups: Int, order: [Int], stages: Set<Int>, group: ProcessGroup) throws -> KeyPass {
         guard group.isDistributed else {
             let r = try key.forward(x, groups: groups, order: order)
-            return KeyPass(stages: Dictionary(uniqueKeysWithValues: stages.map { ($0, r.stages[$0]) }), embedding: r.embedding)
+            var maps: [Int: Tensor] = [:]
+            for s in stages where s < r.stages.count { maps[s] = r.stages[s] }
+            return KeyPass(stages: maps, embedding: r.embedding)
         }
         let m = x.shape[0]
         let chunk = Array(order[(m / group.size * group.rank)..<(m / group.size * (group.rank + 1))])
@@ -486,7 +492,7 @@ public final class MoCo {
         for (j, i) in order.enumerated() { inverse[i] = j }
         func gathered(_ t: Tensor) throws -> Tensor { try group.allgatherRows(t).gatherRows(inverse) }
         var maps: [Int: Tensor] = [:]
-        for s in stages { maps[s] = try gathered(r.stages[s]) }
+        for s in stages where s < r.stages.count { maps[s] = try gathered(r.stages[s]) }
         return KeyPass(stages: maps, embedding: try gathered(r.embedding))
     }
 }

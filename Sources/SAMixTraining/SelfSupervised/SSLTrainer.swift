@@ -69,6 +69,11 @@ public final class SSLTrainer {
     public internal(set) var epochsDone = 0
     /// Data-parallel pre-training (`distribute(over:)`); nil = one process.
     public private(set) var dataParallel: DataParallel?
+    /// Number of ranks that trained the checkpoint this trainer resumed from (nil: not resumed).
+    public internal(set) var checkpointRanks: Int?
+    /// A note when the run resumed a checkpoint written by another number of ranks: it continues
+    /// correctly but not bit-identically (shards, shuffle-BN chunks and reduction order differ).
+    public var resumeNote: String? { DataParallel.resumeNote(saved: checkpointRanks, now: dataParallel?.group.size ?? 1) }
     var group: ProcessGroup { dataParallel?.group ?? .single }
 
     public init(model: MoCo, config: SSLTrainingConfig, augmentation: SSLAugmentation, normalization: Normalization) throws {
@@ -184,7 +189,7 @@ public final class SSLTrainer {
                 try synchronizeAndVerify(after: epoch + 1)
                 if !metricOrder.isEmpty {   // step metrics: mean over ranks
                     try dp.group.requireSame(metricOrder, what: "the names of the SSL step metrics")
-                    var values = metricOrder.map { metricSums[$0]! / Double(dp.group.size) }
+                    var values = metricOrder.map { (metricSums[$0] ?? 0) / Double(dp.group.size) }
                     try dp.group.allreduceSum(&values)
                     for (k, v) in zip(metricOrder, values) { metricSums[k] = v }
                 }

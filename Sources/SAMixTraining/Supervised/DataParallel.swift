@@ -32,6 +32,14 @@ public final class DataParallel {
         self.syncBatchNorm = syncBatchNorm
     }
 
+    /// The note for a run resumed from a checkpoint of `saved` ranks with `now` ranks (nil: same count,
+    /// or not resumed): it continues correctly, but not bit-identically.
+    static func resumeNote(saved: Int?, now: Int) -> String? {
+        guard let saved, saved != now else { return nil }
+        return "resumed a checkpoint written by \(saved) rank(s) with \(now): the run continues, "
+            + "but not bit-identically to an uninterrupted \(saved)-rank run"
+    }
+
     /// The rows of a global batch of `count` rows this rank trains on.
     public func rows(of count: Int) -> Range<Int> {
         (count * group.rank / group.size)..<(count * (group.rank + 1) / group.size)

@@ -105,12 +105,7 @@ public final class Trainer {
     public internal(set) var checkpointRanks: Int?
     /// A note when the run resumed a checkpoint written by another number of ranks: it continues
     /// correctly but not bit-identically (shards, BatchNorm statistics and reduction order differ).
-    public var resumeNote: String? {
-        let now = dataParallel?.group.size ?? 1
-        guard let checkpointRanks, checkpointRanks != now else { return nil }
-        return "resumed a checkpoint written by \(checkpointRanks) rank(s) with \(now): the run continues, "
-            + "but not bit-identically to an uninterrupted \(checkpointRanks)-rank run"
-    }
+    public var resumeNote: String? { DataParallel.resumeNote(saved: checkpointRanks, now: dataParallel?.group.size ?? 1) }
 
     /// - Parameters: `optimizer` must have been created over `Trainer.parameters(model:objective:)`.
     public init(model: ImageClassifier, objective: TrainingObjective, optimizer: Optimizer,
@@ -205,7 +200,7 @@ public final class Trainer {
         if let dp = dataParallel, !metricSums.isEmpty {  // step metrics (λ, mask statistics, …): mean over ranks
             let keys = metricSums.keys.sorted()
             try dp.group.requireSame(keys, what: "the names of the step metrics")
-            var values = keys.map { metricSums[$0]! / Double(dp.group.size) }
+            var values = keys.map { (metricSums[$0] ?? 0) / Double(dp.group.size) }
             try dp.group.allreduceSum(&values)
             for (k, v) in zip(keys, values) { metricSums[k] = v }
         }
