@@ -136,6 +136,15 @@ final class DistributedTests: XCTestCase {
         XCTAssertNil(t.resumeNote)
     }
 
+    func testDefaultThreadsShareTheCoresAmongTheNodesRanks() throws {
+        let cores = Engine.defaultThreads
+        setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1)
+        defer { unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE") }
+        XCTAssertEqual(Engine.defaultThreads, max(1, cores / 2))
+        setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "1000", 1)
+        XCTAssertEqual(Engine.defaultThreads, 1)
+    }
+
     func testMissingOpenMPIIsAClearError() throws {
         setenv("SAMIX_MPI_LIBRARY", "/nonexistent/libmpi.so", 1)
         defer { unsetenv("SAMIX_MPI_LIBRARY") }

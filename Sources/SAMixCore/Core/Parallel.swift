@@ -10,8 +10,14 @@ public enum Engine {
         if case .success(let n)? = threadCount(fromEnvironment: environment("SAMIX_NUM_THREADS")) { return n }
         return defaultThreads
     }())
-    /// Online CPUs, at most 64.
-    static var defaultThreads: Int { max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64)) }
+    /// Online CPUs, at most 64; under mpirun, divided among the ranks on this node
+    /// (`OMPI_COMM_WORLD_LOCAL_SIZE`), so N ranks × default threads do not oversubscribe the cores
+    /// (spinning workers of oversubscribed ranks slow every step by several times).
+    static var defaultThreads: Int {
+        let cores = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
+        let localRanks = environment("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int($0) }.map { max($0, 1) } ?? 1
+        return max(1, cores / localRanks)
+    }
     /// Valid worker-thread counts.
     public static let threadRange = 1...256
 
@@ -72,7 +78,8 @@ public enum Engine {
         return true
     }()
 
-    /// Number of worker threads samix kernels use (default: online CPUs, or `SAMIX_NUM_THREADS`).
+    /// Number of worker threads samix kernels use (default: online CPUs divided among the node's
+    /// mpirun ranks, or `SAMIX_NUM_THREADS`).
     public static var threads: Int {
         get { threadCount.load(ordering: .relaxed) }
         set { threadCount.store(max(1, min(newValue, 256)), ordering: .relaxed) }
