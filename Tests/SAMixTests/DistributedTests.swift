@@ -24,8 +24,6 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(v, [1.5, -2.0])
         XCTAssertEqual(try g.allgather([7, 9]), [7, 9])
         XCTAssertEqual(try g.allgather(text: "abc"), ["abc"])
-        XCTAssertTrue(try g.all(true))
-        XCTAssertFalse(try g.all(false))
         try g.requireSame(["model=resnet20"], what: "settings")
         try g.requireIdentical([("w", try Tensor([1, 2], shape: [2]))], what: "parameters")
         try g.barrier()

@@ -159,8 +159,10 @@ def test_two_ranks_with_sync_bn_reproduce_one_process(tmp_path, mix, extra_singl
     assert "data-parallel over 2 ranks" in r.stderr and "BatchNorm synchronized" in r.stderr
     assert len([ln for ln in r.stdout.splitlines() if ln.startswith("{")]) == 1, "only rank 0 prints"
     _ok(_run([mpirun, "-np", "2", *_train_args(per_rank, mix=mix, lr="0.005")]))
-    assert _model_distance(one, two) < 1e-4
-    assert _model_distance(one, per_rank) > 1e-3
+    synced, unsynced = _model_distance(one, two), _model_distance(one, per_rank)
+    print(f"{mix}: relative distance to 1 process: --sync-bn {synced:.1e}, per-rank BN {unsynced:.1e}")  # pytest -s
+    assert synced < 1e-4
+    assert unsynced > 1e-3
 
 
 def test_resume_with_the_same_ranks_is_bit_identical_and_with_other_ranks_says_so(tmp_path):
@@ -313,8 +315,9 @@ def test_moco_shuffle_bn_across_two_ranks_equals_one_process_with_twice_the_grou
     assert "data-parallel over 2 ranks" in r.stderr
     assert len([ln for ln in r.stdout.splitlines() if ln.startswith("{")]) == 1, "only rank 0 prints"
     params, queue = _ssl_distance(one4, two)
-    assert params < 1e-6 and queue < 1e-5
     params2, queue2 = _ssl_distance(one2, two)
+    print(f"MoCo 2 ranks × 2 groups vs 1 × 4: params {params:.1e}, queue {queue:.1e}; vs 1 × 2: {params2:.1e}, {queue2:.1e}")
+    assert params < 1e-6 and queue < 1e-5
     assert params2 > 1e-5 and queue2 > 1e-3
 
 

@@ -253,13 +253,6 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         try call("barrier") { m in m.barrier(m.commWorld) }
     }
 
-    /// Whether `ok` holds on every rank (every rank gets the same answer).
-    public func all(_ ok: Bool) throws -> Bool {
-        var v = [ok ? 1.0 : 0.0]
-        try allreduceMin(&v)
-        return v[0] == 1
-    }
-
     // MARK: - Agreement checks
 
     /// Throws `SAMixError.distributed` on every rank unless every rank passed the same `lines`

@@ -104,28 +104,6 @@ public final class DataParallel {
         }
         try group.requireIdentical(state, what: "the parameters and buffers \(when)")
     }
-
-    /// Loss, correct count and count of `model` on `source`, each rank evaluating its shard of every
-    /// batch; the sums are all-reduced, so every rank returns the whole set's figures.
-    func evaluate(_ model: ImageClassifier, on source: BatchSource) throws -> Evaluation {
-        var sums = [0.0, 0.0, 0.0]
-        try GradMode.withDisabled {
-            for b in 0..<source.batchesPerEpoch {
-                let full = try source.batch(b, epoch: 0)
-                let r = rows(of: full.size)
-                if r.isEmpty { continue }
-                let batch = try full.rows(r)
-                let logits = try model(batch.images)
-                let loss = try logits.crossEntropy(labels: batch.labels)
-                sums[0] += Double(loss.data[0]) * Double(batch.size)
-                sums[1] += Double(try Metrics.correctTop1(logits: logits, labels: batch.labels))
-                sums[2] += Double(batch.size)
-            }
-        }
-        try group.allreduceSum(&sums)
-        let count = max(sums[2], 1)
-        return Evaluation(loss: sums[0] / count, accuracy: sums[1] / count, count: Int(sums[2]))
-    }
 }
 
 extension Trainer {

@@ -243,15 +243,13 @@ public final class Trainer {
             loss = try objective.loss(model: model, batch: batch, context: &ctx)
         }
         var value = Double(loss.data[0])
-        if let dp = dataParallel {
-            // Every rank reaches the all-reduce, so a non-finite loss on one rank stops all of them.
-            try loss.backward()
+        try loss.backward()
+        if let dp = dataParallel {   // every rank reaches the all-reduce, so a non-finite loss stops all of them
             value = try dp.averageGradients(optimizer.namedParameters, rows: rows?.count ?? batch.size, loss: value)
         }
         guard value.isFinite else {
             throw SAMixError.numerical("loss became \(value) at epoch \(epochsDone), step \(t) (learning rate \(optimizer.learningRate))")
         }
-        if dataParallel == nil { try loss.backward() }
         try optimizer.step()
         try objective.afterStep(model: model, context: ctx)
         stepsDone += 1
@@ -267,17 +265,24 @@ public final class Trainer {
         model.eval()
         source.training = false
         defer { model.train(wasTraining); source.training = sourceTraining }
-        if let dataParallel { return try dataParallel.evaluate(model, on: source) }
         var lossSum = 0.0, correct = 0, count = 0
         try GradMode.withDisabled {
             for b in 0..<source.batchesPerEpoch {
-                let batch = try source.batch(b, epoch: 0)
+                let full = try source.batch(b, epoch: 0)
+                let rows = dataParallel?.rows(of: full.size) ?? 0..<full.size
+                if rows.isEmpty { continue }
+                let batch = rows.count == full.size ? full : try full.rows(rows)
                 let logits = try model(batch.images)
                 let loss = try logits.crossEntropy(labels: batch.labels)
                 lossSum += Double(loss.data[0]) * Double(batch.size)
                 correct += try Metrics.correctTop1(logits: logits, labels: batch.labels)
                 count += batch.size
             }
+        }
+        if let dp = dataParallel {   // every rank evaluated its shard of each batch: sum over ranks
+            var sums = [lossSum, Double(correct), Double(count)]
+            try dp.group.allreduceSum(&sums)
+            (lossSum, correct, count) = (sums[0], Int(sums[1]), Int(sums[2]))
         }
         return Evaluation(loss: lossSum / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)), count: count)
     }
