@@ -13,7 +13,7 @@ import SAMix
 
 /// Version of the C ABI. Bump on any incompatible change of `samix.h`; must equal
 /// `SAMIX_ABI_VERSION` in the header and `ABI_VERSION` in `python/samix/_lib.py`.
-let samixABIVersion: Int32 = 6
+let samixABIVersion: Int32 = 7
 
 /// Version of the samix package (the Python package reports the same string).
 let samixVersion = "0.1.0"
@@ -32,6 +32,7 @@ enum Status: Int32 {
     case invalidState = 9
     case internalError = 10
     case distributed = 11
+    case interrupted = 12
 }
 
 /// Errors raised by the ABI layer itself (argument validation), besides the engine's `SAMixError`.
@@ -95,6 +96,7 @@ func status(of error: SAMixError) -> Status {
     case .numerical: return .numerical
     case .invalidState: return .invalidState
     case .distributed: return .distributed
+    case .interrupted: return .interrupted
     }
 }
 
@@ -161,6 +163,15 @@ public func samix_set_num_threads(_ n: Int64) -> Int32 {
 @_cdecl("samix_check_environment")
 public func samix_check_environment() -> Int32 {
     guarded("samix_check_environment") { try Engine.checkEnvironment() }
+}
+
+@_cdecl("samix_set_interrupt_check")
+public func samix_set_interrupt_check(_ check: (@convention(c) (UnsafeMutableRawPointer?) -> Int32)?,
+                                      _ user: UnsafeMutableRawPointer?) -> Int32 {
+    guarded("samix_set_interrupt_check") {
+        let address = user.map { Int(bitPattern: $0) }   // the caller's pointer, passed back as given
+        Interruption.setCheck(check.map { f in { f(address.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }) != 0 } })
+    }
 }
 
 @_cdecl("samix_get_num_threads")

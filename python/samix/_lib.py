@@ -21,10 +21,10 @@ from ctypes import c_char_p, c_double, c_float, c_int32, c_int64, c_uint64, c_vo
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, error_for_status
+from .errors import InvalidArgumentError, Status, error_for_status
 
 #: ABI version this package was written for (``SAMIX_ABI_VERSION`` in samix.h).
-ABI_VERSION = 6
+ABI_VERSION = 7
 
 #: ``alpha`` argument meaning "the method's default" (``SAMIX_DEFAULT_ALPHA`` in samix.h; NaN is an error).
 DEFAULT_ALPHA = -1.0
@@ -62,6 +62,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "samix_clear_error": (None, []),
     "samix_set_num_threads": (_status, [_i64]),
     "samix_get_num_threads": (_i64, []),
+    "samix_set_interrupt_check": (_status, [_ptr, _ptr]),
     "samix_blas_info": (c_char_p, []),
     # handles
     "samix_live_handles": (_i64, [c_int32]),
@@ -213,7 +214,10 @@ def last_error() -> str:
 
 
 def check(status: int) -> None:
-    """Raises the :class:`~samix.errors.SamixError` subclass for a non-zero status."""
+    """Raises the :class:`~samix.errors.SamixError` subclass for a non-zero status
+    (``KeyboardInterrupt`` for ``SAMIX_E_INTERRUPTED``: the caller's Ctrl-C stopped the call)."""
+    if status == Status.INTERRUPTED:
+        raise KeyboardInterrupt
     if status != 0:
         raise error_for_status(status, last_error())
 

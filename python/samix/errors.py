@@ -52,6 +52,7 @@ class Status(IntEnum):
     INVALID_STATE = 9
     INTERNAL = 10
     DISTRIBUTED = 11
+    INTERRUPTED = 12  # raised as KeyboardInterrupt by samix._lib.check
 
 
 class SamixError(Exception):

@@ -32,7 +32,7 @@ from ._cstr import c_string
 from ._arrays import as_labels
 from ._handle import Handle
 from ._lib import RECORD_CALLBACK, check, lib
-from ._interrupt import interrupt_guard
+from ._interrupt import interrupt_guard, interruptible
 from .checkpoint import MetadataArgs, PathLike, path_arg
 from .datasets import _DatasetHandle
 from .errors import InvalidArgumentError, SamixIOError, SamixTypeError, ShapeError
@@ -416,11 +416,11 @@ class MoCo(Handle):
                 return 1
 
         cb = RECORD_CALLBACK(on_row)
-        with _Images(x, None, "x") as data:
+        with _Images(x, None, "x") as data, interruptible():
             status = lib.samix_ssl_compare_masks(self.handle, data.handle, batches, batch_size, seed, cb, None)
-        if errors:
-            raise errors[0]
-        check(status)
+            if errors:
+                raise errors[0]
+            check(status)
         return rows
 
     def features(self, x: Any, l2: bool = False) -> np.ndarray:
@@ -448,14 +448,16 @@ def _encoder(encoder: Any) -> int:
 def features(encoder: Encoder, x: Any, l2: bool = False) -> np.ndarray:
     """Global-average-pooled last-stage features (N, D) of uint8 images (N, C, H, W), computed in
     evaluation mode; ``l2=True`` returns unit-norm rows. A MoCo encoder normalises with its
-    pre-training statistics; a Model with the standard statistics of ``x``."""
+    pre-training statistics; a Model with the standard statistics of ``x``. Ctrl-C stops at the
+    next batch (``KeyboardInterrupt``)."""
     h = _encoder(encoder)
     with _Images(x, None, "x", 1) as ds:
         dim = ctypes.c_int64(0)
         check(lib.samix_backbone_features(h, ds.handle, 0, None, 0, ctypes.addressof(dim)))
         out = np.empty((ds.count, int(dim.value)), dtype=np.float32)
-        check(lib.samix_backbone_features(h, ds.handle, 1 if l2 else 0, out.ctypes.data, out.size,
-                                          ctypes.addressof(dim)))
+        with interruptible():
+                check(lib.samix_backbone_features(h, ds.handle, 1 if l2 else 0, out.ctypes.data, out.size,
+                                              ctypes.addressof(dim)))
     return out
 
 
@@ -475,14 +477,15 @@ def knn_eval(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test_y: 
     GAP features, the ``k`` nearest training samples vote with weight exp(s / temperature).
 
     ``encoder`` is a :class:`MoCo` (its query backbone) or a :class:`samix.models.Model` (its backbone);
-    images are uint8 (N, C, H, W), labels int (N,).
+    images are uint8 (N, C, H, W), labels int (N,). Ctrl-C stops at the next batch (``KeyboardInterrupt``).
     """
     h = _encoder(encoder)
     k = _int(k, "k", 1)
     temperature = _real(temperature, "temperature")
     nc = _num_classes(train_y, test_y)
     acc = ctypes.c_double(0)
-    with _Images(train_x, train_y, "train_x", nc) as tr, _Images(test_x, test_y, "test_x", nc) as te:
+    with _Images(train_x, train_y, "train_x", nc) as tr, _Images(test_x, test_y, "test_x", nc) as te, \
+            interruptible():
         check(lib.samix_backbone_knn(h, tr.handle, te.handle, k, temperature, ctypes.addressof(acc)))
     return float(acc.value)
 
@@ -492,7 +495,7 @@ def linear_probe(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test
                  scaling: str = "l2", seed: int = 0) -> dict:
     """Linear probe of a frozen backbone (docs/method.md §5.7): GAP features once, one linear layer trained
     with SGD (momentum, cosine schedule). ``scaling``: ``"l2"`` (unit-norm features; lr 10 suits
-    them), ``"standardize"`` or ``"none"``.
+    them), ``"standardize"`` or ``"none"``. Ctrl-C stops at the next step (``KeyboardInterrupt``).
 
     Returns:
         ``{"train_accuracy", "test_accuracy"}`` in [0, 1].
@@ -505,7 +508,8 @@ def linear_probe(encoder: Encoder, train_x: Any, train_y: Any, test_x: Any, test
     lr, momentum, weight_decay = _real(lr, "lr"), _real(momentum, "momentum"), _real(weight_decay, "weight_decay")
     nc = _num_classes(train_y, test_y)
     tr_acc, te_acc = ctypes.c_double(0), ctypes.c_double(0)
-    with _Images(train_x, train_y, "train_x", nc) as tr, _Images(test_x, test_y, "test_x", nc) as te:
+    with _Images(train_x, train_y, "train_x", nc) as tr, _Images(test_x, test_y, "test_x", nc) as te, \
+            interruptible():
         check(lib.samix_backbone_linear_probe(h, tr.handle, te.handle, epochs, batch_size, lr, momentum, weight_decay,
                                               c_string(scaling, "scaling"), _seed(seed), ctypes.addressof(tr_acc),
                                               ctypes.addressof(te_acc)))

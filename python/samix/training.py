@@ -19,7 +19,7 @@ from .datasets import _DatasetHandle
 from . import learned as _learned
 from . import distributed as _distributed
 from ._arrays import as_f32, as_labels, shape_array
-from ._interrupt import interrupt_guard
+from ._interrupt import interrupt_guard, interruptible
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 from .mixing import MixResult, alpha_arg
 from .models import Model
@@ -75,8 +75,12 @@ class _Data:
         return (0, self.x.ctypes.data, self.shape.ctypes.data, self.y.ctypes.data)
 
     def evaluate(self, trainer: int, batch_size: int, heads: Sequence[str] = ("online",)) -> dict:
-        if len(heads) > 1:
-            return self._evaluate_heads(trainer, batch_size, heads)
+        with interruptible():   # Ctrl-C stops the engine at its next batch
+            if len(heads) > 1:
+                return self._evaluate_heads(trainer, batch_size, heads)
+            return self._evaluate_online(trainer, batch_size)
+
+    def _evaluate_online(self, trainer: int, batch_size: int) -> dict:
         loss, acc = ctypes.c_double(0), ctypes.c_double(0)
         if self._ds is not None:
             check(lib.samix_trainer_evaluate(trainer, self._ds.handle, batch_size, ctypes.addressof(loss),
@@ -382,6 +386,7 @@ class Trainer(Handle):
 
         ``x``: uint8 images (normalised like the training data) or already-normalised float images
         (C-contiguous float32 is read in place), shape (N, C, H, W); ``y``: int labels (N,).
+        Ctrl-C stops at the next batch and raises ``KeyboardInterrupt`` (nothing changes).
         """
         batch_size = self._int(batch_size, "batch_size", 1)
         with _Data(x, y, self.model.num_classes, "x") as ds:
@@ -391,7 +396,8 @@ class Trainer(Handle):
 
     def _evaluate_handle(self, h: int, batch_size: int) -> dict:
         loss, acc = ctypes.c_double(0), ctypes.c_double(0)
-        check(lib.samix_trainer_evaluate(self.handle, h, batch_size, ctypes.addressof(loss), ctypes.addressof(acc)))
+        with interruptible():
+            check(lib.samix_trainer_evaluate(self.handle, h, batch_size, ctypes.addressof(loss), ctypes.addressof(acc)))
         return {"loss": loss.value, "accuracy": acc.value}
 
     # -- learned mixing ---------------------------------------------------------------------------

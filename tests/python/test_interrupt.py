@@ -183,3 +183,82 @@ def test_sigint_in_moco_fit_stops_at_the_next_step_and_the_call_resumes(tmp_path
     assert result["final_history"] == [1, 2] and result["fit_epochs"] == [2]
     assert result["loss"] == result["ref_loss"]
     assert result["equal"] is True
+
+
+EVAL_CHILD = r"""
+import json, sys, time
+import numpy as np
+import samix, samix.ssl
+
+g = np.random.default_rng(0)
+small_x = g.integers(0, 256, (64, 1, 8, 8)).astype(np.uint8)
+small_y = (np.arange(64) % 4).astype(np.int64)
+big_x = np.repeat(small_x, 1600, axis=0)         # 102,400 images: each long call takes many seconds
+big_y = np.repeat(small_y, 1600)
+model = samix.models.Model("resnet20", num_classes=4, in_channels=1, seed=0)
+trainer = samix.Trainer(model, seed=0)
+# references on the small set, before any interrupt
+ref = dict(evaluate=trainer.evaluate(small_x, small_y, batch_size=8),
+           features=samix.ssl.features(model, small_x).tolist(),
+           knn=samix.ssl.knn_eval(model, small_x, small_y, small_x, small_y, k=5),
+           probe=samix.ssl.linear_probe(model, small_x, small_y, small_x, small_y, epochs=3, batch_size=16))
+calls = {
+    "evaluate": lambda: trainer.evaluate(big_x, big_y, batch_size=1),
+    "features": lambda: samix.ssl.features(model, big_x),
+    "knn": lambda: samix.ssl.knn_eval(model, big_x, big_y, big_x, big_y, k=5),
+    "probe": lambda: samix.ssl.linear_probe(model, small_x, small_y, small_x, small_y, epochs=1_000_000,
+                                            batch_size=1),
+}
+out = {}
+for name in sys.argv[1:]:
+    print("ready " + name, flush=True)
+    t0 = time.time()
+    try:
+        calls[name]()
+        out[name] = {"raised": False}
+    except KeyboardInterrupt:
+        out[name] = {"raised": True}
+    out[name]["t_after"] = time.time()
+    out[name]["seconds"] = time.time() - t0
+# nothing the caller keeps changed: the small-set results are the references, bit for bit
+out["same"] = dict(evaluate=trainer.evaluate(small_x, small_y, batch_size=8) == ref["evaluate"],
+                   features=samix.ssl.features(model, small_x).tolist() == ref["features"],
+                   knn=samix.ssl.knn_eval(model, small_x, small_y, small_x, small_y, k=5) == ref["knn"],
+                   probe=samix.ssl.linear_probe(model, small_x, small_y, small_x, small_y, epochs=3,
+                                                batch_size=16) == ref["probe"])
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def test_sigint_stops_evaluations_knn_and_the_linear_probe_mid_call():
+    """Evaluations, feature extraction, kNN and the linear probe have no record callback: the
+    engine's per-thread interrupt check stops them between batches (each would run for minutes),
+    KeyboardInterrupt is raised quickly, and later calls give the uninterrupted results."""
+    names = ["evaluate", "features", "knn", "probe"]
+    sent: dict[str, float] = {}
+    p = subprocess.Popen([sys.executable, "-c", EVAL_CHILD, *names], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    result = None
+    try:
+        for name in names:
+            line = p.stdout.readline()
+            assert line.strip() == f"ready {name}", line + p.stderr.read()
+            time.sleep(1.0)   # well inside the call
+            sent[name] = time.time()
+            os.kill(p.pid, signal.SIGINT)
+        for line in p.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+        err = p.stderr.read()
+        assert p.wait(timeout=300) == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert result is not None, err
+    assert "Exception ignored" not in err, err
+    for name in names:
+        r = result[name]
+        assert r["raised"] is True, (name, r)
+        latency = r["t_after"] - sent[name]
+        assert latency < 10, f"{name}: KeyboardInterrupt came {latency:.1f}s after SIGINT"
+    assert result["same"] == {n: True for n in names}, result["same"]

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Incremented on every incompatible change of this header. */
-#define SAMIX_ABI_VERSION 6
+#define SAMIX_ABI_VERSION 7
 
 /* `alpha` argument meaning "the method's default" (NaN is an error, not the default). */
 #define SAMIX_DEFAULT_ALPHA (-1.0)
@@ -46,7 +46,8 @@ enum {
     SAMIX_E_NUMERICAL = 8,          /* NaN/Inf where finite values are required; divergence */
     SAMIX_E_INVALID_STATE = 9,      /* operation not valid in the object's current state */
     SAMIX_E_INTERNAL = 10,          /* a bug in samix: please report */
-    SAMIX_E_DISTRIBUTED = 11        /* MPI missing or failing, ranks disagree, a rank died or hung */
+    SAMIX_E_DISTRIBUTED = 11,       /* MPI missing or failing, ranks disagree, a rank died or hung */
+    SAMIX_E_INTERRUPTED = 12        /* the calling thread's interrupt check asked to stop (Ctrl-C) */
 };
 
 /* MARK: - Handles */
@@ -86,6 +87,13 @@ void samix_clear_error(void);
 samix_status samix_check_environment(void);
 /* Worker threads used by samix kernels (1...256). Default: online CPUs or $SAMIX_NUM_THREADS. */
 samix_status samix_set_num_threads(int64_t n);
+/* The calling thread's interrupt check (NULL removes it). Long calls that change no state the
+ * caller keeps -- evaluations, samix_backbone_features, samix_backbone_knn,
+ * samix_backbone_linear_probe, samix_ssl_compare_masks -- call it between batches on the calling
+ * thread; a non-zero return stops the call with SAMIX_E_INTERRUPTED (output buffers then hold
+ * unspecified values). Training calls stop through their record callbacks instead. */
+typedef int32_t (*samix_interrupt_check)(void *user);
+samix_status samix_set_interrupt_check(samix_interrupt_check check, void *user);
 int64_t samix_get_num_threads(void);
 /* Description of the BLAS library in use (static string). */
 const char *samix_blas_info(void);

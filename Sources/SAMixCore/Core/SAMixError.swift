@@ -16,11 +16,14 @@ public enum SAMixError: Error, CustomStringConvertible, Equatable {
     /// Distributed training failed: MPI missing or failing, ranks that disagree (model, settings,
     /// parameters), or a rank that died or hung past the collective timeout.
     case distributed(String)
+    /// The caller asked a long call to stop (`Interruption`, Ctrl-C); nothing the caller keeps changed.
+    case interrupted(String)
 
     public var message: String {
         switch self {
         case .invalidArgument(let m), .shapeMismatch(let m), .outOfMemory(let m),
-             .io(let m), .numerical(let m), .invalidState(let m), .distributed(let m):
+             .io(let m), .numerical(let m), .invalidState(let m), .distributed(let m),
+             .interrupted(let m):
             return m
         }
     }

@@ -25,6 +25,7 @@ public enum SSLFeatures {
         try GradMode.withDisabled {
             var start = first
             while start < end {
+                try Interruption.checkpoint("the feature extraction")
                 let idx = Array(start..<Swift.min(end, start + batchSize))
                 let x = try dataset.normalizedTensor(normalization, indices: idx)
                 guard let last = try backbone.forwardStages(x).last else {
@@ -69,6 +70,7 @@ public enum KNNClassifier {
         let chunk = 256
         var start = 0
         while start < nTest {
+            try Interruption.checkpoint("the kNN evaluation")
             let len = Swift.min(chunk, nTest - start)
             let sims = try GradMode.withDisabled {
                 try Tensor.matmul(te.narrow(axis: 0, start: start, length: len), tr, transposeB: true)
@@ -330,6 +332,7 @@ public struct LinearProbe: Equatable, Sendable {
             order.shuffle(using: &erng)
             var sum = 0.0
             for s in 0..<steps {
+                try Interruption.checkpoint("the linear probe")
                 let idx = Array(order[(s * batchSize)..<Swift.min(n, (s + 1) * batchSize)])
                 opt.learningRate = schedule.value(step: t, total: total)
                 let loss = try fc(tr.gatherRows(idx)).crossEntropy(labels: idx.map { trainLabels[$0] })

@@ -75,6 +75,7 @@ public enum SSLMaskComparison {
         let root = SplitMix64(seed: seed)
         try GradMode.withDisabled {
             for b in 0..<batches {
+                try Interruption.checkpoint("the mask comparison")
                 var rng = root.fork(index: UInt64(b))
                 var order = Array(0..<dataset.count)
                 order.shuffle(using: &rng)

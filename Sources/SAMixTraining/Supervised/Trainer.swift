@@ -268,6 +268,7 @@ public final class Trainer {
         var lossSum = 0.0, correct = 0, count = 0
         try GradMode.withDisabled {
             for b in 0..<source.batchesPerEpoch {
+                try Interruption.checkpoint("the evaluation")
                 let full = try source.batch(b, epoch: 0)
                 let rows = dataParallel?.rows(of: full.size) ?? 0..<full.size
                 if rows.isEmpty { continue }
