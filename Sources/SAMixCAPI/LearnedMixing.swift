@@ -85,7 +85,7 @@ public func samix_trainer_create_learned(_ model: UInt64, _ method: UnsafePointe
         let entry = try Registry.shared.entry(model, .model)
         guard let net = entry.object as? ImageClassifier else { throw CAPIError(.wrongHandleKind, "not a model") }
         let objective = try makeLearnedObjective(method: methodName, options: optionText, defaultSeed: seed)
-        let id: UInt64 = try entry.lock.locked {
+        let id: UInt64 = try entry.lock.lockedForCall {
             let params = try Trainer.parameters(model: net, objective: objective)
             let opt = try OptimizerFactory.make(optName, parameters: params, lr: Float(lr), momentum: Float(momentum),
                                                 weightDecay: Float(weightDecay), nesterov: nesterov != 0)

@@ -27,12 +27,34 @@ enum HandleKind: Int32, CaseIterable {
 
 /// A lock shared by reference (several handles can share one): the engine's one lock type,
 /// `Synchronization.Mutex`, guarding no value of its own.
+///
+/// A call made from inside a callback of a running call on the same object (e.g. a `MoCo.fit`
+/// record callback that evaluates the model) would lock it again on the same thread, which
+/// `Mutex` turns into a trap; `lockedForCall` reports it as `SAMIX_E_INVALID_STATE` instead.
 final class CAPIMutex: Sendable {
     private let m = Mutex(())
+    /// The thread holding the lock through `lockedForCall` (0 = none). Only the owner stores its
+    /// own id, so a thread reading its own id here is the owner, whatever the ordering.
+    private let owner = Atomic<UInt>(0)
 
     @inline(__always)
     func locked<R>(_ body: () throws -> R) rethrows -> R {
         try m.withLock { _ in try body() }
+    }
+
+    /// `locked` for the C ABI's calls on an object: a re-entrant call from the thread that holds
+    /// the lock throws instead of trapping.
+    func lockedForCall<R>(_ body: () throws -> R) throws -> R {
+        let me = UInt(pthread_self())
+        guard owner.load(ordering: .relaxed) != me else {
+            throw CAPIError(.invalidState, "the object is in use by a running call on this thread (a callback of a "
+                                           + "call cannot use the object that call is running on)")
+        }
+        return try m.withLock { _ in
+            owner.store(me, ordering: .relaxed)
+            defer { owner.store(0, ordering: .relaxed) }
+            return try body()
+        }
     }
 }
 
@@ -104,7 +126,7 @@ final class Registry: @unchecked Sendable {  // every mutable field is read and 
         guard let obj = e.object as? T else {
             throw CAPIError(.wrongHandleKind, "handle 0x\(String(id, radix: 16)) holds an unexpected object type")
         }
-        return try e.lock.locked { try body(obj) }
+        return try e.lock.lockedForCall { try body(obj) }
     }
 
     /// Removes the handle; throws if it is not live or of another kind.

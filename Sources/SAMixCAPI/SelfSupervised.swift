@@ -11,6 +11,10 @@ final class SSLBox {
     var normalization: Normalization?
     /// Completed `samix_ssl_fit` calls (each later call draws from a fork of the seed).
     var fits = 0
+    /// A `samix_ssl_fit` call its callback stopped after a finished epoch: the next call with the
+    /// same arguments and dataset handles continues it (so callbacks can run between epochs with
+    /// no engine call active); any other call drops it.
+    var unfinished: (trainer: SSLTrainer, call: String)?
     init(_ moco: MoCo) { self.moco = moco }
 }
 
@@ -83,17 +87,25 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
                 throw CAPIError(.invalidArgument, "the training set (\(trainSet.count) images) is smaller than one batch (\(batchSize))")
             }
             let norm = b.normalization ?? Normalization.standard(for: trainSet)
-            let seed = b.fits == 0 ? c.seed : SplitMix64(seed: c.seed).fork(index: 90_000 + UInt64(b.fits)).state
-            let tcfg = try SSLTrainingConfig(epochs: Int(epochs), batchSize: Int(batchSize), learningRate: Float(lr),
-                                             weightDecay: Float(weightDecay), knnEvery: Int(knnEvery), knnK: Int(knnK),
-                                             knnTemperature: Float(knnTemperature), seed: seed)
-            let aug = try SSLAugmentation.mocoV2(height: trainSet.height, width: trainSet.width)
-            let trainer = try SSLTrainer(model: b.moco, config: tcfg, augmentation: aug, normalization: norm)
-            if let path = checkpointPath, FileIO.exists(path) {
-                try SSLCheckpoint.load(into: trainer, from: path)
+            let call = [epochs, batchSize, knnEvery, knnK].map { "\($0)" }.joined(separator: " ")
+                + " \(lr.bitPattern) \(weightDecay.bitPattern) \(knnTemperature.bitPattern) \(train) \(val) \(checkpointPath ?? "-")"
+            let trainer: SSLTrainer
+            if let u = b.unfinished, u.call == call {
+                trainer = u.trainer   // continues the call its callback stopped after an epoch
+            } else {
+                let seed = b.fits == 0 ? c.seed : SplitMix64(seed: c.seed).fork(index: 90_000 + UInt64(b.fits)).state
+                let tcfg = try SSLTrainingConfig(epochs: Int(epochs), batchSize: Int(batchSize), learningRate: Float(lr),
+                                                 weightDecay: Float(weightDecay), knnEvery: Int(knnEvery), knnK: Int(knnK),
+                                                 knnTemperature: Float(knnTemperature), seed: seed)
+                let aug = try SSLAugmentation.mocoV2(height: trainSet.height, width: trainSet.width)
+                trainer = try SSLTrainer(model: b.moco, config: tcfg, augmentation: aug, normalization: norm)
+                if let path = checkpointPath, FileIO.exists(path) {
+                    try SSLCheckpoint.load(into: trainer, from: path)
+                }
+                // Under mpirun with several ranks: data-parallel (see SSLTrainer.distribute).
+                try trainer.distribute(over: try ProcessGroup.world())
             }
-            // Under mpirun with several ranks: data-parallel (see SSLTrainer.distribute).
-            try trainer.distribute(over: try ProcessGroup.world())
+            b.unfinished = nil
             b.normalization = norm
             b.moco.train()
             var saveError: Error?
@@ -117,8 +129,14 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
             }, onStep: stepHook)
             if let saveError { throw saveError }
             // A call stopped early does not count: running it again (with its checkpoint) continues
-            // the same run, with the same seed.
-            if !stopped { b.fits += 1 }
+            // the same run, with the same seed. Stopped after a finished epoch, the same call
+            // continues in memory too.
+            if !stopped {
+                b.fits += 1
+            } else if trainer.epochsDone < trainer.config.epochs,
+                      trainer.step == trainer.epochsDone * (trainSet.count / Int(batchSize)) {   // at an epoch boundary
+                b.unfinished = (trainer, call)
+            }
         }
     }
 }

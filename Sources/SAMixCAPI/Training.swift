@@ -58,7 +58,7 @@ public func samix_trainer_create(_ model: UInt64, _ mix: UnsafePointer<CChar>?, 
         }
         let entry = try Registry.shared.entry(model, .model)
         guard let net = entry.object as? ImageClassifier else { throw CAPIError(.wrongHandleKind, "not a model") }
-        let id: UInt64 = try entry.lock.locked {
+        let id: UInt64 = try entry.lock.lockedForCall {
             let objective = try ObjectiveRegistry.make(mixName, alpha: try optionalAlpha(alpha),
                                                        labelSmoothing: Float(labelSmoothing))
             let params = try Trainer.parameters(model: net, objective: objective)

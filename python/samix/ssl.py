@@ -292,7 +292,9 @@ class MoCo(Handle):
             knn_every: kNN top-1 on ``val`` every this many epochs and after the last (0: never).
             knn_k, knn_temperature: the weighted kNN monitor.
             val: (x, y) queries of the kNN monitor.
-            callbacks: called with each epoch's record; returning False stops.
+            callbacks: called with each epoch's record after the engine has returned from that
+                epoch (so a callback may use this model: ``knn_eval(moco, …)``, ``save_backbone``);
+                returning False stops the call.
             verbose: print one line per epoch to stderr.
             checkpoint: a file rewritten (atomically) after every epoch with everything this call needs
                 to continue — encoders, Mixer, cluster heads, queue, SGD state, counters. When it
@@ -346,25 +348,41 @@ class MoCo(Handle):
                           file=sys.stderr, flush=True)
                 if guard.requested:  # Ctrl-C during this epoch: stop here, the epoch is recorded
                     return 1
-                return 1 if any(cb(rec) is False for cb in callbacks) else 0
+                if callbacks and rec["fit_epoch"] < epochs:
+                    # The user's callbacks run after the engine returns (they may use this model,
+                    # whose lock the engine holds during the call): stop after this epoch, run
+                    # them, and repeat the call, which continues the run in memory.
+                    pending.append(rec)
+                    return 1
+                if callbacks:
+                    pending.append(rec)
+                return 0
             except BaseException as e:
                 errors.append(e)
                 return 1
 
         cb = RECORD_CALLBACK(on_epoch)
+        pending: list[dict] = []
         with _Images(x, y, "x", k) as train, interrupt_guard() as guard:
             vset = _Images(val[0], val[1], "val x", k) if val is not None else None
             try:
-                status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle, epochs,
-                                           batch_size, lr, weight_decay, knn_every, knn_k, knn_temperature,
-                                           ckpt, 1, cb, None)
+                while True:
+                    pending.clear()
+                    status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle,
+                                               epochs, batch_size, lr, weight_decay, knn_every, knn_k,
+                                               knn_temperature, ckpt, 1, cb, None)
+                    if errors:
+                        raise errors[0]
+                    check(status)
+                    guard.check()
+                    if not pending or any(c(pending[-1]) is False for c in callbacks):
+                        break
+                    guard.check()
+                    if pending[-1]["fit_epoch"] >= epochs:
+                        break
             finally:
                 if vset is not None:
                     vset.close()
-            if errors:
-                raise errors[0]
-            check(status)
-            guard.check()
         return self.history
 
     def save_backbone(self, path: PathLike, metadata: Optional[dict] = None) -> None:

@@ -139,3 +139,35 @@ def test_bundled_library_is_self_contained():
 
 def test_package_ships_py_typed():
     assert (Path(samix.__file__).parent / "py.typed").exists()
+
+
+def test_a_call_from_inside_a_callback_on_the_same_object_is_an_error_not_a_crash():
+    """A record callback runs while its call holds the object's lock; calling the same object from
+    it must fail with SAMIX_E_INVALID_STATE (re-locking the lock on the same thread would trap and
+    kill the interpreter). Calls on other objects still work from the callback."""
+    import ctypes
+    import numpy as np
+    model = samix.models.Model("resnet20", num_classes=2, in_channels=1, seed=0)
+    other = samix.models.Model("resnet20", num_classes=2, in_channels=1, seed=1)
+    tr, tr_other = samix.Trainer(model, seed=0), samix.Trainer(other, seed=0)
+    x = np.random.default_rng(0).standard_normal((8, 1, 8, 8)).astype(np.float32)
+    y = (np.arange(8) % 2).astype(np.int64)
+    shape = np.array(x.shape, dtype=np.int64)
+    inner: list = []
+
+    def on_record(_user, _text):
+        loss, acc = ctypes.c_double(0), ctypes.c_double(0)
+        for t in (tr, tr_other):
+            st = _lib.lib.samix_trainer_evaluate_array(t.handle, x.ctypes.data, shape.ctypes.data, y.ctypes.data, 4,
+                                                       ctypes.addressof(loss), ctypes.addressof(acc))
+            inner.append((st, _lib.last_error() if st else ""))
+        return 1   # stop after the first record
+
+    cb = _lib.RECORD_CALLBACK(on_record)
+    st = _lib.lib.samix_trainer_fit(tr.handle, 0, x.ctypes.data, shape.ctypes.data, y.ctypes.data, 0, None, None,
+                                    None, 1, 4, 0, 4, 1, cb, None)
+    assert st == Status.OK, _lib.last_error()
+    assert inner[0][0] == Status.INVALID_STATE and "in use by a running call on this thread" in inner[0][1]
+    assert inner[1] == (Status.OK, "")
+    # the object is usable again once the call has returned
+    assert tr.evaluate(x, y)["count"] == 8

@@ -82,6 +82,29 @@ def test_callback_stops():
 
 
 @pytest.mark.parametrize("case", ["moco", "samix-c"])
+def test_epoch_callbacks_run_outside_the_engine_call_and_may_use_the_model(case, tmp_path):
+    """Callbacks may call the model (kNN, features, save_backbone): the engine call stops after the
+    epoch, the callbacks run with no call active, and the same call continues in memory, so the
+    run equals one without callbacks (was: a trap on the model's lock)."""
+    x, y = colour_data(32)
+    with small_moco(**CASES[case]) as ref:
+        ref_h = strip(ref.fit(x, y, epochs=3, batch_size=16, verbose=False))
+        ref_f = ref.features(x[:4])
+    seen = []
+    with small_moco(**CASES[case]) as m:
+        def cb(rec):
+            seen.append((rec["epoch"], len(m.history), samix.ssl.knn_eval(m, x, y, x, y, k=3) >= 0))
+            m.save_backbone(tmp_path / f"e{rec['epoch']}.bb")
+        h = strip(m.fit(x, y, epochs=3, batch_size=16, callbacks=[cb], verbose=False))
+        assert seen == [(1, 1, True), (2, 2, True), (3, 3, True)]
+        assert h == ref_h
+        np.testing.assert_array_equal(m.features(x[:4]), ref_f)
+        assert all((tmp_path / f"e{e}.bb").exists() for e in (1, 2, 3))
+        # a later call is a new run (the next seed), not a continuation of the finished one
+        assert [r["fit_epoch"] for r in m.fit(x, y, epochs=2, batch_size=16, verbose=False)[3:]] == [1, 2]
+
+
+@pytest.mark.parametrize("case", ["moco", "samix-c"])
 def test_checkpoint_resume_in_a_new_object_is_bit_identical(case, tmp_path):
     x, y = colour_data(32)
     with small_moco(**CASES[case]) as m:

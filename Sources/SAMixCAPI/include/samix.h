@@ -397,7 +397,10 @@ samix_status samix_ssl_free(samix_handle ssl);
  * after that step -- an unfinished epoch is neither counted nor recorded nor checkpointed (continue
  * by repeating the call with the same checkpoint); at the epoch's last step, or after an epoch
  * record, the epoch is recorded (without the kNN monitor when stopped at its last step). A call
- * stopped early does not count as a call, so repeating it uses the same seed. */
+ * stopped early does not count as a call, so repeating it uses the same seed. A call stopped at
+ * an epoch boundary is also kept in memory: the next call with the same arguments and the same
+ * dataset handles continues it (this is how callers run their own code between epochs with no
+ * call active); any other call starts a new run. */
 samix_status samix_ssl_fit(samix_handle ssl, samix_handle train, samix_handle val, int64_t epochs,
                            int64_t batch_size, double lr, double weight_decay, int64_t knn_every,
                            int64_t knn_k, double knn_temperature, const char *checkpoint,
