@@ -221,10 +221,15 @@ public func samix_trainer_progress(_ handle: UInt64, _ out: UnsafeMutablePointer
 /// Makes the trainer data-parallel when the process was started by mpirun with more than one rank
 /// (`Trainer.distributeIfLaunched`); out_active = 1 if it now is. Every rank must call it.
 @_cdecl("samix_trainer_distribute")
-public func samix_trainer_distribute(_ handle: UInt64, _ syncBatchNorm: Int32, _ outActive: UnsafeMutablePointer<Int32>?) -> Int32 {
+public func samix_trainer_distribute(_ handle: UInt64, _ syncBatchNorm: Int32, _ bucketCapMB: Double,
+                                     _ outActive: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded("samix_trainer_distribute") {
+        guard !bucketCapMB.isNaN, bucketCapMB.isFinite || bucketCapMB < 0, bucketCapMB <= 1_048_576 else {
+            throw CAPIError(.invalidArgument, "bucket_cap_mb must be a finite number of MiB (< 0 = the default), got \(bucketCapMB)")
+        }
+        let cap = bucketCapMB < 0 ? DataParallel.defaultBucketCapMB : bucketCapMB
         try Registry.shared.with(handle, .trainer, as: TrainerBox.self) { b in
-            let active = try b.trainer.distributeIfLaunched(syncBatchNorm: syncBatchNorm != 0)
+            let active = try b.trainer.distributeIfLaunched(syncBatchNorm: syncBatchNorm != 0, bucketCapMB: cap)
             outActive?.pointee = active ? 1 : 0
         }
     }

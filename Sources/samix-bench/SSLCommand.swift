@@ -86,6 +86,7 @@ struct SSLCommand: ParsableCommand {
 
     @OptionGroup var dataOptions: SSLDataOptions
     @OptionGroup var probeOptions: ProbeOptions
+    @OptionGroup var buckets: GradientBucketOption
     @Option(help: "moco, moco-mixup, samix-i, samix-c.") var method = "moco"
     @Option(help: "Backbone (resnet18, resnet20, …).") var model = "resnet18"
     @Option(help: "Epochs.") var epochs = 10
@@ -172,7 +173,7 @@ struct SSLCommand: ParsableCommand {
             say("resuming from \(path) after epoch \(trainer.epochsDone)\n")
         }
         // Under mpirun with several ranks: data-parallel (shards of every global batch, shuffle-BN across ranks).
-        try trainer.distribute(over: world)
+        try trainer.distribute(over: world, bucketCapMB: buckets.bucketCapMb)
         if let note = trainer.resumeNote { say(note + "\n") }
         if world.isDistributed { say("data-parallel over \(world.size) ranks (\(world.description)), global batch \(batch)\n") }
         let t0 = Clock.now()

@@ -12,6 +12,7 @@ struct ScaleCommand: ParsableCommand {
     @OptionGroup var shape: StepShapeOptions
     @Option(help: "Training objective (vanilla, mixup, samix, …).") var mix = "vanilla"
     @Flag(help: "Synchronized BatchNorm across ranks.") var syncBn = false
+    @OptionGroup var buckets: GradientBucketOption
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -23,7 +24,7 @@ struct ScaleCommand: ParsableCommand {
         let trainer = Trainer(model: net, objective: objective,
                               optimizer: try Trainer.sgd(model: net, objective: objective, lr: 0.01), seed: 0)
         trainer.runSettings = ["model": shape.model, "batch": String(shape.batch), "mix": mix]
-        try trainer.distribute(over: world, syncBatchNorm: syncBn)
+        try trainer.distribute(over: world, syncBatchNorm: syncBn, bucketCapMB: buckets.bucketCapMb)
         var rng = SplitMix64(seed: 1)
         let steps = shape.warmup + shape.iters
         let x = try Tensor(uninitializedShape: [steps * shape.batch, 3, shape.size, shape.size])
@@ -48,10 +49,12 @@ struct ScaleCommand: ParsableCommand {
         if json {
             print("{\"engine\": \"samix\", \"model\": \"\(shape.model)\", \"mix\": \"\(mix)\", \"ranks\": \(world.size), "
                 + "\"threads_per_rank\": \(Engine.threads), \"batch\": \(shape.batch), \"sync_bn\": \(syncBn), "
+                + "\"bucket_cap_mb\": \(buckets.bucketCapMb), \"buckets\": \(trainer.dataParallel?.bucketCount ?? 0), "
                 + "\"step_ms_median\": \(format3(median * 1000)), \"images_per_second\": \(format3(ips)), "
                 + "\"collective_ms_per_step\": \(format3(commMedian * 1000)), \"gradient_bytes\": \(params * 4)}")
         } else {
-            print("\(shape.model) mix=\(mix) \(world.size) rank(s) × \(Engine.threads) thread(s), global batch \(shape.batch): "
+            print("\(shape.model) mix=\(mix) \(world.size) rank(s) × \(Engine.threads) thread(s), global batch \(shape.batch), "
+                + "buckets \(trainer.dataParallel?.bucketCount ?? 0) (cap \(buckets.bucketCapMb) MiB): "
                 + "\(format3(median * 1000)) ms/step, \(format3(ips)) img/s, collectives \(format3(commMedian * 1000)) ms/step, "
                 + "gradient \(format3(Double(params * 4) / 1e6)) MB")
         }

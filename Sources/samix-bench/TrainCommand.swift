@@ -57,6 +57,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("One process pairing AutoMix/SAMix samples inside N equal groups of each batch, as N data-parallel ranks pair inside their shards (reproduces an N-rank --sync-bn run).",
                                valueName: "N"))
     var pairingGroups: Int = 1
+    @OptionGroup var buckets: GradientBucketOption
     @Flag(help: "Resume --checkpoint even if it was written by a run with other settings (not the same run any more).")
     var allowChangedSettings = false
     @Flag(help: "Print one JSON object per epoch.") var json = false
@@ -113,7 +114,7 @@ struct TrainCommand: ParsableCommand {
             if world.isMain { FileIO.stderr("resuming from \(path) after epoch \(trainer.epochsDone)\n") }
         }
         // Under mpirun with several ranks: data-parallel (each rank a shard of every global batch).
-        try trainer.distribute(over: world, syncBatchNorm: syncBn)
+        try trainer.distribute(over: world, syncBatchNorm: syncBn, bucketCapMB: buckets.bucketCapMb)
         guard world.isMain else {
             try trainer.fit(trainLoader, epochs: epochs, evaluations: evaluationSets(testLoader, valLoader),
                             evaluateAt: evaluateAt, onEpoch: { $0.epoch < (stopAfter ?? epochs) })

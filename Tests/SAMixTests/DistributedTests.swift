@@ -42,7 +42,7 @@ final class DistributedTests: XCTestCase {
             for count in [size, 7, 10, 128] where count >= size {
                 var covered: [Int] = []
                 for rank in 0..<size {
-                    let dp = DataParallel(group: ProcessGroup(rank: rank, size: size, timeout: 1, mpi: nil), syncBatchNorm: false)
+                    let dp = try DataParallel(group: ProcessGroup(rank: rank, size: size, timeout: 1, mpi: nil), syncBatchNorm: false)
                     let r = dp.rows(of: count)
                     XCTAssertFalse(r.isEmpty)
                     XCTAssertLessThanOrEqual(abs(r.count - count / size), 1)

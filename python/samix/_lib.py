@@ -115,7 +115,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
                                     c_int32, _i64, c_int32, _ptr, _ptr]),
     "samix_trainer_evaluate_array": (_status, [_handle, _ptr, _ptr, _ptr, _i64, _ptr, _ptr]),
     "samix_trainer_progress": (_status, [_handle, _ptr]),
-    "samix_trainer_distribute": (_status, [_handle, c_int32, _ptr]),
+    "samix_trainer_distribute": (_status, [_handle, c_int32, c_double, _ptr]),
     # distributed (Open MPI, loaded only under mpirun)
     "samix_distributed_info": (_status, [_ptr]),
     "samix_distributed_barrier": (_status, []),

@@ -147,6 +147,9 @@ class Trainer(Handle):
         seed: seed of shuffling, augmentation and mixing (training is deterministic given it).
         sync_bn: under ``mpirun`` (see :mod:`samix.distributed`), BatchNorm statistics over the global
             batch of all ranks; default False = each rank's shard, as PyTorch DDP.
+        bucket_cap_mb: under ``mpirun``, the largest gradient bucket in MiB; a bucket's all-reduce
+            starts while backward still runs (DDP's ``bucket_cap_mb``); 0 = one all-reduce after
+            backward; None = the engine's default, 25 as DDP.
 
     Under ``mpirun -np N`` (N > 1) the trainer is data-parallel from its creation: every rank passes
     the same data and seed, trains on its shard of every global batch of ``batch_size`` images, and
@@ -162,9 +165,14 @@ class Trainer(Handle):
 
     def __init__(self, model: Model, optimizer: Union[SGD, AdamW, None] = None,
                  schedule: Union[Schedule, str, None] = None, mix: str = _DEFAULT_MIX, alpha: Optional[float] = None,
-                 label_smoothing: float = 0.0, seed: int = 0, sync_bn: bool = False) -> None:
+                 label_smoothing: float = 0.0, seed: int = 0, sync_bn: bool = False,
+                 bucket_cap_mb: Optional[float] = None) -> None:
         if not isinstance(model, Model):
             raise SamixTypeError(f"model must be a samix Model, got {type(model).__name__}")
+        # None: the engine's default (samix_trainer_distribute reads a negative value as "default")
+        cap = -1.0 if bucket_cap_mb is None else _learned._real(bucket_cap_mb, "bucket_cap_mb")
+        if cap < 0 and bucket_cap_mb is not None:
+            raise InvalidArgumentError(f"bucket_cap_mb must be a number of MiB >= 0, or None, got {bucket_cap_mb!r}")
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, (SGD, AdamW)):
             raise SamixTypeError(f"optimizer must be samix.optim.SGD or AdamW, got {type(optimizer).__name__}")
@@ -194,7 +202,7 @@ class Trainer(Handle):
                                            ctypes.addressof(h)))
         super().__init__(h.value)
         active = ctypes.c_int32(0)
-        check(lib.samix_trainer_distribute(self.handle, 1 if sync_bn else 0, ctypes.addressof(active)))
+        check(lib.samix_trainer_distribute(self.handle, 1 if sync_bn else 0, cap, ctypes.addressof(active)))
         #: Whether this trainer is data-parallel (launched by mpirun with more than one rank).
         self.distributed = bool(active.value)
         self.sync_bn = bool(sync_bn)

@@ -447,9 +447,12 @@ samix_status samix_distributed_allreduce(void *data, int64_t count, int32_t dtyp
 /* Makes the trainer data-parallel when running under mpirun with more than one rank (every rank
  * must call it with the same model and settings; rank 0's parameters are copied to every rank):
  * each rank trains on its shard of every global batch, gradients are averaged over ranks, and
- * sync_bn != 0 computes BatchNorm statistics over the global batch. *out_active = 1 if now
+ * sync_bn != 0 computes BatchNorm statistics over the global batch. bucket_cap_mb: largest gradient
+ * bucket in MiB whose all-reduce starts while backward still runs (PyTorch DDP's bucket_cap_mb);
+ * 0 = one all-reduce after backward; < 0 = the default, 25 (DDP's). *out_active = 1 if now
  * data-parallel (NULL allowed). Ranks that disagree on the model or settings get SAMIX_E_DISTRIBUTED. */
-samix_status samix_trainer_distribute(samix_handle trainer, int32_t sync_bn, int32_t *out_active);
+samix_status samix_trainer_distribute(samix_handle trainer, int32_t sync_bn, double bucket_cap_mb,
+                                      int32_t *out_active);
 
 #ifdef __cplusplus
 }

@@ -56,7 +56,11 @@ extension Tensor {
 
     /// Computes gradients of this tensor (a scalar unless `gradient` is given) with respect to every
     /// leaf that requires grad, accumulating into their `grad`. The recorded graph is freed.
-    public func backward(gradient: Tensor? = nil) throws {
+    ///
+    /// `onLeafReady` is called once for every leaf as soon as its `grad` is final for this backward
+    /// pass (every node that feeds it has run), before the rest of the graph — the hook
+    /// data-parallel training uses to start reducing gradients while backward goes on.
+    public func backward(gradient: Tensor? = nil, onLeafReady: ((Tensor) throws -> Void)? = nil) throws {
         guard requiresGrad else {
             throw SAMixError.invalidState("backward() on a tensor that does not require grad")
         }
@@ -70,6 +74,7 @@ extension Tensor {
         }
         guard let root = gradFn else {
             try accumulateGrad(seed)   // self is a leaf: d self / d self = seed
+            try onLeafReady?(self)
             return
         }
         // Topological order of the nodes, by iterative DFS.
@@ -86,10 +91,27 @@ extension Tensor {
                 stack.append((input, false))
             }
         }
+        // With a hook: how many edges still lead into each leaf; it is ready when none is left.
+        var pendingEdges: [ObjectIdentifier: Int] = [:]
+        if onLeafReady != nil {
+            for n in order { for case .leaf(let t) in n.edges { pendingEdges[ObjectIdentifier(t), default: 0] += 1 } }
+        }
+        func leafEdgesDone(_ node: GradNode) throws {
+            guard let onLeafReady else { return }
+            for case .leaf(let t) in node.edges {
+                let id = ObjectIdentifier(t)
+                let left = pendingEdges[id, default: 1] - 1
+                pendingEdges[id] = left
+                if left == 0 { try onLeafReady(t) }
+            }
+        }
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
         var owned = Set<ObjectIdentifier>()
         for node in order.reversed() {
-            guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+            guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else {
+                try leafEdgesDone(node)   // no gradient reaches this node: its leaves get nothing from it
+                continue
+            }
             guard let fn = node.backward else {
                 throw SAMixError.invalidState("backward through '\(node.name)' whose graph was already freed")
             }
@@ -118,6 +140,7 @@ extension Tensor {
                     }
                 }
             }
+            try leafEdgesDone(node)
             node.edges = []
         }
     }

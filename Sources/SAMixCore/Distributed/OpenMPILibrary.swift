@@ -20,6 +20,8 @@ final class OpenMPILibrary: @unchecked Sendable {  // immutable after init; MPI 
     let allreduce: @convention(c) (UnsafeRawPointer?, Raw?, Int32, Raw, Raw, Raw) -> Int32
     let iallreduce: @convention(c) (UnsafeRawPointer?, Raw?, Int32, Raw, Raw, Raw, UnsafeMutablePointer<Raw?>) -> Int32
     let wait: @convention(c) (UnsafeMutablePointer<Raw?>, Raw?) -> Int32
+    let test: @convention(c) (UnsafeMutablePointer<Raw?>, UnsafeMutablePointer<Int32>, Raw?) -> Int32
+    let commDup: @convention(c) (Raw, UnsafeMutablePointer<Raw?>) -> Int32
     let bcast: @convention(c) (Raw?, Int32, Raw, Int32, Raw) -> Int32
     let allgather: @convention(c) (UnsafeRawPointer?, Int32, Raw, Raw?, Int32, Raw, Raw) -> Int32
     let barrier: @convention(c) (Raw) -> Int32
@@ -71,6 +73,8 @@ final class OpenMPILibrary: @unchecked Sendable {  // immutable after init; MPI 
         allreduce = try function("MPI_Allreduce")
         iallreduce = try function("MPI_Iallreduce")
         wait = try function("MPI_Wait")
+        test = try function("MPI_Test")
+        commDup = try function("MPI_Comm_dup")
         bcast = try function("MPI_Bcast")
         allgather = try function("MPI_Allgather")
         barrier = try function("MPI_Barrier")

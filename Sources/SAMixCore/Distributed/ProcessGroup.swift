@@ -16,12 +16,20 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// Seconds a collective may wait for the other ranks before the job is aborted.
     public let timeout: Double
     let mpi: OpenMPILibrary?
-    private let lock = Mutex<Void>(())
-    private let nanosInCollectives = Atomic<Int64>(0)
+    /// The communicator (nil: `MPI_COMM_WORLD`; a `duplicate()` has its own).
+    private let communicator: UnsafeMutableRawPointer?
+    private let shared: Shared
 
-    /// Wall-clock seconds this process has spent inside collectives (waiting included), for
-    /// benchmarks: communication time per step.
-    public var secondsInCollectives: Double { Double(nanosInCollectives.load(ordering: .relaxed)) * 1e-9 }
+    /// What a group and its duplicates share: one lock serialising MPI calls (samix initialises MPI
+    /// with `MPI_THREAD_SERIALIZED`) and the time spent in collectives.
+    private final class Shared: Sendable {
+        let lock = Mutex<Void>(())
+        let nanosInCollectives = Atomic<Int64>(0)
+    }
+
+    /// Wall-clock seconds this process has spent inside collectives (waiting included; this group and
+    /// its duplicates), for benchmarks: communication time per step.
+    public var secondsInCollectives: Double { Double(shared.nanosInCollectives.load(ordering: .relaxed)) * 1e-9 }
 
     /// Rank 0 prints and writes files.
     public var isMain: Bool { rank == 0 }
@@ -32,7 +40,29 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
 
     init(rank: Int, size: Int, timeout: Double, mpi: OpenMPILibrary?) {
         self.rank = rank; self.size = size; self.timeout = timeout; self.mpi = mpi
+        communicator = nil
+        shared = Shared()
     }
+
+    private init(duplicating g: ProcessGroup, communicator: UnsafeMutableRawPointer) {
+        rank = g.rank; size = g.size; timeout = g.timeout; mpi = g.mpi
+        self.communicator = communicator
+        shared = g.shared
+    }
+
+    /// The same processes on a new communicator (`MPI_Comm_dup`; a collective: every rank calls it at
+    /// the same point). Collectives on it are ordered independently of this group's, so non-blocking
+    /// gradient reductions can be in flight while, e.g., synchronized BatchNorm uses this group.
+    public func duplicate() throws -> ProcessGroup {
+        guard size > 1, mpi != nil else { return self }
+        var comm: UnsafeMutableRawPointer? = nil
+        try call("MPI_Comm_dup") { m in m.commDup(self.comm(m), &comm) }
+        guard let comm else { throw SAMixError.distributed("MPI_Comm_dup returned no communicator") }
+        _ = mpi!.commSetErrhandler(comm, mpi!.errorsReturn)
+        return ProcessGroup(duplicating: self, communicator: comm)
+    }
+
+    private func comm(_ m: OpenMPILibrary) -> UnsafeMutableRawPointer { communicator ?? m.commWorld }
 
     /// The single process: rank 0 of 1, no MPI.
     public static let single = ProcessGroup(rank: 0, size: 1, timeout: .infinity, mpi: nil)
@@ -112,12 +142,12 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// Runs one MPI call under the lock and the watchdog; a non-zero code is thrown.
     private func call(_ name: String, _ body: (OpenMPILibrary) -> Int32) throws {
         guard let mpi else { return }
-        try lock.withLock { _ in
+        try shared.lock.withLock { _ in
             let t0 = Watchdog.nanos()
             Watchdog.begin(name)
             let code = body(mpi)
             Watchdog.end()
-            nanosInCollectives.add(Watchdog.nanos() - t0, ordering: .relaxed)
+            shared.nanosInCollectives.add(Watchdog.nanos() - t0, ordering: .relaxed)
             if code != 0 { throw SAMixError.distributed("rank \(rank) of \(size): \(name) failed: \(mpi.message(code))") }
         }
     }
@@ -131,7 +161,7 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         var start = 0
         while start < count {
             let n = min(Self.chunk, count - start)
-            try call(name) { m in m.allreduce(OpenMPILibrary.inPlace, p + start * stride, Int32(n), type(m), op(m), m.commWorld) }
+            try call(name) { m in m.allreduce(OpenMPILibrary.inPlace, p + start * stride, Int32(n), type(m), op(m), comm(m)) }
             start += n
         }
     }
@@ -139,6 +169,42 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// Element-wise sum over ranks, in place (every rank receives the same values).
     public func allreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) throws {
         try allreduce(UnsafeMutableRawPointer(p), count: count, stride: 4, type: { $0.float32 }, op: { $0.opSum }, name: "allreduce(sum, float)")
+    }
+
+    /// A non-blocking all-reduce in flight (`startAllreduceSum`); `poll` advances it, `wait` ends it.
+    public final class PendingReduction {
+        fileprivate var request: UnsafeMutableRawPointer?
+        public fileprivate(set) var done: Bool
+        fileprivate init(request: UnsafeMutableRawPointer?, done: Bool) { self.request = request; self.done = done }
+    }
+
+    /// Starts summing `count` floats at `p` over ranks, in place (`MPI_Iallreduce`); the buffer must
+    /// stay untouched until `wait` returns. Ranks must start their reductions in the same order.
+    public func startAllreduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction {
+        guard size > 1, count > 0 else { return PendingReduction(request: nil, done: true) }
+        try require(count <= Self.chunk, "a non-blocking all-reduce of \(count) floats exceeds one MPI call")
+        var request: UnsafeMutableRawPointer? = nil
+        try call("iallreduce(sum, float)") { m in
+            m.iallreduce(OpenMPILibrary.inPlace, UnsafeMutableRawPointer(p), Int32(count), m.float32, m.opSum, comm(m), &request)
+        }
+        return PendingReduction(request: request, done: false)
+    }
+
+    /// Lets MPI progress the pending reductions (`MPI_Test`; returns at once). Open MPI advances a
+    /// non-blocking collective only inside MPI calls, so callers poll between pieces of work.
+    public func poll(_ pending: [PendingReduction]) throws {
+        for p in pending where !p.done {
+            var flag: Int32 = 0
+            try call("test(iallreduce)") { m in m.test(&p.request, &flag, nil) }
+            if flag != 0 { p.done = true }
+        }
+    }
+
+    /// Waits until `pending` has finished (under the collective timeout).
+    public func wait(_ pending: PendingReduction) throws {
+        guard !pending.done else { return }
+        try call("wait(iallreduce)") { m in m.wait(&pending.request, nil) }
+        pending.done = true
     }
 
     /// Element-wise sum over ranks, in place.
@@ -178,7 +244,7 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         var start = 0
         while start < bytes {
             let n = min(Self.chunk, bytes - start)
-            try call("broadcast") { m in m.bcast(p + start, Int32(n), m.byte, Int32(root), m.commWorld) }
+            try call("broadcast") { m in m.bcast(p + start, Int32(n), m.byte, Int32(root), comm(m)) }
             start += n
         }
     }
@@ -190,7 +256,7 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         try values.withUnsafeBufferPointer { src in
             try out.withUnsafeMutableBufferPointer { dst in
                 try call("allgather") { m in
-                    m.allgather(src.baseAddress, Int32(values.count), m.uint64, dst.baseAddress, Int32(values.count), m.uint64, m.commWorld)
+                    m.allgather(src.baseAddress, Int32(values.count), m.uint64, dst.baseAddress, Int32(values.count), m.uint64, comm(m))
                 }
             }
         }
@@ -218,7 +284,7 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         try send.withUnsafeBufferPointer { src in
             try all.withUnsafeMutableBufferPointer { dst in
                 try call("allgather(rows)") { m in
-                    m.allgather(src.baseAddress, Int32(bytes), m.byte, dst.baseAddress, Int32(bytes), m.byte, m.commWorld)
+                    m.allgather(src.baseAddress, Int32(bytes), m.byte, dst.baseAddress, Int32(bytes), m.byte, comm(m))
                 }
             }
         }
@@ -250,7 +316,7 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// Waits until every rank arrives.
     public func barrier() throws {
         guard size > 1 else { return }
-        try call("barrier") { m in m.barrier(m.commWorld) }
+        try call("barrier") { m in m.barrier(comm(m)) }
     }
 
     // MARK: - Agreement checks

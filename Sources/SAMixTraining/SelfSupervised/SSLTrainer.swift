@@ -166,9 +166,11 @@ public final class SSLTrainer {
                 optimizer.learningRate = schedule.value(step: step, total: totalSteps)
                 let out = try model.step(viewQ: xq, viewK: xk, indices: idx, rng: &mrng, group: group)
                 var l = Double(out.loss.data[0])
-                try out.loss.backward()
                 if let dp = dataParallel {   // every rank reaches the all-reduce, also with a non-finite loss
-                    l = try dp.averageGradients(optimizer.namedParameters, rows: b / dp.group.size, loss: l)
+                    l = try dp.backwardAndAverage(out.loss, lossValue: l, parameters: optimizer.namedParameters,
+                                                  rows: b / dp.group.size)
+                } else {
+                    try out.loss.backward()
                 }
                 guard l.isFinite else { throw SAMixError.numerical("SSL loss is \(l) at epoch \(epoch) step \(s)") }
                 try optimizer.step()
@@ -220,17 +222,17 @@ extension SSLTrainer {
     /// every epoch the ranks take rank 0's BatchNorm statistics and prove they hold identical state;
     /// SAMix-C's clustering and the kNN monitor all-gather features extracted in shares. Checks that
     /// every rank agrees on the settings and copies rank 0's state to every rank. One process: nothing.
-    public func distribute(over group: ProcessGroup) throws {
+    public func distribute(over group: ProcessGroup, bucketCapMB: Double = DataParallel.defaultBucketCapMB) throws {
         guard group.isDistributed else { return }
         try require(dataParallel == nil, "the SSL trainer is already data-parallel")
         try require(config.batchSize % group.size == 0 && config.batchSize / group.size >= 2,
                     "the SSL batch size \(config.batchSize) must be a multiple of the \(group.size) ranks (≥ 2 images each)")
         var lines = SSLCheckpoint.identity(self).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        lines += ["epochs_done=\(epochsDone)", "step=\(step)"]
+        lines += ["epochs_done=\(epochsDone)", "step=\(step)", "bucket_cap_mb=\(bucketCapMB)"]
         lines += stateTensors.map { "tensor \($0.0) \($0.1.shape)" }
         try group.requireSame(lines, what: "the SSL model and settings")
         try group.broadcast(stateTensors.map { $0.1 })
-        dataParallel = DataParallel(group: group, syncBatchNorm: false)
+        dataParallel = try DataParallel(group: group, syncBatchNorm: false, bucketCapMB: bucketCapMB)
     }
 
     /// Every module's parameters and buffers and the queue (what must be identical on every rank).

@@ -21,15 +21,56 @@ import SAMixMixing
 ///   of the global batch (then N ranks compute what one process computes on the global batch);
 /// - after every epoch the ranks prove they hold bit-identical parameters and buffers, else every
 ///   rank stops with `SAMixError.distributed` (so no checkpoint is written from diverged state).
+///
+/// Gradients are averaged in buckets whose all-reduce starts during backward (`GradientBuckets`,
+/// DDP's overlap; `bucketCapMB`, default DDP's 25 MiB with a 1 MiB first bucket), or with
+/// `bucketCapMB` 0 in one flat all-reduce after backward.
 public final class DataParallel {
     public let group: ProcessGroup
     public let syncBatchNorm: Bool
-    /// The flat gradient buffer reused across steps.
+    /// Largest gradient bucket in MiB (0: one all-reduce after backward).
+    public let bucketCapMB: Double
+    /// DDP's `bucket_cap_mb` default.
+    public static let defaultBucketCapMB = 25.0
+    /// DDP's first-bucket size (1 MiB): the last layers' gradients start reducing early.
+    public static let firstBucketCapMB = 1.0
+    /// The flat gradient buffer reused across steps (`bucketCapMB` 0).
     private var flat: [Float] = []
+    /// The communicator of the bucketed reductions (a duplicate of `group`'s, so they never
+    /// interleave with other collectives, e.g. synchronized BatchNorm's during backward).
+    private let gradientGroup: ProcessGroup?
+    private var buckets: GradientBuckets?
 
-    init(group: ProcessGroup, syncBatchNorm: Bool) {
+    init(group: ProcessGroup, syncBatchNorm: Bool, bucketCapMB: Double = DataParallel.defaultBucketCapMB) throws {
+        try require(bucketCapMB >= 0 && bucketCapMB.isFinite, "the gradient bucket cap must be ≥ 0 MiB, got \(bucketCapMB)")
         self.group = group
         self.syncBatchNorm = syncBatchNorm
+        self.bucketCapMB = bucketCapMB
+        gradientGroup = bucketCapMB > 0 ? try group.duplicate() : nil   // collective: every rank, same point
+    }
+
+    /// Number of gradient buckets of the last bucketed step (0 before one or without buckets).
+    public var bucketCount: Int { buckets?.bucketCount ?? 0 }
+
+    /// Runs backward of `loss` (this rank's mean loss over its `rows` rows, value `lossValue`) and
+    /// replaces every gradient of `parameters` by the row-weighted mean over ranks; returns the
+    /// global batch's mean loss. With buckets, reductions start while backward runs.
+    func backwardAndAverage(_ loss: Tensor, lossValue: Double, parameters: [(String, Tensor)], rows: Int) throws -> Double {
+        guard let gradientGroup else {
+            try loss.backward()
+            return try averageGradients(parameters, rows: rows, loss: lossValue)
+        }
+        let tensors = parameters.map { $0.1 }
+        if buckets?.identity != tensors.map({ ObjectIdentifier($0) }) {
+            let mib = 1 << 20
+            buckets = try GradientBuckets(parameters: tensors, group: gradientGroup,
+                                          capBytes: Swift.max(4, Int(bucketCapMB * Double(mib))),
+                                          firstCapBytes: Swift.max(4, Int(Swift.min(bucketCapMB, Self.firstBucketCapMB) * Double(mib))))
+        }
+        let b = buckets!
+        try b.begin(rows: rows)
+        try loss.backward(onLeafReady: b.leafReady)
+        return try b.finish(loss: lossValue)
     }
 
     /// The note for a run resumed from a checkpoint of `saved` ranks with `now` ranks (nil: same count,
@@ -113,15 +154,17 @@ extension Trainer {
     /// naming the first difference), copies rank 0's parameters and buffers to every rank (as DDP
     /// does at construction) and, with `syncBatchNorm`, synchronizes every BatchNorm layer of the
     /// model and the objective's modules. A group of one process leaves the trainer unchanged.
-    public func distribute(over group: ProcessGroup, syncBatchNorm: Bool = false) throws {
+    public func distribute(over group: ProcessGroup, syncBatchNorm: Bool = false,
+                           bucketCapMB: Double = DataParallel.defaultBucketCapMB) throws {
         guard group.isDistributed else { return }
         try require(dataParallel == nil, "the trainer is already data-parallel")
         var lines = ["objective=\(objective.name)", "seed=\(seed)", "optimizer=\(type(of: optimizer))",
-                     "sync_bn=\(syncBatchNorm)", "epochs_done=\(epochsDone)", "steps_done=\(stepsDone)"]
+                     "sync_bn=\(syncBatchNorm)", "bucket_cap_mb=\(bucketCapMB)", "epochs_done=\(epochsDone)",
+                     "steps_done=\(stepsDone)"]
         lines += runSettings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         lines += DataParallel.stateTensors(self).map { "tensor \($0.0) \($0.1.shape)" }
         try group.requireSame(lines, what: "the model and run settings")
-        let dp = DataParallel(group: group, syncBatchNorm: syncBatchNorm)
+        let dp = try DataParallel(group: group, syncBatchNorm: syncBatchNorm, bucketCapMB: bucketCapMB)
         try group.broadcast(DataParallel.stateTensors(self).map { $0.1 })
         if syncBatchNorm {
             model.synchronizeBatchNorm(over: group)
@@ -137,13 +180,14 @@ extension Trainer {
         try dataParallel?.synchronizeAndVerify(self, when: "before evaluation")
     }
 
-    /// `distribute(over: ProcessGroup.world(), syncBatchNorm:)` when this process was started by
+    /// `distribute(over: ProcessGroup.world(), syncBatchNorm:bucketCapMB:)` when this process was started by
     /// `mpirun` with more than one rank (see `ProcessGroup.world`); otherwise nothing.
     /// - Returns: whether the trainer is now data-parallel.
     @discardableResult
-    public func distributeIfLaunched(syncBatchNorm: Bool = false) throws -> Bool {
+    public func distributeIfLaunched(syncBatchNorm: Bool = false,
+                                     bucketCapMB: Double = DataParallel.defaultBucketCapMB) throws -> Bool {
         let world = try ProcessGroup.world()
-        try distribute(over: world, syncBatchNorm: syncBatchNorm)
+        try distribute(over: world, syncBatchNorm: syncBatchNorm, bucketCapMB: bucketCapMB)
         return dataParallel != nil
     }
 }

@@ -243,9 +243,11 @@ public final class Trainer {
             loss = try objective.loss(model: model, batch: batch, context: &ctx)
         }
         var value = Double(loss.data[0])
-        try loss.backward()
         if let dp = dataParallel {   // every rank reaches the all-reduce, so a non-finite loss stops all of them
-            value = try dp.averageGradients(optimizer.namedParameters, rows: rows?.count ?? batch.size, loss: value)
+            value = try dp.backwardAndAverage(loss, lossValue: value, parameters: optimizer.namedParameters,
+                                              rows: rows?.count ?? batch.size)
+        } else {
+            try loss.backward()
         }
         guard value.isFinite else {
             throw SAMixError.numerical("loss became \(value) at epoch \(epochsDone), step \(t) (learning rate \(optimizer.learningRate))")
