@@ -40,11 +40,14 @@ struct ProbeOptions: ParsableArguments {
 }
 
 /// Evaluates a frozen backbone: kNN top-1 and the linear probe, one JSON object or a text line.
+/// Over several ranks (identical backbones) each extracts a share of the features, which are
+/// all-gathered; every rank then runs the same kNN and probe (deterministic: the same figures).
 func evaluateBackbone(_ backbone: Backbone, train: ImageDataset, test: ImageDataset, normalization: Normalization,
-                      probe: LinearProbe?, knnK: Int, knnTemperature: Float) throws -> [(String, String)] {
+                      probe: LinearProbe?, knnK: Int, knnTemperature: Float,
+                      group: ProcessGroup = .single) throws -> [(String, String)] {
     let start = Clock.now()
-    let fb = try SSLFeatures.extract(backbone, dataset: train, normalization: normalization)
-    let ft = try SSLFeatures.extract(backbone, dataset: test, normalization: normalization)
+    let fb = try SSLFeatures.extract(backbone, dataset: train, normalization: normalization, group: group)
+    let ft = try SSLFeatures.extract(backbone, dataset: test, normalization: normalization, group: group)
     let ytr = train.labels.map { Int($0) }, yte = test.labels.map { Int($0) }
     let classes = max(train.classCount, test.classCount)
     let knn = try KNNClassifier.accuracy(trainFeatures: fb, trainLabels: ytr, testFeatures: ft, testLabels: yte,
@@ -196,6 +199,22 @@ struct SSLCommand: ParsableCommand {
             return r.epoch < (stopAfter ?? epochs)
         }
         if trainer.epochsDone < epochs { return }   // --stop-after: the probe waits for the last epoch
+        // The final kNN and probe: every rank extracts a share of the features (a collective).
+        var final: [(String, String)]? = nil
+        if probe {
+            let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,
+                                         probe: try probeOptions.probe(seed: seed), knnK: knnK,
+                                         knnTemperature: Float(sslFit.real("knn_temperature")), group: world)
+            // With --val-split: the same kNN and probe protocol scored on the validation split (val_*).
+            let v = try validation.map {
+                try evaluateBackbone(moco.backbone, train: train, test: $0, normalization: norm,
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK,
+                                     knnTemperature: Float(sslFit.real("knn_temperature")), group: world)
+                    .filter { $0.0 != "eval_seconds" }.map { ("val_" + $0.0, $0.1) }
+            } ?? []
+            final = [("final", "true"), ("method", method.jsonQuoted), ("model", model.jsonQuoted), ("seed", "\(seed)"),
+                     ("pretrain_seconds", format3(Clock.now() - t0))] + e + v
+        }
         guard world.isMain else {   // the rest is rank 0's, except a clustering it needs (a collective)
             if compareMasks != nil, case .samix(let s) = mix, s.variant == .cluster, moco.pseudoLabels == nil {
                 try trainer.refreshPseudoLabels(train, epoch: epochs)
@@ -229,18 +248,7 @@ struct SSLCommand: ParsableCommand {
                 printRecord(f, json: json)
             }
         }
-        if probe {
-            let e = try evaluateBackbone(moco.backbone, train: train, test: test, normalization: norm,
-                                         probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
-            // With --val-split: the same kNN and probe protocol scored on the validation split (val_*).
-            let v = try validation.map {
-                try evaluateBackbone(moco.backbone, train: train, test: $0, normalization: norm,
-                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
-                    .filter { $0.0 != "eval_seconds" }.map { ("val_" + $0.0, $0.1) }
-            } ?? []
-            printRecord([("final", "true"), ("method", method.jsonQuoted), ("model", model.jsonQuoted), ("seed", "\(seed)"),
-                         ("pretrain_seconds", format3(Clock.now() - t0))] + e + v, json: json)
-        }
+        if let final { printRecord(final, json: json) }
     }
 }
 
@@ -259,8 +267,12 @@ struct ProbeCommand: ParsableCommand {
     func run() throws {
         let (train, _, test, norm) = try dataOptions.load(seed: seed)
         let loaded = try BackboneCheckpoint.load(from: backbone)
+        // Under mpirun: the ranks share the feature extraction; rank 0 prints.
+        let world = try ProcessGroup.world()
         let e = try evaluateBackbone(loaded.backbone, train: train, test: test, normalization: norm,
-                                     probe: try probeOptions.probe(seed: seed), knnK: knnK, knnTemperature: Float(sslFit.real("knn_temperature")))
+                                     probe: try probeOptions.probe(seed: seed), knnK: knnK,
+                                     knnTemperature: Float(sslFit.real("knn_temperature")), group: world)
+        guard world.isMain else { return }
         let method = loaded.metadata["method"] ?? "unknown"
         printRecord([("backbone", backbone.jsonQuoted), ("method", method.jsonQuoted),
                      ("model", loaded.architecture.jsonQuoted), ("train_images", "\(train.count)")] + e, json: json)
