@@ -323,6 +323,22 @@ def _ssl_args(ckpt: Path, *extra: str, method: str = "moco", epochs: int = 1) ->
             "--lr", "0.01", "--knn-k", "5", "--checkpoint", str(ckpt), *extra]
 
 
+def test_probe_over_two_ranks_shares_the_feature_extraction_and_equals_one_process(tmp_path):
+    """`samix-bench probe` under mpirun: each rank extracts half of the features, they are
+    all-gathered, every rank fits the same probe, rank 0 prints — the same kNN and probe figures as
+    one process."""
+    mpirun = _mpirun()
+    bb = tmp_path / "backbone"
+    _ok(_run(_ssl_args(tmp_path / "ck", "--save", str(bb))))
+    args = [BENCH, "probe", "--data", _fashion(), "--train-subset", "96", "--test-subset", "64", "--backbone", str(bb),
+            "--probe-epochs", "3", "--knn-k", "5", "--json"]
+    one = _ok(_run(args)).stdout.strip().splitlines()
+    two = _ok(_run([mpirun, "-np", "2", *args])).stdout.strip().splitlines()
+    assert len(one) == 1 and len(two) == 1, two
+    strip_time = lambda line: {k: v for k, v in json.loads(line).items() if k != "eval_seconds"}
+    assert strip_time(two[0]) == strip_time(one[0])
+
+
 def _ssl_distance(a: Path, b: Path) -> tuple[float, float]:
     """(relative distance of the query encoder's parameters, max |Δ| of the queue)."""
     ta, tb = _read_safetensors(a), _read_safetensors(b)
