@@ -32,6 +32,7 @@ from ._cstr import c_string
 from ._arrays import as_labels
 from ._handle import Handle
 from ._lib import RECORD_CALLBACK, check, lib
+from ._fit_calls import repeat_fit_call
 from ._interrupt import interrupt_guard, interruptible
 from .checkpoint import MetadataArgs, PathLike, path_arg
 from .datasets import _DatasetHandle
@@ -366,20 +367,11 @@ class MoCo(Handle):
         with _Images(x, y, "x", k) as train, interrupt_guard() as guard:
             vset = _Images(val[0], val[1], "val x", k) if val is not None else None
             try:
-                while True:
-                    pending.clear()
-                    status = lib.samix_ssl_fit(self.handle, train.handle, 0 if vset is None else vset.handle,
-                                               epochs, batch_size, lr, weight_decay, knn_every, knn_k,
-                                               knn_temperature, ckpt, 1, cb, None)
-                    if errors:
-                        raise errors[0]
-                    check(status)
-                    guard.check()
-                    if not pending or any(c(pending[-1]) is False for c in callbacks):
-                        break
-                    guard.check()
-                    if pending[-1]["fit_epoch"] >= epochs:
-                        break
+                repeat_fit_call(lambda: lib.samix_ssl_fit(self.handle, train.handle,
+                                                          0 if vset is None else vset.handle, epochs, batch_size, lr,
+                                                          weight_decay, knn_every, knn_k, knn_temperature, ckpt, 1,
+                                                          cb, None),
+                                pending, errors, guard, callbacks, lambda: pending[-1]["fit_epoch"] >= epochs)
             finally:
                 if vset is not None:
                     vset.close()

@@ -19,6 +19,7 @@ from .datasets import _DatasetHandle
 from . import learned as _learned
 from . import distributed as _distributed
 from ._arrays import as_f32, as_labels, shape_array
+from ._fit_calls import repeat_fit_call
 from ._interrupt import interrupt_guard, interruptible
 from .errors import InvalidArgumentError, SamixTypeError, ShapeError
 from .mixing import MixResult, alpha_arg
@@ -313,22 +314,15 @@ class Trainer(Handle):
                 cb = RECORD_CALLBACK(on_record)
                 vargs = val_ds.fit_args() if val_ds is not None else (0, None, None, None)
                 pending: list[dict] = []
-                while True:
-                    pending.clear()
+
+                def call() -> int:
                     try:
-                        status = lib.samix_trainer_fit(self.handle, *train.fit_args(), *vargs, epochs, batch_size,
-                                                       1 if augment else 0, 500, 1, cb, None)
+                        return lib.samix_trainer_fit(self.handle, *train.fit_args(), *vargs, epochs, batch_size,
+                                                     1 if augment else 0, 500, 1, cb, None)
                     finally:
                         self._close_bar(bar)
-                    if errors:
-                        raise errors[0]
-                    check(status)
-                    guard.check()
-                    if not pending or any(cbk(pending[-1]) is False for cbk in callbacks):
-                        break
-                    guard.check()
-                    if self.epochs_done >= epochs:
-                        break
+
+                repeat_fit_call(call, pending, errors, guard, callbacks, lambda: self.epochs_done >= epochs)
         finally:
             if val_ds is not None:
                 val_ds.close()

@@ -55,10 +55,12 @@ print("RESULT " + json.dumps(out), flush=True)
 """
 
 
-def _interrupt_child(code: str, ready) -> tuple[dict | None, str, float]:
-    """Runs ``code`` in a subprocess, sends SIGINT once ``ready(stdout)`` returns, and returns the
-    child's ``RESULT`` record, its stderr and the time the signal was sent."""
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _interrupt_child(code: str, ready, args: tuple = ()) -> tuple[dict | None, str, float]:
+    """Runs ``code`` in a subprocess, sends SIGINT once ``ready(process)`` returns (``ready`` may send
+    signals of its own first), and returns the child's ``RESULT`` record, its stderr and the time
+    of the last signal."""
+    p = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     try:
         ready(p)
         sent = time.time()
@@ -236,24 +238,17 @@ def test_sigint_stops_evaluations_knn_and_the_linear_probe_mid_call():
     KeyboardInterrupt is raised quickly, and later calls give the uninterrupted results."""
     names = ["evaluate", "features", "knn", "probe"]
     sent: dict[str, float] = {}
-    p = subprocess.Popen([sys.executable, "-c", EVAL_CHILD, *names], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    result = None
-    try:
-        for name in names:
+
+    def each_call(p):   # one SIGINT a second into each call; the last one is sent by _interrupt_child
+        for i, name in enumerate(names):
             line = p.stdout.readline()
             assert line.strip() == f"ready {name}", line + p.stderr.read()
             time.sleep(1.0)   # well inside the call
             sent[name] = time.time()
-            os.kill(p.pid, signal.SIGINT)
-        for line in p.stdout:
-            if line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT "):])
-        err = p.stderr.read()
-        assert p.wait(timeout=300) == 0, err
-    finally:
-        if p.poll() is None:
-            p.kill()
+            if i < len(names) - 1:
+                os.kill(p.pid, signal.SIGINT)
+
+    result, err, _ = _interrupt_child(EVAL_CHILD, each_call, tuple(names))
     assert result is not None, err
     assert "Exception ignored" not in err, err
     for name in names:
