@@ -83,6 +83,7 @@ samix_status samix_last_error_code(void);
 void samix_clear_error(void);
 /* SAMIX_E_INVALID_ARGUMENT naming every invalid environment switch (SAMIX_NUM_THREADS must be an
  * integer in 1...256; SAMIX_CONV dnnl|im2col; SAMIX_CONV_ALGO default|direct|winograd;
+ * SAMIX_THREAD_POOL openmp|dispatch;
  * SAMIX_WINOGRAD_MIN_CHANNELS an integer >= 1). Invalid values are never silently replaced. */
 samix_status samix_check_environment(void);
 /* Worker threads used by samix kernels (1...256). Default: online CPUs or $SAMIX_NUM_THREADS. */

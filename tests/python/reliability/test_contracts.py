@@ -151,6 +151,65 @@ def test_invalid_thread_environment_is_an_error(value):
     assert "SAMIX_NUM_THREADS must be an integer in 1...256" in r.stderr, r.stderr
 
 
+def test_invalid_thread_pool_is_an_error():
+    r = run_py("import samix", env={"SAMIX_THREAD_POOL": "tbb"})
+    assert r.returncode != 0
+    assert "SAMIX_THREAD_POOL must be one of openmp, dispatch, got 'tbb'" in r.stderr, r.stderr
+
+
+POOL_SCRIPT = r"""
+import hashlib, numpy as np, samix
+samix.set_num_threads(2)
+g = np.random.default_rng(0)
+x = g.standard_normal((32, 3, 16, 16)).astype(np.float32)
+y = (np.arange(32) % 4).astype(np.int64)
+h = hashlib.sha256()
+r = samix.mix(x.copy(), y, "cutmix", num_classes=4, seed=3)
+h.update(r.images.tobytes()); h.update(r.targets.tobytes())
+t = samix.Trainer(samix.models.Model("resnet20", num_classes=4, seed=0), mix="mixup", seed=0)
+t.fit(x, y, epochs=1, batch_size=16, progress=False, verbose=False)
+for k, v in sorted(t.model.state_dict().items()):
+    h.update(v.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_both_thread_pools_give_bit_identical_results():
+    """samix's own loops on the OpenMP team (default) or on libdispatch: the same chunks, so the same
+    bits for mixing, a training epoch and the weights."""
+    out = {}
+    for pool in ("openmp", "dispatch"):
+        r = run_py(POOL_SCRIPT, env={"SAMIX_THREAD_POOL": pool})
+        assert r.returncode == 0, r.stderr
+        out[pool] = r.stdout.strip()
+    assert out["openmp"] == out["dispatch"]
+
+
+FORK_SCRIPT = r"""
+import os, numpy as np, samix
+samix.set_num_threads(2)
+big = np.random.default_rng(1).standard_normal((256, 3, 32, 32)).astype(np.float32)
+samix.mix(big.copy(), None, "mixup", seed=0, out=None)          # the parent's pool is running
+model = samix.models.Model("resnet20", num_classes=10, seed=0)
+model(big[:64])
+expected = samix.mix(big.copy(), None, "mixup", seed=1).images
+pid = os.fork()
+if pid == 0:   # a DataLoader worker started with fork: must not wait for the parent's threads
+    got = samix.mix(big.copy(), None, "mixup", seed=1).images
+    os._exit(0 if np.array_equal(got, expected) else 3)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_mixing_in_a_forked_child_after_the_parent_used_the_engine():
+    """GNU libgomp's pool does not survive fork(): a forked child's samix loops run on libdispatch
+    (was: the child's first mix waited forever)."""
+    r = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "child exit 0", r.stdout + r.stderr
+
+
 def test_valid_thread_environment_and_set_threads():
     r = run_py("import samix; print(samix.get_num_threads())", env={"SAMIX_NUM_THREADS": "3"})
     assert r.returncode == 0, r.stderr
