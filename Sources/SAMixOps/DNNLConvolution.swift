@@ -53,7 +53,7 @@ enum DNNLConvolution {
     private static func plan(_ g: Conv2DGeometry, bias: Bool) -> Plan? {
         guard backend == .dnnl, let engine else { return nil }
         let key = Key(n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, kh: g.kh, kw: g.kw,
-                      stride: g.stride, padding: g.padding, bias: bias, threads: Engine.threads)
+                      stride: g.stride, padding: g.padding, bias: bias, threads: ForkedChild.isForked ? 1 : Engine.threads)
         return plans.withLock { plans in
             if let p = plans[key] { return p }
             setThreads()
@@ -64,7 +64,10 @@ enum DNNLConvolution {
     }
 
     @inline(__always)
-    private static func setThreads() { ompSetNumThreads?(Int32(Engine.threads)) }
+    private static func setThreads() {
+        ForkedChild.watch()
+        ompSetNumThreads?(Int32(ForkedChild.isForked ? 1 : Engine.threads))   // see ForkedChild
+    }
 
     /// y = conv(x, w) + b on plain tensors; false when oneDNN is off or cannot do this geometry.
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,

@@ -117,7 +117,7 @@ public func parallelChunks(_ count: Int, minChunk: Int = 1, _ body: (Int, Range<
     let base = count / workers, extra = count % workers
     withoutActuallyEscaping(body) { body in
         let shared = RaceFreeByContract(body)
-        if let omp = OpenMPTeam.shared, !OpenMPTeam.forked.load(ordering: .relaxed) {
+        if let omp = OpenMPTeam.shared, !ForkedChild.isForked {
             omp.run(workers) { w in
                 let start = w * base + min(w, extra)
                 shared.value(w, start..<(start + base + (w < extra ? 1 : 0)))
@@ -144,9 +144,6 @@ final class OpenMPTeam: @unchecked Sendable {  // immutable function pointers
     let threadNumber: @convention(c) () -> Int32
     let teamSize: @convention(c) () -> Int32
 
-    /// Set in the child of a `fork()` (pthread_atfork): the OpenMP pool is not usable there.
-    @usableFromInline static let forked = Atomic<Bool>(false)
-
     @usableFromInline static let shared: OpenMPTeam? = {
         guard Engine.environment("SAMIX_THREAD_POOL") ?? "openmp" == "openmp",
               let lib = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD),
@@ -157,10 +154,7 @@ final class OpenMPTeam: @unchecked Sendable {  // immutable function pointers
                           teamSize: unsafeBitCast(n, to: (@convention(c) () -> Int32).self))
     }()
 
-    /// Registers the fork handler once, before the first parallel region.
-    @usableFromInline static let forkHandlerInstalled: Bool = {
-        pthread_atfork(nil, nil, { OpenMPTeam.forked.store(true, ordering: .relaxed) }) == 0
-    }()
+
 
     init(parallel: @escaping @convention(c) (Body, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void,
          threadNumber: @escaping @convention(c) () -> Int32, teamSize: @escaping @convention(c) () -> Int32) {
@@ -179,7 +173,7 @@ final class OpenMPTeam: @unchecked Sendable {  // immutable function pointers
     /// team's real size, which is 1 inside another parallel region).
     @usableFromInline
     func run(_ workers: Int, _ chunk: (Int) -> Void) {
-        _ = Self.forkHandlerInstalled
+        ForkedChild.watch()
         withoutActuallyEscaping(chunk) { chunk in
             var ctx = Context(run: chunk, workers: workers, team: self)
             withUnsafeMutablePointer(to: &ctx) { p in
@@ -228,4 +222,29 @@ public func parallelForThrowing(_ count: Int, _ body: (Int) throws -> Void) thro
         }
     }
     if let f = failure.withLock({ $0 }) { throw f.error }
+}
+
+/// Whether this process is the child of a `fork()` made after samix started its threads. GNU
+/// libgomp's thread pool does not survive fork: a child's next multi-threaded OpenMP region waits
+/// forever for the parent's threads. The child handler therefore sets the OpenMP thread count to
+/// 1 (oneDNN's kernels then run on the child's one thread) and samix's own loops use libdispatch.
+public enum ForkedChild {
+    private static let forked = Atomic<Bool>(false)
+
+    /// True in a child forked after `watch()`.
+    @inlinable public static var isForked: Bool { flag }
+    @usableFromInline static var flag: Bool { forked.load(ordering: .relaxed) }
+
+    private static let installed: Bool = {
+        pthread_atfork(nil, nil, {
+            ForkedChild.forked.store(true, ordering: .relaxed)
+            if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") {
+                unsafeBitCast(sym, to: (@convention(c) (Int32) -> Void).self)(1)
+            }
+        }) == 0
+    }()
+
+    /// Installs the fork handler (once); call before the first parallel region.
+    @inlinable public static func watch() { install() }
+    @usableFromInline static func install() { _ = installed }
 }
