@@ -136,7 +136,8 @@ public func parallelChunks(_ count: Int, minChunk: Int = 1, _ body: (Int, Range<
 /// samix's element-wise ops instead of two pools spinning against each other on the same cores
 /// (measured: ResNet-20 step 375 → 265 ms at 2 threads). GNU libgomp's pool does not survive
 /// `fork()` (a child's first parallel region waits forever for the parent's threads), so a forked
-/// child (e.g. a PyTorch DataLoader worker mixing batches) runs samix's loops on libdispatch.
+/// child (e.g. a PyTorch DataLoader worker mixing batches) runs samix's loops on libdispatch
+/// (`ForkedChild`).
 @usableFromInline
 final class OpenMPTeam: @unchecked Sendable {  // immutable function pointers
     typealias Body = @convention(c) (UnsafeMutableRawPointer?) -> Void
@@ -153,8 +154,6 @@ final class OpenMPTeam: @unchecked Sendable {  // immutable function pointers
                           threadNumber: unsafeBitCast(t, to: (@convention(c) () -> Int32).self),
                           teamSize: unsafeBitCast(n, to: (@convention(c) () -> Int32).self))
     }()
-
-
 
     init(parallel: @escaping @convention(c) (Body, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void,
          threadNumber: @escaping @convention(c) () -> Int32, teamSize: @escaping @convention(c) () -> Int32) {
@@ -235,12 +234,16 @@ public enum ForkedChild {
     @inlinable public static var isForked: Bool { flag }
     @usableFromInline static var flag: Bool { forked.load(ordering: .relaxed) }
 
+    /// `omp_set_num_threads`, resolved before the handler is registered (no dlsym after fork).
+    private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? =
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads")
+            .map { unsafeBitCast($0, to: (@convention(c) (Int32) -> Void).self) }
+
     private static let installed: Bool = {
-        pthread_atfork(nil, nil, {
+        _ = ompSetNumThreads
+        return pthread_atfork(nil, nil, {
             ForkedChild.forked.store(true, ordering: .relaxed)
-            if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") {
-                unsafeBitCast(sym, to: (@convention(c) (Int32) -> Void).self)(1)
-            }
+            ForkedChild.ompSetNumThreads?(1)
         }) == 0
     }()
 
