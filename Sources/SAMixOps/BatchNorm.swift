@@ -14,9 +14,14 @@ import SAMixCore
 /// Σ(x − μ)²), and backward all-reduces Σ dy and Σ dy·x̂ before dx, as PyTorch's SyncBatchNorm does;
 /// dγ, dβ stay this rank's sums (the trainer averages gradients over ranks). Every rank must call
 /// it for the same layers in the same order.
+///
+/// `relu`: returns max(y, 0) in the same pass (BatchNorm followed by ReLU, fused): the forward writes
+/// one tensor instead of two, and backward masks dy by [out > 0] while it reads it instead of a
+/// separate ReLU backward pass. The numbers are bit-identical to `batchNorm2d(…).relu()` (the masked
+/// gradient of each plane is formed in a small per-thread buffer and reduced by the same code).
 public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
                         training: Bool, momentum: Float = 0.1, epsilon: Float = 1e-5,
-                        synchronizedOver group: ProcessGroup? = nil) throws -> Tensor {
+                        synchronizedOver group: ProcessGroup? = nil, relu: Bool = false) throws -> Tensor {
     try requireShape(x.rank == 4 || x.rank == 2, "batchNorm2d input must be [N, C, H, W] or [N, C], got \(x.shape)")
     let n = x.shape[0], c = x.shape[1]
     let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
@@ -68,7 +73,11 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
         let shift = (bp?[ch] ?? 0) - mu * scale
         for img in 0..<n {
             let src = xp + (img &* cstride &+ ch &* hw), dst = yp + (img &* cstride &+ ch &* hw)
-            for i in 0..<hw { dst[i] = src[i] * scale + shift }
+            if relu {
+                for i in 0..<hw { let v = src[i] * scale + shift; dst[i] = v > 0 ? v : 0 }
+            } else {
+                for i in 0..<hw { dst[i] = src[i] * scale + shift }
+            }
         }
     }
     var inputs = [x]
@@ -76,12 +85,22 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
     if let beta { inputs.append(beta) }
     let xd = x.detached(), gd = gamma?.detached()
     let hasGamma = gamma != nil, hasBeta = beta != nil
-    return y.recordOp("batchNorm2d", inputs) { dy in
+    let outd: Tensor? = relu && Tensor.needsGrad(inputs) ? y.detached() : nil   // the ReLU mask [out > 0]
+    return y.recordOp(relu ? "batchNorm2dReLU" : "batchNorm2d", inputs) { dyIn in
+        // Fused ReLU: the gradient reaching BatchNorm is dy·[out > 0], formed plane by plane in
+        // `masked` (one H·W plane, cache-resident) so the sums see exactly the unfused values.
+        let outp = outd?.data
+        @inline(__always) func plane(_ off: Int, _ masked: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+            guard let outp else { return UnsafePointer(dyIn.data + off) }
+            let s = dyIn.data + off, o = outp + off
+            for i in 0..<hw { masked[i] = o[i] > 0 ? s[i] : 0 }
+            return UnsafePointer(masked)
+        }
         // Re-derive the pointers from the tensors so the closure keeps mean/invStd alive.
         let mp = mean.data, sp = invStd.data
-        let dx = x.requiresGrad ? try Tensor(uninitializedShape: xd.shape) : nil
+        let dx = x.requiresGrad ? try Tensor(uninitializedShape: xd.shape) : nil   // dyIn: [N, C, H, W] like x
         let dgamma = try Tensor(uninitializedShape: [c]), dbeta = try Tensor(uninitializedShape: [c])
-        let xp = xd.data, dyp = dy.data, dxp = dx?.data, dgp = dgamma.data, dbp = dbeta.data
+        let xp = xd.data, dxp = dx?.data, dgp = dgamma.data, dbp = dbeta.data
         let gp = gd?.data
         // Synchronized: the global Σ dy and Σ dy·x̂ of every channel, reduced before dx.
         var global: [Double] = []
@@ -91,10 +110,13 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
                 let gs = g.baseAddress!
                 parallelFor(c) { ch in
                     var sdy: Double = 0, sdyx: Double = 0
-                    for img in 0..<n {
-                        let off = img &* cstride &+ ch &* hw
-                        sdy += Double(sumFloats(dyp + off, hw))
-                        sdyx += Double(dotFloats(dyp + off, xp + off, hw))
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: outp == nil ? 1 : hw) { tmp in
+                        for img in 0..<n {
+                            let off = img &* cstride &+ ch &* hw
+                            let g = plane(off, tmp.baseAddress!)
+                            sdy += Double(sumFloats(g, hw))
+                            sdyx += Double(dotFloats(g, xp + off, hw))
+                        }
                     }
                     gs[ch] = sdy
                     gs[c &+ ch] = (sdyx - Double(mp[ch]) * sdy) * Double(sp[ch])
@@ -105,12 +127,15 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
         let globalSums = global
         let invM = 1 / Float(totalM)
         parallelFor(c) { ch in
+          withUnsafeTemporaryAllocation(of: Float.self, capacity: outp == nil ? 1 : hw) { tmp in
+            let masked = tmp.baseAddress!
             let mu = mp[ch], istd = sp[ch]
             var sdy: Double = 0, sdyx: Double = 0
             for img in 0..<n {
                 let off = img &* cstride &+ ch &* hw
-                sdy += Double(sumFloats(dyp + off, hw))
-                sdyx += Double(dotFloats(dyp + off, xp + off, hw))
+                let g = plane(off, masked)
+                sdy += Double(sumFloats(g, hw))
+                sdyx += Double(dotFloats(g, xp + off, hw))
             }
             // Σ dy·x̂ = istd·(Σ dy·x − μ·Σ dy)
             let db = Float(sdy), dg = Float((sdyx - Double(mu) * sdy)) * istd
@@ -124,17 +149,18 @@ public func batchNorm2d(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean:
                 let a = sumDy * invM, b = sumDyXhat * invM * istd
                 for img in 0..<n {
                     let off = img &* cstride &+ ch &* hw
-                    let s = dyp + off, xs = xp + off, d = dxp + off
+                    let s = plane(off, masked), xs = xp + off, d = dxp + off
                     for i in 0..<hw { d[i] = k * (s[i] - a - (xs[i] - mu) * b) }
                 }
             } else {
                 let k = g * istd
                 for img in 0..<n {
                     let off = img &* cstride &+ ch &* hw
-                    let s = dyp + off, d = dxp + off
+                    let s = plane(off, masked), d = dxp + off
                     for i in 0..<hw { d[i] = k * s[i] }
                 }
             }
+          }
         }
         var grads: [Tensor?] = [dx]
         if hasGamma { grads.append(gamma?.requiresGrad == true ? dgamma : nil) }

@@ -25,9 +25,11 @@ public final class BatchNorm2d: Module {
     public override var localParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
     public override var localBuffers: [(String, Tensor)] { [("running_mean", runningMean), ("running_var", runningVar)] }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    /// `relu`: BatchNorm followed by ReLU in one fused op (the same numbers as `bn(x).relu()`).
+    public func callAsFunction(_ x: Tensor, relu: Bool = false) throws -> Tensor {
         try batchNorm2d(x, gamma: weight, beta: bias, runningMean: runningMean, runningVar: runningVar,
-                        training: isTraining, momentum: momentum, epsilon: epsilon, synchronizedOver: synchronizedOver)
+                        training: isTraining, momentum: momentum, epsilon: epsilon, synchronizedOver: synchronizedOver,
+                        relu: relu)
     }
 }
 

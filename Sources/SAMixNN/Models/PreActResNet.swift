@@ -28,9 +28,9 @@ public final class PreActResNet: Backbone {
         }
 
         public func callAsFunction(_ x: Tensor) throws -> Tensor {
-            let a = try bn1(x).relu()
+            let a = try bn1(x, relu: true)
             let short = try shortcut.map { try $0(a) } ?? x
-            let out = try conv2(try bn2(try conv1(a)).relu())
+            let out = try conv2(try bn2(try conv1(a), relu: true))
             return try out + short
         }
     }
@@ -63,6 +63,6 @@ public final class PreActResNet: Backbone {
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
         return try runStages(x, hook: hook, stem: { try self.conv1($0) }, stages: stages,
-                             finalize: { try self.finalBN($0).relu() })
+                             finalize: { try self.finalBN($0, relu: true) })
     }
 }

@@ -24,7 +24,7 @@ public final class ResNetCIFAR: Backbone {
         }
 
         public func callAsFunction(_ x: Tensor) throws -> Tensor {
-            let out = try bn2(try conv2(try bn1(try conv1(x)).relu()))
+            let out = try bn2(try conv2(try bn1(try conv1(x), relu: true)))
             let short = (stride == 1 && inChannels == outChannels)
                 ? x : try shortcutA(x, outChannels: outChannels, stride: stride)
             return try (out + short).relu()
@@ -60,6 +60,6 @@ public final class ResNetCIFAR: Backbone {
 
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
-        return try runStages(x, hook: hook, stem: { try self.bn1(try self.conv1($0)).relu() }, stages: stages)
+        return try runStages(x, hook: hook, stem: { try self.bn1(try self.conv1($0), relu: true) }, stages: stages)
     }
 }

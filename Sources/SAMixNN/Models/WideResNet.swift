@@ -31,9 +31,9 @@ public final class WideResNet: Backbone {
         }
 
         public func callAsFunction(_ x: Tensor) throws -> Tensor {
-            let a = try bn1(x).relu()
+            let a = try bn1(x, relu: true)
             let short = try shortcut.map { try $0(a) } ?? x
-            var h = try bn2(try conv1(a)).relu()
+            var h = try bn2(try conv1(a), relu: true)
             if dropRate > 0 && isTraining { h = try h.dropout(p: dropRate, training: true, rng: &rng) }
             return try conv2(h) + short
         }
@@ -70,6 +70,6 @@ public final class WideResNet: Backbone {
     public override func forwardStages(_ x: Tensor, hook: ((Int, Tensor) throws -> Tensor)? = nil) throws -> [Tensor] {
         try checkInput(x, channels: inChannels)
         return try runStages(x, hook: hook, stem: { try self.conv1($0) }, stages: stages,
-                             finalize: { try self.finalBN($0).relu() })
+                             finalize: { try self.finalBN($0, relu: true) })
     }
 }
