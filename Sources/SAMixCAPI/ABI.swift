@@ -169,8 +169,7 @@ public func samix_check_environment() -> Int32 {
 public func samix_set_interrupt_check(_ check: (@convention(c) (UnsafeMutableRawPointer?) -> Int32)?,
                                       _ user: UnsafeMutableRawPointer?) -> Int32 {
     guarded("samix_set_interrupt_check") {
-        let address = user.map { Int(bitPattern: $0) }   // the caller's pointer, passed back as given
-        Interruption.setCheck(check.map { f in { f(address.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }) != 0 } })
+        Interruption.setCheck(check.map { f in { f(user) != 0 } })   // the caller's pointer, passed back as given
     }
 }
 

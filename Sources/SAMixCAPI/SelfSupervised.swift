@@ -133,8 +133,7 @@ public func samix_ssl_fit(_ handle: UInt64, _ train: UInt64, _ val: UInt64, _ ep
             // continues in memory too.
             if !stopped {
                 b.fits += 1
-            } else if trainer.epochsDone < trainer.config.epochs,
-                      trainer.step == trainer.epochsDone * (trainSet.count / Int(batchSize)) {   // at an epoch boundary
+            } else if trainer.canContinue(on: trainSet) {
                 b.unfinished = (trainer, call)
             }
         }

@@ -228,11 +228,10 @@ public func parallelForThrowing(_ count: Int, _ body: (Int) throws -> Void) thro
 /// forever for the parent's threads. The child handler therefore sets the OpenMP thread count to
 /// 1 (oneDNN's kernels then run on the child's one thread) and samix's own loops use libdispatch.
 public enum ForkedChild {
-    private static let forked = Atomic<Bool>(false)
+    @usableFromInline static let forked = Atomic<Bool>(false)
 
     /// True in a child forked after `watch()`.
-    @inlinable public static var isForked: Bool { flag }
-    @usableFromInline static var flag: Bool { forked.load(ordering: .relaxed) }
+    @inlinable public static var isForked: Bool { forked.load(ordering: .relaxed) }
 
     /// `omp_set_num_threads`, resolved before the handler is registered (no dlsym after fork).
     private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? =
@@ -248,6 +247,5 @@ public enum ForkedChild {
     }()
 
     /// Installs the fork handler (once); call before the first parallel region.
-    @inlinable public static func watch() { install() }
-    @usableFromInline static func install() { _ = installed }
+    public static func watch() { _ = installed }
 }

@@ -54,11 +54,11 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
     /// the same point). Collectives on it are ordered independently of this group's, so non-blocking
     /// gradient reductions can be in flight while, e.g., synchronized BatchNorm uses this group.
     public func duplicate() throws -> ProcessGroup {
-        guard size > 1, mpi != nil else { return self }
+        guard size > 1, let mpi else { return self }
         var comm: UnsafeMutableRawPointer? = nil
         try call("MPI_Comm_dup") { m in m.commDup(self.comm(m), &comm) }
         guard let comm else { throw SAMixError.distributed("MPI_Comm_dup returned no communicator") }
-        _ = mpi!.commSetErrhandler(comm, mpi!.errorsReturn)
+        _ = mpi.commSetErrhandler(comm, mpi.errorsReturn)
         return ProcessGroup(duplicating: self, communicator: comm)
     }
 
@@ -190,14 +190,13 @@ public final class ProcessGroup: @unchecked Sendable {  // immutable; MPI calls 
         return PendingReduction(request: request, done: false)
     }
 
-    /// Lets MPI progress the pending reductions (`MPI_Test`; returns at once). Open MPI advances a
+    /// Lets MPI progress a pending reduction (`MPI_Test`; returns at once). Open MPI advances a
     /// non-blocking collective only inside MPI calls, so callers poll between pieces of work.
-    public func poll(_ pending: [PendingReduction]) throws {
-        for p in pending where !p.done {
-            var flag: Int32 = 0
-            try call("test(iallreduce)") { m in m.test(&p.request, &flag, nil) }
-            if flag != 0 { p.done = true }
-        }
+    public func poll(_ pending: PendingReduction) throws {
+        guard !pending.done else { return }
+        var flag: Int32 = 0
+        try call("test(iallreduce)") { m in m.test(&pending.request, &flag, nil) }
+        if flag != 0 { pending.done = true }
     }
 
     /// Waits until `pending` has finished (under the collective timeout).

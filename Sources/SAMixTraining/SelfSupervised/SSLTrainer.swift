@@ -116,6 +116,12 @@ public final class SSLTrainer {
         return (r.inertia, kept)
     }
 
+    /// Whether a `fit` on `train` that was stopped early can be continued by calling `fit` again:
+    /// epochs are left and the trainer stands at an epoch boundary (not mid-epoch).
+    public func canContinue(on train: ImageDataset) -> Bool {
+        epochsDone < config.epochs && step == epochsDone * (train.count / config.batchSize)
+    }
+
     /// kNN top-1 of the query backbone: memory bank = `bank`, queries = `test`.
     public func knnAccuracy(bank: ImageDataset, test: ImageDataset) throws -> Double {
         let fb = try SSLFeatures.extract(model.backbone, dataset: bank, normalization: normalization, group: group)

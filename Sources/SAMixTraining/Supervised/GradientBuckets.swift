@@ -92,7 +92,7 @@ final class GradientBuckets {
         buckets[b].readyCount += 1
         if buckets[b].readyCount == buckets[b].parameters.count { pack(b) }
         try startPackedBuckets()
-        try group.poll(buckets.compactMap { $0.pending })
+        for b in 0..<nextToStart { if let p = buckets[b].pending { try group.poll(p) } }
     }
 
     /// Starts what is left, waits for every bucket, writes the averaged gradients back and returns
